@@ -1,0 +1,40 @@
+"""Exception classes.
+
+Every error dasknmf raises on purpose derives from :class:`DaskNMFError` and from the
+builtin exception a caller would expect (``ValueError``, ``FileNotFoundError`` ...), so
+``except ValueError`` keeps working while ``except DaskNMFError`` catches only ours.
+"""
+
+from __future__ import annotations
+
+
+class DaskNMFError(Exception):
+    """Base class of every error raised by dasknmf."""
+
+
+class InvalidInputError(DaskNMFError, ValueError):
+    """The matrix handed to dasknmf cannot be factorised (negative, NaN, empty ...)."""
+
+
+class InvalidParameterError(DaskNMFError, ValueError):
+    """A parameter has a value outside what is allowed."""
+
+
+class StoreNotFoundError(DaskNMFError, FileNotFoundError):
+    """No matrix store exists at the given path."""
+
+
+class NotAStoreError(DaskNMFError, ValueError):
+    """The path exists but does not hold a dasknmf matrix store."""
+
+
+class CorruptStoreError(DaskNMFError, ValueError):
+    """A dasknmf store is incomplete or its contents contradict its metadata."""
+
+
+class StoreExistsError(DaskNMFError, FileExistsError):
+    """Writing would overwrite an existing store and ``overwrite`` was not set."""
+
+
+class UnsupportedFormatError(DaskNMFError, ValueError):
+    """An input file has a format that dasknmf cannot import."""

@@ -1,0 +1,325 @@
+"""scikit-learn compatible :class:`NMF` over tiled dask matrices."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from numbers import Integral
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+
+from dasknmf import fit as fit_loop
+from dasknmf import inputs, products
+from dasknmf.callbacks import PrintProgress
+from dasknmf.errors import InvalidParameterError
+from dasknmf.init import INIT_METHODS, initialize
+from dasknmf.params import check_chunks, check_int, check_option, check_real
+from dasknmf.random import seed_from
+from dasknmf.resources import available_memory, total_threads
+from dasknmf.solvers.mu import FrobeniusMU, transform_w
+
+logger = logging.getLogger(__name__)
+
+#: With ``persist="auto"``, V is kept in memory when it takes less than this share of
+#: the memory the scheduler has; the rest is left for factors and partial products.
+PERSIST_FRACTION = 0.5
+
+
+def _is_lazy(X) -> bool:
+    return isinstance(X, (da.Array, str, os.PathLike))
+
+
+class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+    """Non-negative matrix factorisation ``X ≈ W H`` by multiplicative updates.
+
+    ``X`` (``m × n``) may be larger than memory: it is processed as a grid of tiles
+    by dask, read from a zarr store (:func:`dasknmf.write_matrix`) when it does not
+    fit, and ``W @ H`` is never formed. Runs on dask's default scheduler, or on a
+    ``distributed`` cluster when a ``Client`` is active.
+
+    Parameters
+    ----------
+    n_components : int or None, default=None
+        Rank ``k``, between 1 and ``min(m, n)``. ``None``: inferred from custom
+        ``W``/``H`` if given, else ``min(m, n)``.
+    init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
+        Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
+        ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
+    max_iter : int, default=200
+        Most iterations.
+    tol : float, default=1e-4
+        Stop when the error decreased by less than ``tol · error_at_init`` since the
+        previous check (scikit-learn's rule). 0 runs ``max_iter`` iterations.
+    random_state : int, RandomState or None, default=None
+        Seed for ``'random'``, ``'nndsvdar'`` and the randomized SVD of ``'nndsvd*'``.
+        Results depend on it, never on the tiling or the number of workers.
+    check_every : int, default=10
+        Iterations between convergence checks.
+    chunks : (int, int) or None, default=None
+        Tile shape. ``None``: a dask input or store keeps its tiles, an in-memory
+        input is tiled automatically (one row block per thread at least).
+    persist : 'auto', True or False, default='auto'
+        Keep ``X`` in the workers' memory across iterations (``True``) or re-read its
+        tiles on every pass (``False``, out of core). ``'auto'`` persists when ``X``
+        takes less than half the memory the scheduler has.
+    callbacks : list of callables or None, default=None
+        Each called with a :class:`dasknmf.fit.IterationInfo` after every iteration.
+    verbose : int, default=0
+        If positive, print one progress line per iteration to standard output.
+
+    Attributes
+    ----------
+    components_ : ndarray of shape (n_components, n_features)
+        ``H``.
+    n_components_ : int
+        The rank used.
+    reconstruction_err_ : float
+        ``‖X − WH‖_F`` at the end of the fit.
+    error_curve_ : list of float
+        ``‖X − WH‖_F`` after each iteration.
+    n_iter_ : int
+        Iterations run.
+    n_features_in_ : int
+        ``n``.
+    persisted_ : bool
+        Whether ``X`` was kept in memory during the fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from dasknmf import NMF
+    >>> X = np.random.default_rng(0).random((60, 40))
+    >>> model = NMF(n_components=5, init="random", random_state=0, max_iter=100)
+    >>> W = model.fit_transform(X)
+    >>> W.shape, model.components_.shape
+    ((60, 5), (5, 40))
+    """
+
+    def __init__(
+        self,
+        n_components=None,
+        *,
+        init=None,
+        max_iter=200,
+        tol=1e-4,
+        random_state=None,
+        check_every=10,
+        chunks=None,
+        persist="auto",
+        callbacks=None,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.init = init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.check_every = check_every
+        self.chunks = chunks
+        self.persist = persist
+        self.callbacks = callbacks
+        self.verbose = verbose
+
+    # -- scikit-learn protocol ---------------------------------------------------------
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.input_tags.sparse = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    @property
+    def _n_features_out(self) -> int:
+        return self.components_.shape[0]
+
+    def fit(self, X, y=None, W=None, H=None):
+        """Learn ``H`` (:attr:`components_`) from ``X``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, dask array or str
+            ``m × n`` non-negative data, or the path of a dasknmf store.
+        y : ignored
+        W, H : array-like, optional
+            Initial factors for ``init='custom'``.
+
+        Returns
+        -------
+        self
+        """
+        self.fit_transform(X, W=W, H=H)
+        return self
+
+    def fit_transform(self, X, y=None, W=None, H=None):
+        """Learn the factorisation and return ``W``.
+
+        Returns
+        -------
+        W : ndarray or dask.array.Array of shape (m, n_components)
+            A NumPy array for in-memory ``X``; a (persisted) dask array chunked like
+            ``X``'s rows when ``X`` is a dask array or a store path.
+        """
+        self._check_params()
+        V = self._as_tiled(X, reset=True)
+        stats = self._checked_stats(V)
+        m, n = V.shape
+        k = self._resolve_n_components(m, n, W, H)
+        V = self._maybe_persist(V, stats)
+
+        method = self._resolve_init(W, H)
+        seed = seed_from(self.random_state)
+        W0, H0 = initialize(
+            V, k, method, mean=stats.mean, seed=seed, dtype=V.dtype, W=W, H=H
+        )
+        callbacks = list(self.callbacks or [])
+        if self.verbose:
+            callbacks.append(PrintProgress())
+        result = fit_loop.run(
+            FrobeniusMU(V, stats.norm2), W0, H0,
+            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+            callbacks=callbacks,
+        )  # fmt: skip
+        if self.tol > 0 and not result.converged and self.max_iter > 0:
+            warnings.warn(
+                f"Maximum number of iterations {self.max_iter} reached. Increase it to "
+                "improve convergence.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.components_ = np.asarray(result.H.compute())
+        self.n_components_ = k
+        self.n_iter_ = result.n_iter
+        self.reconstruction_err_ = result.error
+        self.error_curve_ = result.errors
+        return result.W if _is_lazy(X) else np.asarray(result.W.compute())
+
+    def transform(self, X):
+        """``W`` for the rows of ``X`` with ``H`` fixed to :attr:`components_`.
+
+        Each row block runs its own multiplicative updates from a constant start, up
+        to ``max_iter`` iterations with the same ``tol`` rule.
+
+        Returns
+        -------
+        W : ndarray or dask.array.Array of shape (m, n_components)
+            NumPy for in-memory ``X``, dask (lazy) for a dask array or store path.
+        """
+        check_is_fitted(self)
+        V = self._as_tiled(X, reset=False)
+        stats = self._checked_stats(V)
+        k = self.n_components_
+        H = da.from_array(
+            self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1])
+        )
+        scale = math.sqrt(stats.mean / k)
+        W0 = da.full((V.shape[0], k), scale, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
+        W = transform_w(
+            V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
+        )
+        return W if _is_lazy(X) else np.asarray(W.compute())
+
+    def inverse_transform(self, X):
+        """``W @ components_``: the data approximated from its transform.
+
+        Returns
+        -------
+        ndarray or dask.array.Array of shape (m, n_features)
+            Dense. Lazy for a dask ``X``: compute it block by block if it is large.
+        """
+        check_is_fitted(self)
+        if isinstance(X, da.Array):
+            H = da.from_array(self.components_)
+            return products.times_small(X.rechunk({1: -1}), H)
+        X = check_array(X, dtype=[np.float64, np.float32])
+        return X @ self.components_.astype(X.dtype, copy=False)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _check_params(self) -> None:
+        check_int("n_components", self.n_components, low=1, allow_none=True)
+        check_option("init", self.init, (None, *INIT_METHODS))
+        check_int("max_iter", self.max_iter, low=0)
+        check_real("tol", self.tol, low=0.0)
+        check_int("check_every", self.check_every, low=1)
+        check_chunks("chunks", self.chunks)
+        check_option("persist", self.persist, ("auto", True, False))
+        if not isinstance(self.verbose, bool):
+            check_int("verbose", self.verbose, low=0)
+
+    def _as_tiled(self, X, *, reset: bool) -> da.Array:
+        if _is_lazy(X):
+            V = inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
+            inputs.check_shape(V.shape)
+            if reset:
+                self.n_features_in_ = V.shape[1]
+                if hasattr(self, "feature_names_in_"):
+                    del self.feature_names_in_
+            elif V.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {V.shape[1]} features, but NMF is expecting "
+                    f"{self.n_features_in_} features as input."
+                )
+            return V
+        X = validate_data(
+            self, X, accept_sparse=("csr", "csc", "coo"), dtype=[np.float32, np.float64],
+            ensure_all_finite=False, reset=reset,
+        )  # fmt: skip
+        return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
+
+    @staticmethod
+    def _checked_stats(V: da.Array) -> inputs.MatrixStats:
+        inputs.check_shape(V.shape)
+        stats = inputs.compute_stats(V)
+        inputs.check_stats(stats)
+        return stats
+
+    def _resolve_n_components(self, m: int, n: int, W, H) -> int:
+        k = self.n_components
+        if k is None:
+            if self.init == "custom" and H is not None:
+                k = H.shape[0]
+            elif self.init == "custom" and W is not None:
+                k = W.shape[1]
+            else:
+                k = min(m, n)
+        if not isinstance(k, Integral) or not 1 <= k <= min(m, n):
+            raise InvalidParameterError(
+                f"The 'n_components' parameter must be an int in [1, min(n_samples, "
+                f"n_features)] = [1, {min(m, n)}] for X of shape {(m, n)}; got {k!r}."
+            )
+        return int(k)
+
+    def _resolve_init(self, W, H) -> str:
+        if self.init != "custom" and (W is not None or H is not None):
+            warnings.warn(
+                "When init!='custom', provided W or H are ignored. Set init='custom' to "
+                "use them as initialization.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return self.init or "nndsvda"
+
+    def _maybe_persist(self, V: da.Array, stats: inputs.MatrixStats) -> da.Array:
+        if self.persist == "auto":
+            needed = inputs.in_memory_bytes(V, stats)
+            budget = PERSIST_FRACTION * available_memory()
+            persist = needed < budget
+            logger.info(
+                "V needs %.3g GB in memory, budget %.3g GB: %s",
+                needed / 1e9, budget / 1e9, "persisting" if persist else "out of core",
+            )  # fmt: skip
+        else:
+            persist = self.persist
+        self.persisted_ = bool(persist)
+        if persist:
+            (V,) = dask.persist(V)
+        return V
+

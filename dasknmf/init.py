@@ -1,0 +1,161 @@
+"""Initial factors: ``random``, ``nndsvd``, ``nndsvda``, ``nndsvdar`` and ``custom``.
+
+All follow scikit-learn's definitions (Boutsidis & Gallopoulos 2008 for NNDSVD), built
+lazily over ``V``'s tiling: ``W`` chunked like ``V``'s rows, ``H`` like its columns.
+Random draws come from :mod:`dasknmf.random`, so an initialisation depends on
+``random_state`` and never on the chunking.
+"""
+
+from __future__ import annotations
+
+import math
+
+import dask
+import dask.array as da
+import numpy as np
+
+from dasknmf.errors import InvalidParameterError
+from dasknmf.linalg import randomized_svd
+from dasknmf.random import (
+    STREAM_FILL_H,
+    STREAM_FILL_W,
+    STREAM_H,
+    STREAM_W,
+    standard_normal,
+)
+
+INIT_METHODS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
+
+#: NNDSVD entries below this become exact zeros (scikit-learn's default).
+NNDSVD_EPS = 1e-6
+
+
+def _factor_chunks(V: da.Array, k: int):
+    return (V.chunks[0], (k,)), ((k,), V.chunks[1])
+
+
+def random_init(
+    V: da.Array, k: int, *, mean: float, seed: int, dtype: np.dtype
+) -> tuple[da.Array, da.Array]:
+    """Half-normal factors scaled by ``sqrt(mean(V) / k)``, as scikit-learn's ``random``."""
+    w_chunks, h_chunks = _factor_chunks(V, k)
+    scale = math.sqrt(mean / k)
+    m, n = V.shape
+    W = abs(scale * standard_normal((m, k), w_chunks, seed=seed, stream=STREAM_W))
+    H = abs(scale * standard_normal((k, n), h_chunks, seed=seed, stream=STREAM_H, wide=True))
+    return W.astype(dtype), H.astype(dtype)
+
+
+def _nndsvd_factor(x: np.ndarray, sign: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    # Column j keeps the positive part of sign_j · x_j (sign 0: |x_j|), scaled.
+    signed = np.where(sign == 0, np.abs(x), np.maximum(sign * x, 0.0))
+    out = signed * scale
+    out[out < NNDSVD_EPS] = 0.0
+    return out
+
+
+def _part_norms(X: da.Array, axis: int) -> tuple[da.Array, da.Array]:
+    pos, neg = da.maximum(X, 0.0), da.maximum(-X, 0.0)
+    return da.sqrt((pos * pos).sum(axis=axis)), da.sqrt((neg * neg).sum(axis=axis))
+
+
+def nndsvd_init(
+    V: da.Array,
+    k: int,
+    *,
+    variant: str,
+    mean: float,
+    seed: int,
+    dtype: np.dtype,
+) -> tuple[da.Array, da.Array]:
+    """NNDSVD from a randomized SVD of ``V``; ``variant`` is ``nndsvd``, ``nndsvda`` or
+    ``nndsvdar`` (zeros kept, filled with ``mean(V)``, or with small random values)."""
+    U, s, Vt = randomized_svd(V, k, seed=seed)
+    xp, xn = _part_norms(U, axis=0)
+    yp, yn = _part_norms(Vt, axis=1)
+    xp, xn, yp, yn = (np.asarray(a, dtype=np.float64) for a in dask.compute(xp, xn, yp, yn))
+
+    use_pos = xp * yp > xn * yn
+    sigma = np.where(use_pos, xp * yp, xn * yn)
+    lam = np.sqrt(s * sigma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w_scale = np.where(use_pos, lam / xp, lam / xn)
+        h_scale = np.where(use_pos, lam / yp, lam / yn)
+    sign = np.where(use_pos, 1.0, -1.0)
+    # The leading pair is taken in absolute value, scaled by sqrt(s_0).
+    sign[0], w_scale[0], h_scale[0] = 0.0, math.sqrt(s[0]), math.sqrt(s[0])
+    w_scale, h_scale = np.nan_to_num(w_scale), np.nan_to_num(h_scale)
+
+    W = U.map_blocks(_nndsvd_factor, sign[None, :], w_scale[None, :], dtype=np.float64)
+    H = Vt.map_blocks(_nndsvd_factor, sign[:, None], h_scale[:, None], dtype=np.float64)
+    if variant == "nndsvda":
+        W, H = da.where(W == 0, mean, W), da.where(H == 0, mean, H)
+    elif variant == "nndsvdar":
+        fill_w = abs(mean / 100 * standard_normal(W.shape, W.chunks, seed=seed, stream=STREAM_FILL_W))
+        fill_h = abs(
+            mean / 100
+            * standard_normal(H.shape, H.chunks, seed=seed, stream=STREAM_FILL_H, wide=True)
+        )  # fmt: skip
+        W, H = da.where(W == 0, fill_w, W), da.where(H == 0, fill_h, H)
+    return W.astype(dtype), H.astype(dtype)
+
+
+def _as_factor(X, expected: tuple[int, int], chunks, name: str, dtype: np.dtype) -> da.Array:
+    shape = tuple(getattr(X, "shape", ()))
+    if shape != expected:
+        raise InvalidParameterError(
+            f"Array with wrong shape passed to NMF (input {name}): expected {expected}, "
+            f"got {shape}."
+        )
+    X = X if isinstance(X, da.Array) else da.from_array(np.asarray(X))
+    X = X.astype(dtype).rechunk(chunks)
+    lowest, highest, n_bad = dask.compute(X.min(), X.max(), (~da.isfinite(X)).sum())
+    if n_bad:
+        raise InvalidParameterError(
+            f"Array passed to NMF (input {name}) contains {int(n_bad)} NaN or infinite values."
+        )
+    if lowest < 0:
+        raise InvalidParameterError(
+            f"Negative values in data passed to NMF (input {name}): minimum is {lowest}."
+        )
+    if highest == 0:
+        raise InvalidParameterError(f"Array passed to NMF (input {name}) is full of zeros.")
+    return X
+
+
+def custom_init(
+    V: da.Array, k: int, W, H, *, dtype: np.dtype
+) -> tuple[da.Array, da.Array]:
+    """User-given ``W`` (``m × k``) and ``H`` (``k × n``), checked and rechunked like ``V``.
+
+    Both are checked: shape, finite, non-negative and not all zero.
+    """
+    m, n = V.shape
+    w_chunks, h_chunks = _factor_chunks(V, k)
+    if W is None or H is None:
+        raise InvalidParameterError("init='custom' needs both W and H to be passed to fit.")
+    return (
+        _as_factor(W, (m, k), w_chunks, "W", dtype),
+        _as_factor(H, (k, n), h_chunks, "H", dtype),
+    )
+
+
+def initialize(
+    V: da.Array,
+    k: int,
+    method: str,
+    *,
+    mean: float,
+    seed: int,
+    dtype: np.dtype,
+    W=None,
+    H=None,
+) -> tuple[da.Array, da.Array]:
+    """Dispatch to the initialisation named by ``method`` (one of :data:`INIT_METHODS`)."""
+    if method == "random":
+        return random_init(V, k, mean=mean, seed=seed, dtype=dtype)
+    if method in ("nndsvd", "nndsvda", "nndsvdar"):
+        return nndsvd_init(V, k, variant=method, mean=mean, seed=seed, dtype=dtype)
+    if method == "custom":
+        return custom_init(V, k, W, H, dtype=dtype)
+    raise InvalidParameterError(f"init must be one of {INIT_METHODS}, got {method!r}.")

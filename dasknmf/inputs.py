@@ -1,0 +1,147 @@
+"""Turning what a user passes into a tiled dask matrix, and checking it once.
+
+A fit accepts a path to a dasknmf store, a dask array, a NumPy array or a SciPy
+sparse matrix. All become one ``m × n`` dask array of tiles (CSR or dense); one pass
+over it (:func:`compute_stats`) gives ``‖V‖²``, the mean used to scale the
+initialisation, the number of stored values, and any negative or non-finite entries,
+which :func:`check_stats` turns into errors that say how many and where.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import scipy.sparse as sp
+
+from dasknmf import products
+from dasknmf.errors import InvalidInputError
+
+#: Bytes of V per tile aimed at when dasknmf chooses the tiling of an in-memory input.
+TILE_BYTES = 64 * 2**20
+#: Widest tile chosen automatically; wider inputs get several column blocks.
+MAX_TILE_COLS = 131_072
+
+
+def working_dtype(dtype: np.dtype) -> np.dtype:
+    """float64 stays float64; everything else is computed in float32."""
+    return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
+
+
+def auto_chunks(shape: tuple[int, int], *, nbytes: int, threads: int) -> tuple[int, int]:
+    """Tile shape for an in-memory input: at least one row block per thread (two
+    row-block products run in parallel), about :data:`TILE_BYTES` per tile, and full
+    width up to :data:`MAX_TILE_COLS` columns."""
+    m, n = shape
+    col_blocks = max(1, math.ceil(n / MAX_TILE_COLS))
+    row_blocks = max(threads, math.ceil(nbytes / col_blocks / TILE_BYTES))
+    row_blocks = min(m, threads * math.ceil(row_blocks / threads))
+    return max(1, math.ceil(m / row_blocks)), max(1, math.ceil(n / col_blocks))
+
+
+def _nbytes(X) -> int:
+    if sp.issparse(X):
+        return int(X.nnz * (X.dtype.itemsize + 4))
+    return int(np.asarray(X).nbytes) if not isinstance(X, da.Array) else int(X.nbytes)
+
+
+def as_tiled(X, *, chunks: tuple[int, int] | None, threads: int) -> da.Array:
+    """A 2-D dask array of tiles for ``X`` in its working dtype (float32 or float64).
+
+    ``X`` may be a path (opened with :func:`dasknmf.open_matrix`, nothing read), a
+    dask array (rechunked only if ``chunks`` is given), or an in-memory NumPy array or
+    SciPy sparse matrix (tiled with ``chunks`` or :func:`auto_chunks`; sparse tiles
+    are CSR).
+    """
+    if isinstance(X, (str, os.PathLike)):
+        from dasknmf.storage import open_matrix
+
+        X = open_matrix(X)
+    if isinstance(X, da.Array):
+        if X.ndim != 2:
+            raise InvalidInputError(f"Expected a 2-D matrix, got a {X.ndim}-D dask array.")
+        V = X.rechunk(chunks) if chunks is not None else X
+    else:
+        if sp.issparse(X):
+            X = sp.csr_matrix(X)
+        else:
+            X = np.asarray(X)
+        if X.ndim != 2:
+            raise InvalidInputError(f"Expected a 2-D matrix, got an array of shape {X.shape}.")
+        if chunks is None:
+            chunks = auto_chunks(X.shape, nbytes=_nbytes(X), threads=threads)
+        V = da.from_array(X, chunks=chunks, asarray=False)
+    dtype = working_dtype(V.dtype)
+    return V if V.dtype == dtype else V.astype(dtype)
+
+
+@dataclass(frozen=True)
+class MatrixStats:
+    """One pass of summary statistics over ``V`` (see :func:`compute_stats`)."""
+
+    shape: tuple[int, int]
+    total: float
+    norm2: float
+    nnz: int
+    n_negative: int
+    first_negative: tuple[int, int] | None
+    n_nonfinite: int
+    first_nonfinite: tuple[int, int] | None
+
+    @property
+    def mean(self) -> float:
+        """Mean over all ``m · n`` entries, zeros included."""
+        return self.total / (self.shape[0] * self.shape[1])
+
+
+def compute_stats(V: da.Array) -> MatrixStats:
+    """Read ``V`` once and summarise it."""
+    s = np.asarray(products.tile_stats(V).compute())
+    n = V.shape[1]
+
+    def position(linear: float) -> tuple[int, int] | None:
+        return None if math.isinf(linear) else divmod(int(linear), n)
+
+    return MatrixStats(
+        shape=V.shape, total=float(s[0]), norm2=float(s[1]), nnz=int(s[2]),
+        n_negative=int(s[3]), first_negative=position(s[4]),
+        n_nonfinite=int(s[5]), first_nonfinite=position(s[6]),
+    )  # fmt: skip
+
+
+def check_shape(shape: tuple[int, ...], name: str = "X") -> None:
+    """Reject matrices with no rows or no columns."""
+    if len(shape) != 2 or 0 in shape:
+        raise InvalidInputError(
+            f"Found an empty matrix of shape {tuple(shape)} in {name}: NMF needs at least "
+            "one row and one column."
+        )
+
+
+def check_stats(stats: MatrixStats, name: str = "X") -> None:
+    """Raise :class:`InvalidInputError` for non-finite or negative entries."""
+    if stats.n_nonfinite:
+        i, j = stats.first_nonfinite
+        raise InvalidInputError(
+            f"Input {name} contains {stats.n_nonfinite} NaN or infinity value(s); the first "
+            f"is at row {i}, column {j}."
+        )
+    if stats.n_negative:
+        i, j = stats.first_negative
+        raise InvalidInputError(
+            f"Negative values in data passed to NMF ({name}): {stats.n_negative} "
+            f"negative entr{'y' if stats.n_negative == 1 else 'ies'}, the first at row {i}, "
+            f"column {j}."
+        )
+
+
+def in_memory_bytes(V: da.Array, stats: MatrixStats) -> int:
+    """Bytes ``V`` occupies once loaded: CSR arrays for sparse tiles, else dense."""
+    if isinstance(V._meta, np.ndarray):
+        return int(V.nbytes)
+    itemsize = V.dtype.itemsize
+    index_rows = V.shape[0] * V.numblocks[1]
+    return int(stats.nnz * (itemsize + 4) + (index_rows + V.numblocks[0]) * 4)

@@ -1,0 +1,108 @@
+"""Per-tile math: the only place that touches the numbers inside one block.
+
+Every function takes and returns arrays of a single array module (NumPy/SciPy on the
+CPU, CuPy/cupyx on a GPU); the module is found from the inputs, never imported here
+by name, so the same graph runs on either device. Nothing in this module knows about
+dask: :mod:`dasknmf.products` wires these kernels into graphs.
+
+Orientation: ``V`` tiles are ``r × c`` (dense or CSR), ``W`` blocks ``r × k``, ``H``
+blocks ``k × c``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Replaces exact zeros in multiplicative-update denominators (scikit-learn's choice:
+#: a zero denominator means a zero numerator too, so the entry simply stays at zero).
+EPSILON = float(np.finfo(np.float32).eps)
+
+Array = Any  # a dense ndarray of NumPy or CuPy
+Tile = Any  # a dense ndarray or a CSR matrix (SciPy or cupyx)
+
+
+def is_sparse(x: object) -> bool:
+    """Whether *x* is a SciPy or cupyx sparse matrix (duck-typed on ``tocsr``)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+def tile_times_ht(tile: Tile, h: Array) -> Array:
+    """``V_ij @ H_jᵀ``, the tile's share of the W-update numerator ``V Hᵀ`` (``r × k``)."""
+    out = tile @ h.T
+    return out if not is_sparse(out) else out.toarray()
+
+
+def wt_times_tile(w: Array, tile: Tile) -> Array:
+    """``W_iᵀ @ V_ij``, the tile's share of the H-update numerator ``Wᵀ V`` (``k × c``)."""
+    if is_sparse(tile):
+        # CSR.T is CSC: the product scatters into a c × k result, 4× cheaper than
+        # converting the tile to CSC first (see PERFORMANCE-NOTES).
+        return (tile.T @ w).T
+    return w.T @ tile
+
+
+def gram_rows(w: Array) -> Array:
+    """``Wᵀ W`` for a row block of W (``k × k``)."""
+    return w.T @ w
+
+
+def gram_cols(h: Array) -> Array:
+    """``H Hᵀ`` for a column block of H (``k × k``)."""
+    return h @ h.T
+
+
+def mu_step(x: Array, numerator: Array, denominator: Array) -> Array:
+    """Multiplicative update ``x ∘ numerator / denominator`` as a new array.
+
+    Zero denominators become :data:`EPSILON`, so all-zero rows or columns of ``V``
+    give zeros instead of NaN. ``denominator`` is consumed (overwritten).
+    """
+    denominator[denominator == 0] = EPSILON
+    out = numerator / denominator
+    out *= x
+    return out
+
+
+def inner(a: Array, b: Array) -> np.ndarray:
+    """``Σ a ∘ b`` accumulated in float64, as a 0-d NumPy array."""
+    return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))
+
+
+def tile_stats(tile: Tile, row0: int, col0: int, n_cols: int) -> np.ndarray:
+    """Summary of one tile used for validation and scaling.
+
+    Returns a float64 vector ``[sum, sum of squares, nnz, n_negative,
+    first_negative, n_nonfinite, first_nonfinite]`` where the ``first_*`` entries are
+    the row-major linear index ``row * n_cols + col`` of the first offending entry in
+    the whole matrix (``inf`` if none), so a tree of ``min`` reductions finds the first
+    one overall.
+    """
+    if is_sparse(tile):
+        coo = tile.tocoo()
+        values, rows, cols = coo.data, coo.row, coo.col
+    else:
+        rows, cols = np.nonzero(tile)
+        values = tile[rows, cols]
+    values = np.asarray(values)
+    finite = np.isfinite(values)
+    negative = values < 0
+    stats = np.empty(7, dtype=np.float64)
+    stats[0] = values[finite].sum(dtype=np.float64)
+    stats[1] = np.square(values[finite], dtype=np.float64).sum()
+    stats[2] = np.count_nonzero(values)
+    stats[3] = np.count_nonzero(negative)
+    stats[5] = values.size - np.count_nonzero(finite)
+
+    def first(mask: np.ndarray) -> float:
+        if not mask.any():
+            return np.inf
+        lin = (np.asarray(rows[mask], dtype=np.int64) + row0) * n_cols + (
+            np.asarray(cols[mask], dtype=np.int64) + col0
+        )
+        return float(lin.min())
+
+    stats[4] = first(negative)
+    stats[6] = first(~finite)
+    return stats

@@ -1,0 +1,135 @@
+"""Distributed products of the NMF updates, as dask graphs built from :mod:`kernels`.
+
+``V`` is an ``m × n`` dask array of tiles with chunks ``(R, C)``; ``W`` is ``m × k``
+with chunks ``(R, (k,))``; ``H`` is ``k × n`` with chunks ``((k,), C)``. Products
+against ``V`` produce one small partial per tile and sum the partials with a tree
+reduction (``split_every``), so a task never holds more than one tile of ``V`` and
+no factor is ever gathered on one worker. ``W @ H`` is never formed.
+"""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+
+from dasknmf import kernels
+
+#: Fan-in of the tree reductions over tiles.
+SPLIT_EVERY = 8
+
+
+def _meta3(dtype: np.dtype) -> np.ndarray:
+    return np.empty((0, 0, 0), dtype=dtype)
+
+
+# Partials carry a length-1 axis for the tile index they come from, which the tree
+# reduction then sums away. Module-level functions keep the graph picklable by name.
+def _tile_times_ht_partial(tile, h):
+    return kernels.tile_times_ht(tile, h)[:, :, None]
+
+
+def _wt_times_tile_partial(w, tile):
+    return kernels.wt_times_tile(w, tile)[None, :, :]
+
+
+def _gram_rows_partial(w):
+    return kernels.gram_rows(w)[None, :, :]
+
+
+def _gram_cols_partial(h):
+    return kernels.gram_cols(h)[None, :, :]
+
+
+def _right_multiply(x, g):
+    return x @ g
+
+
+def _left_multiply(g, x):
+    return g @ x
+
+
+def v_times_ht(V: da.Array, H: da.Array) -> da.Array:
+    """``V @ Hᵀ`` (``m × k``, chunked like ``V``'s rows, dtype of ``H``)."""
+    dtype = H.dtype
+    partials = da.blockwise(
+        _tile_times_ht_partial, "iaj", V, "ij", H, "aj",
+        adjust_chunks={"j": 1}, dtype=dtype, meta=_meta3(dtype),
+    )  # fmt: skip
+    return partials.sum(axis=2, split_every=SPLIT_EVERY, dtype=dtype)
+
+
+def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
+    """``Wᵀ @ V`` (``k × n``, chunked like ``V``'s columns, dtype of ``W``)."""
+    dtype = W.dtype
+    partials = da.blockwise(
+        _wt_times_tile_partial, "iaj", W, "ia", V, "ij",
+        adjust_chunks={"i": 1}, dtype=dtype, meta=_meta3(dtype),
+    )  # fmt: skip
+    return partials.sum(axis=0, split_every=SPLIT_EVERY, dtype=dtype)
+
+
+def gram_rows(W: da.Array) -> da.Array:
+    """``Wᵀ W`` (``k × k``, one chunk)."""
+    k = W.shape[1]
+    partials = da.blockwise(
+        _gram_rows_partial, "iab", W, "ia",
+        new_axes={"b": k}, adjust_chunks={"i": 1}, dtype=W.dtype, meta=_meta3(W.dtype),
+    )  # fmt: skip
+    return partials.sum(axis=0, split_every=SPLIT_EVERY)
+
+
+def gram_cols(H: da.Array) -> da.Array:
+    """``H Hᵀ`` (``k × k``, one chunk)."""
+    k = H.shape[0]
+    partials = da.blockwise(
+        _gram_cols_partial, "jab", H, "aj",
+        new_axes={"b": k}, adjust_chunks={"j": 1}, dtype=H.dtype, meta=_meta3(H.dtype),
+    )  # fmt: skip
+    return partials.sum(axis=0, split_every=SPLIT_EVERY)
+
+
+def times_small(W: da.Array, G: da.Array) -> da.Array:
+    """``W @ G`` for a tall ``W`` (chunks ``(R, (k,))``) and a one-chunk ``k × l`` ``G``."""
+    G = G.rechunk(G.shape)
+    l = G.shape[1]  # noqa: E741
+    return da.blockwise(
+        _right_multiply, "il", W, "ia", G, "al", dtype=W.dtype, concatenate=True,
+        adjust_chunks={"l": l},
+    )  # fmt: skip
+
+
+def small_times(G: da.Array, H: da.Array) -> da.Array:
+    """``G @ H`` for a one-chunk ``l × k`` ``G`` and a wide ``H`` (chunks ``((k,), C)``)."""
+    G = G.rechunk(G.shape)
+    return da.blockwise(_left_multiply, "lj", G, "la", H, "aj", dtype=H.dtype, concatenate=True)
+
+
+def inner(A: da.Array, B: da.Array) -> da.Array:
+    """``Σ A ∘ B`` in float64 as a 0-d dask array (``A`` and ``B`` chunked alike)."""
+    return da.map_blocks(
+        _inner_partial, A, B, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
+    ).sum()
+
+
+def _inner_partial(a, b):
+    return kernels.inner(a, b).reshape(1, 1)
+
+
+def tile_stats(V: da.Array) -> da.Array:
+    """Per-tile :func:`kernels.tile_stats`, summarised over ``V`` (a length-7 float64 array).
+
+    Entries 0–3 and 5 are summed, 4 and 6 (first offending index) take the minimum.
+    """
+    n = V.shape[1]
+
+    def stats_block(tile, block_info=None):
+        (r0, _), (c0, _) = block_info[0]["array-location"]
+        return kernels.tile_stats(tile, r0, c0, n)[None, None, :]
+
+    per_tile = da.map_blocks(
+        stats_block, V, dtype=np.float64, chunks=(1, 1, 7), new_axis=2, meta=_meta3(np.float64)
+    )
+    per_tile = per_tile.reshape(-1, 7)
+    sums = per_tile.sum(axis=0, split_every=SPLIT_EVERY)
+    mins = per_tile.min(axis=0, split_every=SPLIT_EVERY)
+    return da.where(np.isin(np.arange(7), [4, 6]), mins, sums)

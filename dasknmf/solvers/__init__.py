@@ -1,0 +1,13 @@
+"""Update rules, one module each, as functions of dask arrays.
+
+A solver never opens files, prints or creates clusters: it turns the current
+``(W, H)`` into a lazy graph for the next one (:class:`~dasknmf.solvers.base.Step`),
+and :mod:`dasknmf.fit` decides when to run it.
+"""
+
+from __future__ import annotations
+
+from dasknmf.solvers.base import Solver, Step
+from dasknmf.solvers.mu import FrobeniusMU
+
+__all__ = ["FrobeniusMU", "Solver", "Step"]

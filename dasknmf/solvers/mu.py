@@ -1,0 +1,131 @@
+"""Lee & Seung multiplicative updates for the Frobenius loss ``½‖V − WH‖²``.
+
+Per iteration, in scikit-learn's order::
+
+    W ← W ∘ (V Hᵀ) / (W (H Hᵀ))
+    H ← H ∘ (Wᵀ V) / ((Wᵀ W) H)
+
+The error is never computed from ``W @ H``: with ``WᵀV`` and ``WᵀW`` already built for
+the H update, ``‖V − WH‖² = ‖V‖² − 2 Σ H∘(WᵀV) + Σ (WᵀW)∘(HHᵀ)`` costs only a ``k × k``
+Gram matrix more.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+
+from dasknmf import kernels, products
+from dasknmf.solvers.base import Step
+
+
+def update_w(V: da.Array, W: da.Array, H: da.Array) -> da.Array:
+    """One multiplicative update of ``W`` with ``H`` fixed."""
+    numerator = products.v_times_ht(V, H)
+    denominator = products.times_small(W, products.gram_cols(H))
+    return da.map_blocks(kernels.mu_step, W, numerator, denominator, dtype=W.dtype)
+
+
+def update_h(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array, da.Array]:
+    """One multiplicative update of ``H`` with ``W`` fixed.
+
+    Returns the new ``H`` and the ``WᵀV`` and ``WᵀW`` it was built from, which the
+    error computation reuses.
+    """
+    wtv = products.wt_times_v(W, V)
+    wtw = products.gram_rows(W)
+    denominator = products.small_times(wtw, H)
+    return da.map_blocks(kernels.mu_step, H, wtv, denominator, dtype=H.dtype), wtv, wtw
+
+
+def squared_error(norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array) -> da.Array:
+    """``‖V − WH‖²`` from ``‖V‖²``, ``WᵀV`` and ``WᵀW`` (0-d float64, clipped at 0)."""
+    sq = norm_v2 - 2.0 * products.inner(H, wtv) + products.inner(wtw, products.gram_cols(H))
+    return da.maximum(sq, 0.0)
+
+
+@dataclass(frozen=True)
+class FrobeniusMU:
+    """Multiplicative updates for ``½‖V − WH‖²`` on one matrix ``V``.
+
+    Parameters
+    ----------
+    V : dask.array.Array
+        The ``m × n`` input, chunked in tiles.
+    norm_v2 : float
+        ``‖V‖²``, computed once by the caller (it is part of the input statistics).
+    """
+
+    V: da.Array
+    norm_v2: float
+
+    def step(self, W: da.Array, H: da.Array) -> Step:
+        W = update_w(self.V, W, H)
+        H, wtv, wtw = update_h(self.V, W, H)
+        return Step(W, H, da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
+
+    def error(self, W: da.Array, H: da.Array) -> da.Array:
+        wtv = products.wt_times_v(W, self.V)
+        return da.sqrt(squared_error(self.norm_v2, H, wtv, products.gram_rows(W)))
+
+
+# -- W with H fixed (``transform``) ---------------------------------------------------
+# With H fixed the rows of W are independent, so each row block runs its own loop on
+# its own ``V_i Hᵀ`` and no iteration needs the scheduler.
+
+
+def solve_w_block(
+    w: np.ndarray,
+    vht: np.ndarray,
+    hht: np.ndarray,
+    norm_v2: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+) -> np.ndarray:
+    """Multiplicative updates of one row block of ``W`` with ``H`` fixed.
+
+    Stops like the full fit: every ``check_every`` iterations, when the decrease of
+    the block's error since the last check, relative to its initial error, is below
+    ``tol``.
+    """
+    nv2 = float(np.asarray(norm_v2).sum())
+
+    def error(x: np.ndarray) -> float:
+        sq = nv2 - 2.0 * float(kernels.inner(x, vht)) + float(kernels.inner(x.T @ x, hht))
+        return math.sqrt(max(sq, 0.0))
+
+    error_at_init = previous = error(w) if tol > 0 else 0.0
+    for it in range(1, max_iter + 1):
+        w = kernels.mu_step(w, vht, w @ hht)
+        if tol > 0 and it % check_every == 0:
+            current = error(w)
+            if error_at_init == 0 or (previous - current) / error_at_init < tol:
+                break
+            previous = current
+    return w
+
+
+def _row_block_norm2(tile) -> np.ndarray:
+    data = tile.data if kernels.is_sparse(tile) else tile
+    return np.asarray([[np.square(data, dtype=np.float64).sum()]])
+
+
+def transform_w(
+    V: da.Array, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int
+) -> da.Array:
+    """``W`` minimising ``‖V − WH‖`` for fixed ``H``, by row-block-local updates."""
+    vht = products.v_times_ht(V, H)
+    hht = products.gram_cols(H)
+    norms = da.map_blocks(
+        _row_block_norm2, V, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
+    ).sum(axis=1, keepdims=True)
+    return da.blockwise(
+        solve_w_block, "ia", W0, "ia", vht, "ia", hht, "bc", norms, "iz",
+        dtype=W0.dtype, concatenate=True, align_arrays=False,
+        max_iter=max_iter, tol=tol, check_every=check_every,
+    )  # fmt: skip
