@@ -38,3 +38,7 @@ class StoreExistsError(DaskNMFError, FileExistsError):
 
 class UnsupportedFormatError(DaskNMFError, ValueError):
     """An input file has a format that dasknmf cannot import."""
+
+
+class InputFileNotFoundError(DaskNMFError, FileNotFoundError):
+    """An input file to import (MatrixMarket, .npz, .npy ...) does not exist."""

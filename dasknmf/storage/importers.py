@@ -1,0 +1,157 @@
+"""Importers: matrix files (MatrixMarket, .npz, .npy) to in-memory matrices and stores."""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.io
+import scipy.sparse as sp
+
+from dasknmf.errors import InputFileNotFoundError, UnsupportedFormatError
+
+from .api import MatrixInfo, matrix_info, write_matrix
+
+__all__ = ["ingest", "read_matrix_file"]
+
+logger = logging.getLogger(__name__)
+
+ACCEPTED = ".mtx, .mtx.gz, .mtx.bz2 (MatrixMarket), .npz (scipy.sparse or one numpy array), .npy"
+_MTX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2")
+
+# Errors that mean "this file's content is not what its name says" (OSError covers
+# bad gzip / bz2 streams; access errors are re-raised as they are).
+_DECODE_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    IndexError,
+    EOFError,
+    zipfile.BadZipFile,
+    OSError,
+)
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    if name.endswith(_MTX_SUFFIXES):
+        return "mtx"
+    if name.endswith(".npz"):
+        return "npz"
+    if name.endswith(".npy"):
+        return "npy"
+    raise UnsupportedFormatError(
+        f"cannot import {str(path)!r}: unknown file extension; accepted formats: {ACCEPTED}"
+    )
+
+
+def read_matrix_file(path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix:
+    """Read a matrix file into memory (``.npy``: memory-mapped, read on access).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A MatrixMarket file (``.mtx``, optionally ``.gz``/``.bz2`` compressed), a
+        ``.npz`` written by ``scipy.sparse.save_npz`` or holding a single 2-D numpy
+        array, or a ``.npy`` file.
+
+    Returns
+    -------
+    numpy.ndarray or scipy.sparse.csr_matrix
+        Sparse files give a CSR matrix; ``.npy`` gives a read-only ``numpy.memmap``;
+        dense MatrixMarket (``array`` format) and plain ``.npz`` give an ndarray.
+
+    Raises
+    ------
+    InputFileNotFoundError
+        ``path`` does not exist.
+    UnsupportedFormatError
+        Unknown extension, or content that cannot be read as that format.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> np.save(os.path.join(d, "x.npy"), np.eye(2))
+    >>> read_matrix_file(os.path.join(d, "x.npy")).shape
+    (2, 2)
+    """
+    p = Path(path)
+    kind = _file_kind(p)
+    if not p.is_file():
+        raise InputFileNotFoundError(f"input file {str(p)!r} does not exist (or is not a file)")
+    try:
+        if kind == "mtx":
+            return _as_matrix(scipy.io.mmread(p))
+        if kind == "npz":
+            return _read_npz(p)
+        return np.load(p, mmap_mode="r", allow_pickle=False)
+    except (UnsupportedFormatError, PermissionError, IsADirectoryError):
+        raise
+    except _DECODE_ERRORS as exc:
+        raise UnsupportedFormatError(
+            f"cannot read {str(p)!r} as {kind} ({type(exc).__name__}: {exc}); "
+            f"accepted formats: {ACCEPTED}"
+        ) from exc
+
+
+def _as_matrix(obj: Any) -> np.ndarray | sp.csr_matrix:
+    if sp.issparse(obj):
+        return sp.csr_matrix(obj)
+    return np.asarray(obj)
+
+
+def _read_npz(p: Path) -> np.ndarray | sp.csr_matrix:
+    with np.load(p, allow_pickle=False) as npz:
+        keys = list(npz.files)
+        if "format" in keys and {"data", "shape"} <= set(keys):
+            return sp.csr_matrix(sp.load_npz(p))
+        if len(keys) == 1:
+            return np.asarray(npz[keys[0]])
+    raise UnsupportedFormatError(
+        f"cannot import {str(p)!r}: a .npz must be written by scipy.sparse.save_npz or "
+        f"hold exactly one array; it holds {keys}"
+    )
+
+
+def ingest(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    chunks: tuple[int, int] | None = None,
+    format: Literal["sparse", "dense"] | None = None,
+    dtype: Any = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+) -> MatrixInfo:
+    """Import a matrix file into a store; return the new store's :class:`MatrixInfo`.
+
+    ``.mtx`` and ``.npz`` files are read into memory first. A ``.npy`` file is
+    memory-mapped and written tile by tile, so it may be larger than RAM. Parameters
+    after ``dst`` are those of :func:`write_matrix` (``storage_options`` applies to
+    ``dst``).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> scipy.io.mmwrite(os.path.join(d, "v.mtx"), sp.eye(3, format="coo"))
+    >>> ingest(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr")).nnz
+    3
+    """
+    X = read_matrix_file(src)
+    write_matrix(
+        X,
+        dst,
+        chunks=chunks,
+        format=format,
+        dtype=dtype,
+        overwrite=overwrite,
+        storage_options=storage_options,
+    )
+    logger.info("ingested %s into %s", src, dst)
+    return matrix_info(dst, storage_options=storage_options)
