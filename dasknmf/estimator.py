@@ -22,7 +22,7 @@ from dasknmf.errors import InvalidParameterError
 from dasknmf.init import INIT_METHODS, initialize
 from dasknmf.params import check_chunks, check_int, check_option, check_real
 from dasknmf.random import seed_from
-from dasknmf.resources import available_memory, total_threads
+from dasknmf.resources import active_client, available_memory, total_threads
 from dasknmf.solvers.mu import FrobeniusMU, transform_w
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,19 @@ PERSIST_FRACTION = 0.5
 
 def _is_lazy(X) -> bool:
     return isinstance(X, (da.Array, str, os.PathLike))
+
+
+def _runs_eagerly(V: da.Array) -> bool:
+    # A single tile gains nothing from a scheduler and would pay its overhead (a few
+    # ms) on every iteration: iterate on the in-memory arrays instead.
+    return V.numblocks == (1, 1) and active_client() is None
+
+
+def _like_input(X, W):
+    """``W`` as a dask array for lazy inputs (dask arrays, store paths), else NumPy."""
+    if _is_lazy(X):
+        return W if isinstance(W, da.Array) else da.from_array(W)
+    return np.asarray(W)
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -82,8 +95,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The rank used.
     reconstruction_err_ : float
         ``‖X − WH‖_F`` at the end of the fit.
-    error_curve_ : list of float
-        ``‖X − WH‖_F`` after each iteration.
+    error_curve_ : list of (int, float)
+        ``(iteration, ‖X − WH‖_F)`` for each iteration whose error was computed:
+        every ``check_every``-th and the last, or every one when callbacks are set.
     n_iter_ : int
         Iterations run.
     n_features_in_ : int
@@ -179,6 +193,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W0, H0 = initialize(
             V, k, method, mean=stats.mean, seed=seed, dtype=V.dtype, W=W, H=H
         )
+        if _runs_eagerly(V):
+            V, W0, H0 = dask.compute(V, W0, H0)
         callbacks = list(self.callbacks or [])
         if self.verbose:
             callbacks.append(PrintProgress())
@@ -194,12 +210,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.components_ = np.asarray(result.H.compute())
+        self.components_ = np.asarray(result.H)
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.reconstruction_err_ = result.error
         self.error_curve_ = result.errors
-        return result.W if _is_lazy(X) else np.asarray(result.W.compute())
+        return _like_input(X, result.W)
 
     def transform(self, X):
         """``W`` for the rows of ``X`` with ``H`` fixed to :attr:`components_`.
@@ -221,10 +237,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )
         scale = math.sqrt(stats.mean / k)
         W0 = da.full((V.shape[0], k), scale, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
+        if _runs_eagerly(V):
+            V, H, W0 = dask.compute(V, H, W0)
         W = transform_w(
             V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
         )
-        return W if _is_lazy(X) else np.asarray(W.compute())
+        return _like_input(X, W)
 
     def inverse_transform(self, X):
         """``W @ components_``: the data approximated from its transform.

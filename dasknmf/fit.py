@@ -55,14 +55,16 @@ Callback = Callable[[IterationInfo], object]
 
 @dataclass(frozen=True)
 class FitResult:
-    """Outcome of :func:`run`."""
+    """Outcome of :func:`run`: final factors (persisted), iterations run, final and
+    initial error, ``(iteration, error)`` for every iteration whose error was
+    computed, and whether the ``tol`` rule stopped the loop."""
 
     W: da.Array
     H: da.Array
     n_iter: int
     error: float
     error_at_init: float
-    errors: list[float]
+    errors: list[tuple[int, float]]
     converged: bool
 
 
@@ -77,6 +79,11 @@ def run(
     callbacks: Sequence[Callback] = (),
 ) -> FitResult:
     """Iterate ``solver`` from ``(W, H)``.
+
+    The error is computed only where it is used: at convergence checks, after the
+    last iteration, and after every iteration when there are callbacks. ``V``, ``W``
+    and ``H`` may be dask arrays (one graph per iteration) or, for a single-tile
+    problem, in-memory arrays (the same solver code, run eagerly).
 
     Parameters
     ----------
@@ -100,19 +107,24 @@ def run(
     start = time.perf_counter()
     with single_threaded_blas():
         W, H = dask.persist(W, H)
-        error_at_init = previous = float(solver.error(W, H).compute())
-        errors: list[float] = []
-        error, converged, n_iter = error_at_init, False, 0
+        error_at_init = previous = error = float(dask.compute(solver.error(W, H))[0])
+        errors: list[tuple[int, float]] = []
+        converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
             step = solver.step(W, H)
-            W, H, err = dask.persist(step.W, step.H, step.error)
-            error = float(err.compute())
-            errors.append(error)
+            check = tol > 0 and n_iter % check_every == 0
+            if callbacks or check or n_iter == max_iter:
+                W, H, err = dask.persist(step.W, step.H, step.error())
+                error = float(dask.compute(err)[0])
+                errors.append((n_iter, error))
+                logger.debug("iteration %d: error %.6g", n_iter, error)
+            else:
+                W, H = dask.persist(step.W, step.H)
+                continue
             info = IterationInfo(n_iter, error, error_at_init, time.perf_counter() - start, W, H)
-            logger.debug("iteration %d: error %.6g", n_iter, error)
             for callback in callbacks:
                 callback(info)
-            if tol > 0 and n_iter % check_every == 0:
+            if check:
                 if error_at_init == 0 or (previous - error) / error_at_init < tol:
                     converged = True
                     break

@@ -24,6 +24,9 @@ from dasknmf.errors import InvalidInputError
 TILE_BYTES = 64 * 2**20
 #: Widest tile chosen automatically; wider inputs get several column blocks.
 MAX_TILE_COLS = 131_072
+#: In-memory inputs smaller than this are one tile: below it, the scheduler's
+#: per-iteration overhead (milliseconds) outweighs what two threads save.
+SINGLE_TILE_BYTES = 8 * 2**20
 
 
 def working_dtype(dtype: np.dtype) -> np.dtype:
@@ -32,10 +35,12 @@ def working_dtype(dtype: np.dtype) -> np.dtype:
 
 
 def auto_chunks(shape: tuple[int, int], *, nbytes: int, threads: int) -> tuple[int, int]:
-    """Tile shape for an in-memory input: at least one row block per thread (two
-    row-block products run in parallel), about :data:`TILE_BYTES` per tile, and full
-    width up to :data:`MAX_TILE_COLS` columns."""
+    """Tile shape for an in-memory input: one tile below :data:`SINGLE_TILE_BYTES`,
+    else at least one row block per thread (row-block products run in parallel),
+    about :data:`TILE_BYTES` per tile, and full width up to :data:`MAX_TILE_COLS`."""
     m, n = shape
+    if nbytes < SINGLE_TILE_BYTES and n <= MAX_TILE_COLS:
+        return max(m, 1), max(n, 1)
     col_blocks = max(1, math.ceil(n / MAX_TILE_COLS))
     row_blocks = max(threads, math.ceil(nbytes / col_blocks / TILE_BYTES))
     row_blocks = min(m, threads * math.ceil(row_blocks / threads))

@@ -59,10 +59,23 @@ def mu_step(x: Array, numerator: Array, denominator: Array) -> Array:
     Zero denominators become :data:`EPSILON`, so all-zero rows or columns of ``V``
     give zeros instead of NaN. ``denominator`` is consumed (overwritten).
     """
-    denominator[denominator == 0] = EPSILON
-    out = numerator / denominator
+    if not denominator.all():  # a cheap reduction; the masked write is rarely needed
+        denominator[denominator == 0] = EPSILON
+    out = np.divide(numerator, denominator, out=denominator)
     out *= x
     return out
+
+
+def mu_update_rows(w: Array, tiles: list[Tile], hs: list[Array], hht: Array) -> Array:
+    """W-update of one row block from all its tiles: ``W_i ∘ (Σ_j V_ij H_jᵀ) / (W_i HHᵀ)``.
+
+    One task per row block, so the row block's products, denominator and update run
+    back to back on one worker without intermediate results crossing the scheduler.
+    """
+    numerator = tile_times_ht(tiles[0], hs[0])
+    for tile, h in zip(tiles[1:], hs[1:]):
+        numerator += tile_times_ht(tile, h)
+    return mu_step(w, numerator, w @ hht)
 
 
 def inner(a: Array, b: Array) -> np.ndarray:

@@ -5,6 +5,10 @@ with chunks ``(R, (k,))``; ``H`` is ``k × n`` with chunks ``((k,), C)``. Produc
 against ``V`` produce one small partial per tile and sum the partials with a tree
 reduction (``split_every``), so a task never holds more than one tile of ``V`` and
 no factor is ever gathered on one worker. ``W @ H`` is never formed.
+
+Every function also accepts plain in-memory arrays (a NumPy array or SciPy matrix
+for ``V``) and then calls the kernel directly: a matrix small enough to be a single
+tile is cheaper to factorise without a scheduler, through the same solver code.
 """
 
 from __future__ import annotations
@@ -48,8 +52,15 @@ def _left_multiply(g, x):
     return g @ x
 
 
+def is_lazy(*arrays) -> bool:
+    """Whether any of ``arrays`` is a dask array (else all are in memory)."""
+    return any(isinstance(a, da.Array) for a in arrays)
+
+
 def v_times_ht(V: da.Array, H: da.Array) -> da.Array:
     """``V @ Hᵀ`` (``m × k``, chunked like ``V``'s rows, dtype of ``H``)."""
+    if not is_lazy(V, H):
+        return kernels.tile_times_ht(V, H)
     dtype = H.dtype
     partials = da.blockwise(
         _tile_times_ht_partial, "iaj", V, "ij", H, "aj",
@@ -58,8 +69,35 @@ def v_times_ht(V: da.Array, H: da.Array) -> da.Array:
     return partials.sum(axis=2, split_every=SPLIT_EVERY, dtype=dtype)
 
 
+def few_column_tiles(V: da.Array) -> bool:
+    """Whether a row block's tiles are few enough to be handled by one task."""
+    return not is_lazy(V) or V.numblocks[1] <= SPLIT_EVERY
+
+
+def map_row_blocks(fn, V: da.Array, W: da.Array, H: da.Array, G: da.Array) -> da.Array:
+    """``fn(W_i, [V_i0, V_i1, ...], [H_0, H_1, ...], G)`` for every row block ``i``.
+
+    The result is chunked like ``W``. Use only when :func:`few_column_tiles` holds: each
+    task receives the whole row of tiles.
+    """
+    if not is_lazy(V, W, H, G):
+        return fn(W, [V], [H], G)
+    G = G.rechunk(G.shape)
+    return da.blockwise(
+        _row_block_task, "ia", fn, None, W, "ia", V, "ij", H, "aj", G, "bc",
+        concatenate=False, dtype=W.dtype, meta=np.empty((0, 0), dtype=W.dtype),
+    )  # fmt: skip
+
+
+def _row_block_task(fn, w, tiles, hs, g):
+    # Without concatenation, dask hands the one-chunk G over as a nested list [[G]].
+    return fn(w, tiles, hs, g[0][0])
+
+
 def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
     """``Wᵀ @ V`` (``k × n``, chunked like ``V``'s columns, dtype of ``W``)."""
+    if not is_lazy(W, V):
+        return kernels.wt_times_tile(W, V)
     dtype = W.dtype
     partials = da.blockwise(
         _wt_times_tile_partial, "iaj", W, "ia", V, "ij",
@@ -70,6 +108,8 @@ def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
 
 def gram_rows(W: da.Array) -> da.Array:
     """``Wᵀ W`` (``k × k``, one chunk)."""
+    if not is_lazy(W):
+        return kernels.gram_rows(W)
     k = W.shape[1]
     partials = da.blockwise(
         _gram_rows_partial, "iab", W, "ia",
@@ -80,6 +120,8 @@ def gram_rows(W: da.Array) -> da.Array:
 
 def gram_cols(H: da.Array) -> da.Array:
     """``H Hᵀ`` (``k × k``, one chunk)."""
+    if not is_lazy(H):
+        return kernels.gram_cols(H)
     k = H.shape[0]
     partials = da.blockwise(
         _gram_cols_partial, "jab", H, "aj",
@@ -90,6 +132,8 @@ def gram_cols(H: da.Array) -> da.Array:
 
 def times_small(W: da.Array, G: da.Array) -> da.Array:
     """``W @ G`` for a tall ``W`` (chunks ``(R, (k,))``) and a one-chunk ``k × l`` ``G``."""
+    if not is_lazy(W, G):
+        return W @ G
     G = G.rechunk(G.shape)
     l = G.shape[1]  # noqa: E741
     return da.blockwise(
@@ -100,12 +144,16 @@ def times_small(W: da.Array, G: da.Array) -> da.Array:
 
 def small_times(G: da.Array, H: da.Array) -> da.Array:
     """``G @ H`` for a one-chunk ``l × k`` ``G`` and a wide ``H`` (chunks ``((k,), C)``)."""
+    if not is_lazy(G, H):
+        return G @ H
     G = G.rechunk(G.shape)
     return da.blockwise(_left_multiply, "lj", G, "la", H, "aj", dtype=H.dtype, concatenate=True)
 
 
 def inner(A: da.Array, B: da.Array) -> da.Array:
     """``Σ A ∘ B`` in float64 as a 0-d dask array (``A`` and ``B`` chunked alike)."""
+    if not is_lazy(A, B):
+        return kernels.inner(A, B)
     return da.map_blocks(
         _inner_partial, A, B, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum()

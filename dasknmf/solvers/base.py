@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -10,20 +11,22 @@ import dask.array as da
 
 @dataclass(frozen=True)
 class Step:
-    """One lazy iteration: the next factors and the error they reach.
+    """One lazy iteration: the next factors and how to get the error they reach.
 
     Attributes
     ----------
     W, H : dask.array.Array
         The updated factors (not yet computed).
-    error : dask.array.Array
-        0-d float64: the reconstruction error at the new ``(W, H)``, in the units of
-        scikit-learn's ``reconstruction_err_`` (``‖V − WH‖_F`` for the Frobenius loss).
+    error : callable
+        Builds (only when called: the driver asks every few iterations) the 0-d float64
+        graph of the reconstruction error at the new ``(W, H)``, reusing this step's
+        intermediate products, in the units of scikit-learn's ``reconstruction_err_``
+        (``‖V − WH‖_F`` for the Frobenius loss).
     """
 
     W: da.Array
     H: da.Array
-    error: da.Array
+    error: Callable[[], da.Array]
 
 
 class Solver(Protocol):

@@ -24,9 +24,16 @@ from dasknmf.solvers.base import Step
 
 def update_w(V: da.Array, W: da.Array, H: da.Array) -> da.Array:
     """One multiplicative update of ``W`` with ``H`` fixed."""
-    numerator = products.v_times_ht(V, H)
-    denominator = products.times_small(W, products.gram_cols(H))
-    return da.map_blocks(kernels.mu_step, W, numerator, denominator, dtype=W.dtype)
+    hht = products.gram_cols(H)
+    if products.few_column_tiles(V):
+        return products.map_row_blocks(kernels.mu_update_rows, V, W, H, hht)
+    return _mu_step(W, products.v_times_ht(V, H), products.times_small(W, hht))
+
+
+def _mu_step(x, numerator, denominator):
+    if not products.is_lazy(x, numerator, denominator):
+        return kernels.mu_step(x, numerator, denominator)
+    return da.map_blocks(kernels.mu_step, x, numerator, denominator, dtype=x.dtype)
 
 
 def update_h(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array, da.Array]:
@@ -37,8 +44,7 @@ def update_h(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array,
     """
     wtv = products.wt_times_v(W, V)
     wtw = products.gram_rows(W)
-    denominator = products.small_times(wtw, H)
-    return da.map_blocks(kernels.mu_step, H, wtv, denominator, dtype=H.dtype), wtv, wtw
+    return _mu_step(H, wtv, products.small_times(wtw, H)), wtv, wtw
 
 
 def squared_error(norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array) -> da.Array:
@@ -65,7 +71,7 @@ class FrobeniusMU:
     def step(self, W: da.Array, H: da.Array) -> Step:
         W = update_w(self.V, W, H)
         H, wtv, wtw = update_h(self.V, W, H)
-        return Step(W, H, da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
+        return Step(W, H, lambda: da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
         wtv = products.wt_times_v(W, self.V)
@@ -121,6 +127,11 @@ def transform_w(
     """``W`` minimising ``‖V − WH‖`` for fixed ``H``, by row-block-local updates."""
     vht = products.v_times_ht(V, H)
     hht = products.gram_cols(H)
+    if not products.is_lazy(V, H, W0):
+        norm2 = _row_block_norm2(V)
+        return solve_w_block(
+            W0, vht, hht, norm2, max_iter=max_iter, tol=tol, check_every=check_every
+        )
     norms = da.map_blocks(
         _row_block_norm2, V, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum(axis=1, keepdims=True)

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from dasknmf import kernels
+from tests.helpers import make_matrix
+
+
+@pytest.fixture(params=["sparse", "dense"])
+def tile(request):
+    return make_matrix(9, 6, density=0.4, kind=request.param)
+
+
+def test_tile_times_ht_matches_dense(tile):
+    h = np.random.default_rng(0).random((3, 6))
+    np.testing.assert_allclose(kernels.tile_times_ht(tile, h), np.asarray(sp.csr_matrix(tile).toarray()) @ h.T)
+
+
+def test_wt_times_tile_matches_dense(tile):
+    w = np.random.default_rng(0).random((9, 3))
+    expected = w.T @ sp.csr_matrix(tile).toarray()
+    out = kernels.wt_times_tile(w, tile)
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_allclose(out, expected)
+
+
+def test_mu_update_rows_sums_tiles():
+    rng = np.random.default_rng(3)
+    tiles = [make_matrix(5, 4, seed=s) for s in range(3)]
+    hs = [rng.random((2, 4)) for _ in range(3)]
+    w, hht = rng.random((5, 2)), rng.random((2, 2)) + 0.1
+    num = sum(t.toarray() @ h.T for t, h in zip(tiles, hs))
+    np.testing.assert_allclose(kernels.mu_update_rows(w, tiles, hs, hht), w * num / (w @ hht))
+
+
+def test_mu_step_zero_denominator_gives_zero_not_nan():
+    x = np.array([[1.0, 2.0], [0.0, 0.0]])
+    numerator = np.array([[2.0, 1.0], [0.0, 0.0]])
+    denominator = np.array([[4.0, 0.0], [0.0, 0.0]])
+    out = kernels.mu_step(x, numerator, denominator)
+    assert np.isfinite(out).all()
+    np.testing.assert_allclose(out[0, 0], 0.5)
+    # a zero denominator is replaced by EPSILON, as scikit-learn does
+    np.testing.assert_allclose(out[0, 1], 2.0 * 1.0 / kernels.EPSILON)
+    np.testing.assert_array_equal(out[1], 0.0)
+
+
+def test_mu_step_leaves_inputs_other_than_denominator_alone():
+    x, num, den = np.ones((2, 2)), np.full((2, 2), 3.0), np.full((2, 2), 2.0)
+    kernels.mu_step(x, num, den)
+    np.testing.assert_array_equal(x, 1.0)
+    np.testing.assert_array_equal(num, 3.0)
+
+
+def test_inner_is_float64():
+    a = np.full((1000, 100), 1e-3, dtype=np.float32)
+    assert kernels.inner(a, a).dtype == np.float64
+    np.testing.assert_allclose(float(kernels.inner(a, a)), 1e5 * 1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["sparse", "dense"])
+def test_tile_stats(kind):
+    X = make_matrix(6, 5, density=0.5, kind="dense")
+    X[2, 3], X[4, 1], X[1, 4] = -1.0, np.nan, -2.0
+    tile = sp.csr_matrix(X) if kind == "sparse" else X
+    s = kernels.tile_stats(tile, 10, 20, 100)
+    finite = X[np.isfinite(X)]
+    np.testing.assert_allclose(s[0], finite.sum())
+    np.testing.assert_allclose(s[1], (finite**2).sum())
+    assert s[2] == np.count_nonzero(X)
+    assert s[3] == 2  # two negatives
+    assert s[4] == (10 + 1) * 100 + (20 + 4)  # first in row-major order: (1, 4)
+    assert s[5] == 1
+    assert s[6] == (10 + 4) * 100 + (20 + 1)
+
+
+def test_tile_stats_clean_tile_has_no_positions():
+    s = kernels.tile_stats(sp.csr_matrix((3, 3)), 0, 0, 3)
+    assert s[2] == 0 and np.isinf(s[4]) and np.isinf(s[6])

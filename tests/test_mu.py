@@ -1,0 +1,121 @@
+"""The MU solver against the dense reference and scikit-learn."""
+
+from __future__ import annotations
+
+import warnings
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.decomposition import NMF as SklearnNMF
+
+import dasknmf
+from dasknmf import fit
+from dasknmf.solvers.mu import FrobeniusMU
+from tests import reference
+from tests.helpers import CHUNKINGS, make_factors, make_matrix
+
+
+def run_mu(X, W0, H0, chunks, n_iter, **kwargs):
+    V = da.from_array(X, chunks=chunks, asarray=False)
+    norm2 = float((reference.dense(X) ** 2).sum())
+    W = da.from_array(W0, chunks=(chunks[0], W0.shape[1]))
+    H = da.from_array(H0, chunks=(H0.shape[0], chunks[1]))
+    return fit.run(FrobeniusMU(V, norm2), W, H, max_iter=n_iter, tol=0, **kwargs)
+
+
+@pytest.mark.parametrize("chunks", CHUNKINGS, ids=lambda c: f"tiles{c[0]}x{c[1]}")
+def test_matches_dense_reference(kind, chunks):
+    X = make_matrix(37, 23, kind=kind)
+    W0, H0 = make_factors(37, 23, 4)
+    W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 15)
+    result = run_mu(X, W0, H0, chunks, 15)
+    np.testing.assert_allclose(result.W.compute(), W_ref, rtol=1e-9)
+    np.testing.assert_allclose(result.H.compute(), H_ref, rtol=1e-9)
+    np.testing.assert_allclose(result.error, errors[-1], rtol=1e-9)
+    assert result.n_iter == 15
+
+
+def test_float32_matches_reference_to_float32_tolerance():
+    X = make_matrix(60, 40, dtype=np.float32)
+    W0, H0 = make_factors(60, 40, 5, dtype=np.float32)
+    W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 20)
+    result = run_mu(X, W0, H0, (16, 40), 20)
+    assert result.W.dtype == np.float32
+    np.testing.assert_allclose(result.W.compute(), W_ref, rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(result.error, errors[-1], rtol=1e-4)
+
+
+@pytest.mark.parametrize("sparse_input", [True, False])
+def test_same_loss_as_sklearn_after_50_iterations(sparse_input):
+    X = make_matrix(120, 80, density=0.15)
+    X = X if sparse_input else X.toarray()
+    W0, H0 = make_factors(120, 80, 6, seed=7)
+    sk = SklearnNMF(6, solver="mu", init="custom", max_iter=50, tol=0)
+    W_sk = sk.fit_transform(X, W=W0.copy(), H=H0.copy())
+    ours = dasknmf.NMF(6, init="custom", max_iter=50, tol=0, chunks=(32, 30))
+    W = ours.fit_transform(X, W=W0, H=H0)
+    assert abs(ours.reconstruction_err_ - sk.reconstruction_err_) <= 1e-4 * sk.reconstruction_err_
+    np.testing.assert_allclose(W, W_sk, rtol=1e-6, atol=1e-10)
+    np.testing.assert_allclose(ours.components_, sk.components_, rtol=1e-6, atol=1e-10)
+
+
+def test_stops_at_the_same_iteration_as_sklearn():
+    X = make_matrix(100, 70, density=0.2)
+    W0, H0 = make_factors(100, 70, 5, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sk = SklearnNMF(5, solver="mu", init="custom", max_iter=500, tol=1e-3).fit(
+            X, W=W0.copy(), H=H0.copy()
+        )
+    ours = dasknmf.NMF(5, init="custom", max_iter=500, tol=1e-3, chunks=(25, 70))
+    ours.fit(X, W=W0, H=H0)
+    assert 10 < sk.n_iter_ < 500
+    assert ours.n_iter_ == sk.n_iter_
+    np.testing.assert_allclose(ours.reconstruction_err_, sk.reconstruction_err_, rtol=1e-8)
+
+
+def test_all_zero_rows_and_columns_stay_finite(kind):
+    X = make_matrix(30, 20, density=0.3, kind="dense")
+    X[3, :] = 0
+    X[:, 5] = 0
+    X = sp.csr_matrix(X) if kind == "sparse" else X
+    W0, H0 = make_factors(30, 20, 3)
+    result = run_mu(X, W0, H0, (7, 6), 30)
+    W, H = result.W.compute(), result.H.compute()
+    assert np.isfinite(W).all() and np.isfinite(H).all()
+    assert np.all(W[3] < 1e-6) and np.all(H[:, 5] < 1e-6)
+
+
+def test_result_is_independent_of_the_tiling():
+    X = make_matrix(45, 31, density=0.3)
+    W0, H0 = make_factors(45, 31, 4)
+    results = [run_mu(X, W0, H0, chunks, 10) for chunks in [(45, 31), (7, 31), (8, 5)]]
+    for other in results[1:]:
+        np.testing.assert_allclose(other.W.compute(), results[0].W.compute(), rtol=1e-10)
+        np.testing.assert_allclose(other.H.compute(), results[0].H.compute(), rtol=1e-10)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    m=st.integers(2, 30),
+    n=st.integers(2, 30),
+    k=st.integers(1, 5),
+    seed=st.integers(0, 10_000),
+    density=st.floats(0.05, 1.0),
+    rows=st.integers(1, 30),
+    cols=st.integers(1, 30),
+)
+def test_error_never_increases(m, n, k, seed, density, rows, cols):
+    X = make_matrix(m, n, density=density, seed=seed)
+    W0, H0 = make_factors(m, n, k, seed=seed + 1)
+    result = run_mu(X, W0, H0, (min(rows, m), min(cols, n)), 12, callbacks=[lambda info: None])
+    errors = [result.error_at_init] + [e for _, e in result.errors]
+    assert len(errors) == 13
+    # The error comes from ‖V‖² − 2Σ H∘WᵀV + Σ WᵀW∘HHᵀ, exact up to cancellation of
+    # order eps·‖V‖² in the squared error.
+    slack = 1e-12 * max(reference.dense(X).sum() ** 2, 1.0)
+    assert all(b**2 <= a**2 + slack for a, b in zip(errors, errors[1:]))
