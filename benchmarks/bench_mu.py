@@ -24,7 +24,7 @@ from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
-from benchmarks.datasets import term_document
+from dasknmf.datasets import term_document
 
 
 def per_iteration(make, X, short: int, long: int, repeats: int) -> float:
@@ -63,10 +63,14 @@ def main() -> None:
     t_sk = per_iteration(make_sklearn, X, short, long, args.repeats)
     t_dn = per_iteration(make_dasknmf, X, short, long, args.repeats)
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"scikit-learn {sklearn.__version__}, dasknmf {dasknmf.__version__}")
-    print(f"matrix: {X.shape[0]:,} × {X.shape[1]:,} CSR float32, {X.nnz:,} non-zeros, k = {args.k}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"scikit-learn {sklearn.__version__}, dasknmf {dasknmf.__version__}"
+    )
+    print(
+        f"matrix: {X.shape[0]:,} × {X.shape[1]:,} CSR float32, {X.nnz:,} non-zeros, k = {args.k}"
+    )
     print()
     print("| implementation | s / iteration | ratio to scikit-learn |")
     print("| --- | --- | --- |")

@@ -19,6 +19,7 @@ from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import (
     CorruptStoreError,
     DaskNMFError,
+    InputFileNotFoundError,
     InvalidInputError,
     InvalidParameterError,
     NotAStoreError,
@@ -28,6 +29,7 @@ from dasknmf.errors import (
 )
 from dasknmf.estimator import NMF
 from dasknmf.fit import IterationInfo
+from dasknmf.storage import MatrixInfo, ingest, matrix_info, open_matrix, write_matrix
 
 __version__ = "0.1.0"
 
@@ -35,22 +37,19 @@ __all__ = [
     "NMF",
     "CorruptStoreError",
     "DaskNMFError",
+    "InputFileNotFoundError",
     "InvalidInputError",
     "InvalidParameterError",
     "IterationInfo",
+    "MatrixInfo",
     "NotAStoreError",
     "PrintProgress",
     "StoreExistsError",
     "StoreNotFoundError",
     "UnsupportedFormatError",
     "__version__",
+    "ingest",
+    "matrix_info",
+    "open_matrix",
+    "write_matrix",
 ]
-
-
-def __getattr__(name: str):
-    # The storage layer is imported on first use so `import dasknmf` stays light.
-    from dasknmf import storage
-
-    if name in {"write_matrix", "open_matrix", "matrix_info", "ingest", "MatrixInfo"}:
-        return getattr(storage, name)
-    raise AttributeError(f"module 'dasknmf' has no attribute {name!r}")

@@ -91,7 +91,9 @@ def nndsvd_init(
     if variant == "nndsvda":
         W, H = da.where(W == 0, mean, W), da.where(H == 0, mean, H)
     elif variant == "nndsvdar":
-        fill_w = abs(mean / 100 * standard_normal(W.shape, W.chunks, seed=seed, stream=STREAM_FILL_W))
+        fill_w = abs(
+            mean / 100 * standard_normal(W.shape, W.chunks, seed=seed, stream=STREAM_FILL_W)
+        )
         fill_h = abs(
             mean / 100
             * standard_normal(H.shape, H.chunks, seed=seed, stream=STREAM_FILL_H, wide=True)
@@ -123,9 +125,7 @@ def _as_factor(X, expected: tuple[int, int], chunks, name: str, dtype: np.dtype)
     return X
 
 
-def custom_init(
-    V: da.Array, k: int, W, H, *, dtype: np.dtype
-) -> tuple[da.Array, da.Array]:
+def custom_init(V: da.Array, k: int, W, H, *, dtype: np.dtype) -> tuple[da.Array, da.Array]:
     """User-given ``W`` (``m × k``) and ``H`` (``k × n``), checked and rechunked like ``V``.
 
     Both are checked: shape, finite, non-negative and not all zero.

@@ -73,7 +73,7 @@ def mu_update_rows(w: Array, tiles: list[Tile], hs: list[Array], hht: Array) -> 
     back to back on one worker without intermediate results crossing the scheduler.
     """
     numerator = tile_times_ht(tiles[0], hs[0])
-    for tile, h in zip(tiles[1:], hs[1:]):
+    for tile, h in zip(tiles[1:], hs[1:], strict=True):
         numerator += tile_times_ht(tile, h)
     return mu_step(w, numerator, w @ hht)
 

@@ -17,7 +17,7 @@ GEN_BLOCK = 8192
 STREAM_W, STREAM_H, STREAM_FILL_W, STREAM_FILL_H, STREAM_SKETCH = range(5)
 
 
-def seed_from(random_state: None | int | np.random.RandomState | np.random.Generator) -> int:
+def seed_from(random_state: int | np.random.RandomState | np.random.Generator | None) -> int:
     """An integer seed from anything scikit-learn accepts as ``random_state``."""
     if random_state is None:
         return int(np.random.SeedSequence().generate_state(1)[0])

@@ -6,8 +6,9 @@ import numpy as np
 import scipy.sparse as sp
 
 
-def make_matrix(m: int, n: int, *, density: float = 0.2, seed: int = 0, kind: str = "sparse",
-                dtype=np.float64):
+def make_matrix(
+    m: int, n: int, *, density: float = 0.2, seed: int = 0, kind: str = "sparse", dtype=np.float64
+):
     """A deterministic non-negative test matrix (CSR for kind='sparse', else ndarray)."""
     rng = np.random.default_rng(seed)
     X = sp.random(m, n, density=density, format="csr", random_state=rng, dtype=np.float64)

@@ -34,7 +34,7 @@ def test_random_init_is_independent_of_tiling_and_scaled_like_sklearn(chunks):
 
 def test_random_init_distribution():
     V = da.zeros((20_000, 50), chunks=(5_000, 50))
-    W, H = random_init(V, 10, mean=0.4, seed=0, dtype=np.float32)
+    W, _H = random_init(V, 10, mean=0.4, seed=0, dtype=np.float32)
     W = W.compute()
     # |N(0, 1)| · sqrt(mean / k) has mean sqrt(2/π) · sqrt(mean / k)
     np.testing.assert_allclose(W.mean(), np.sqrt(2 / np.pi) * np.sqrt(0.4 / 10), rtol=0.01)
@@ -75,13 +75,15 @@ def test_custom_init_checks_shapes_and_values():
     Wd, Hd = custom_init(V, 3, W, H, dtype=np.float32)
     assert Wd.chunks == ((5, 5), (3,)) and Hd.chunks == ((3,), (4, 4))
     assert Wd.dtype == np.float32
-    with pytest.raises(InvalidParameterError, match=r"input W\): expected \(10, 3\), got \(10, 2\)"):
+    with pytest.raises(
+        InvalidParameterError, match=r"input W\): expected \(10, 3\), got \(10, 2\)"
+    ):
         custom_init(V, 3, np.ones((10, 2)), H, dtype=np.float64)
-    with pytest.raises(InvalidParameterError, match="Negative values .*input H"):
+    with pytest.raises(InvalidParameterError, match=r"Negative values .*input H"):
         custom_init(V, 3, W, -H, dtype=np.float64)
-    with pytest.raises(InvalidParameterError, match="input H.* full of zeros"):
+    with pytest.raises(InvalidParameterError, match=r"input H.* full of zeros"):
         custom_init(V, 3, W, 0 * H, dtype=np.float64)
-    with pytest.raises(InvalidParameterError, match="input W.*NaN"):
+    with pytest.raises(InvalidParameterError, match=r"input W.*NaN"):
         custom_init(V, 3, np.full((10, 3), np.nan), H, dtype=np.float64)
     with pytest.raises(InvalidParameterError, match="needs both W and H"):
         custom_init(V, 3, W, None, dtype=np.float64)

@@ -15,7 +15,9 @@ def tile(request):
 
 def test_tile_times_ht_matches_dense(tile):
     h = np.random.default_rng(0).random((3, 6))
-    np.testing.assert_allclose(kernels.tile_times_ht(tile, h), np.asarray(sp.csr_matrix(tile).toarray()) @ h.T)
+    np.testing.assert_allclose(
+        kernels.tile_times_ht(tile, h), np.asarray(sp.csr_matrix(tile).toarray()) @ h.T
+    )
 
 
 def test_wt_times_tile_matches_dense(tile):
@@ -31,7 +33,7 @@ def test_mu_update_rows_sums_tiles():
     tiles = [make_matrix(5, 4, seed=s) for s in range(3)]
     hs = [rng.random((2, 4)) for _ in range(3)]
     w, hht = rng.random((5, 2)), rng.random((2, 2)) + 0.1
-    num = sum(t.toarray() @ h.T for t, h in zip(tiles, hs))
+    num = sum(t.toarray() @ h.T for t, h in zip(tiles, hs, strict=True))
     np.testing.assert_allclose(kernels.mu_update_rows(w, tiles, hs, hht), w * num / (w @ hht))
 
 

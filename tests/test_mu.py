@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import dask.array as da
@@ -42,7 +43,7 @@ def test_matches_dense_reference(kind, chunks):
 def test_float32_matches_reference_to_float32_tolerance():
     X = make_matrix(60, 40, dtype=np.float32)
     W0, H0 = make_factors(60, 40, 5, dtype=np.float32)
-    W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 20)
+    W_ref, _H_ref, errors = reference.mu_frobenius(X, W0, H0, 20)
     result = run_mu(X, W0, H0, (16, 40), 20)
     assert result.W.dtype == np.float32
     np.testing.assert_allclose(result.W.compute(), W_ref, rtol=2e-3, atol=1e-6)
@@ -118,4 +119,4 @@ def test_error_never_increases(m, n, k, seed, density, rows, cols):
     # The error comes from ‖V‖² − 2Σ H∘WᵀV + Σ WᵀW∘HHᵀ, exact up to cancellation of
     # order eps·‖V‖² in the squared error.
     slack = 1e-12 * max(reference.dense(X).sum() ** 2, 1.0)
-    assert all(b**2 <= a**2 + slack for a, b in zip(errors, errors[1:]))
+    assert all(b**2 <= a**2 + slack for a, b in itertools.pairwise(errors))

@@ -25,21 +25,21 @@ def case(request, kind):
 
 
 def test_v_times_ht(case):
-    X, V, W, H, Wd, Hd = case
+    X, V, _W, H, _Wd, Hd = case
     out = products.v_times_ht(V, Hd)
     assert out.chunks == (V.chunks[0], (4,))
     np.testing.assert_allclose(out.compute(), X @ H.T)
 
 
 def test_wt_times_v(case):
-    X, V, W, H, Wd, Hd = case
+    X, V, W, _H, Wd, _Hd = case
     out = products.wt_times_v(Wd, V)
     assert out.chunks == ((4,), V.chunks[1])
     np.testing.assert_allclose(out.compute(), W.T @ X)
 
 
 def test_grams_and_small_products(case):
-    X, V, W, H, Wd, Hd = case
+    _X, _V, W, H, Wd, Hd = case
     np.testing.assert_allclose(products.gram_rows(Wd).compute(), W.T @ W)
     np.testing.assert_allclose(products.gram_cols(Hd).compute(), H @ H.T)
     G = np.arange(16.0).reshape(4, 4)
@@ -53,7 +53,7 @@ def test_map_row_blocks_hands_over_whole_rows(case):
 
     def fn(w, tiles, hs, g):
         assert len(tiles) == len(hs) == V.numblocks[1]
-        return w + sum(np.asarray(t @ h.T) for t, h in zip(tiles, hs)) + g.sum()
+        return w + sum(np.asarray(t @ h.T) for t, h in zip(tiles, hs, strict=True)) + g.sum()
 
     G = da.from_array(np.ones((4, 4)))
     out = products.map_row_blocks(fn, V, Wd, Hd, G)

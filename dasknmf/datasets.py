@@ -1,4 +1,8 @@
-"""Synthetic matrices for the benchmarks (deterministic, generated in seconds)."""
+"""Built-in synthetic matrices for the demo, the examples and the benchmarks.
+
+Deterministic for a given seed and generated in seconds, so every run of the demo and
+of the benchmarks sees the same data.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import scipy.sparse as sp
 def term_document(
     n_docs: int = 200_000,
     n_terms: int = 50_000,
-    mean_terms_per_doc: float = 37.5,
+    mean_terms_per_doc: float = 47.0,
     zipf_exponent: float = 1.07,
     seed: int = 0,
     dtype=np.float32,
@@ -18,7 +22,14 @@ def term_document(
 
     Document lengths are Poisson, each document draws its terms from a Zipf law over
     the vocabulary, and counts are 1 + geometric, so duplicates merge into larger
-    counts as in real bag-of-words data. The defaults give ≈ 7.4M non-zeros.
+    counts as in real bag-of-words data. With the defaults: ≈ 7.4M non-zeros.
+
+    Examples
+    --------
+    >>> from dasknmf.datasets import term_document
+    >>> V = term_document(2_000, 500, seed=0)
+    >>> V.shape, V.dtype
+    ((2000, 500), dtype('float32'))
     """
     rng = np.random.default_rng(seed)
     lengths = rng.poisson(mean_terms_per_doc, size=n_docs)

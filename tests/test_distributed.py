@@ -1,0 +1,118 @@
+"""Fits on a real dask.distributed cluster: workers in other processes, V in zarr."""
+
+from __future__ import annotations
+
+import dask
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster
+
+import dasknmf
+from tests.helpers import make_factors, make_matrix
+
+# A nominal per-worker memory limit far below V's size. The workers' own memory
+# manager is switched off so that the limit is only the figure the scheduler reports
+# (a real process needs more than this just to start); the heavy test below keeps it on.
+M, N = 1200, 800
+SMALL_LIMIT = 250_000
+UNMANAGED = {
+    "distributed.worker.memory.target": False,
+    "distributed.worker.memory.spill": False,
+    "distributed.worker.memory.pause": False,
+    "distributed.worker.memory.terminate": False,
+}
+
+
+def fit(X, **kwargs):
+    params = dict(n_components=5, init="custom", max_iter=25, tol=0)
+    params.update(kwargs)
+    W0, H0 = make_factors(M, N, 5, seed=2)
+    model = dasknmf.NMF(**params)
+    W = model.fit_transform(X, W=W0, H=H0)
+    return model, np.asarray(W)
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory):
+    """V in a store, and reference fits made in this process before any cluster exists."""
+    X = make_matrix(M, N, density=0.1, seed=11)  # ≈ 96,000 non-zeros: ≈ 1.2 MB in CSR
+    path = str(tmp_path_factory.mktemp("dist") / "V.zarr")
+    dasknmf.write_matrix(X, path, chunks=(256, 300))
+    in_memory = fit(X.astype(np.float32), chunks=(256, 300))
+    from_store = fit(path)
+    return X, path, in_memory, from_store
+
+
+@pytest.fixture(scope="module")
+def client(case):
+    with dask.config.set(UNMANAGED), LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, memory_limit=SMALL_LIMIT,
+        dashboard_address=None,
+    ) as cluster, Client(cluster) as c:  # fmt: skip
+        yield c
+
+
+def test_out_of_core_on_cluster_with_memory_below_v(case, client):
+    _X, path, (reference, W_ref), _ = case
+    info = dasknmf.matrix_info(path)
+    v_bytes = info.nnz * (info.dtype.itemsize + 4)
+    limits = [w["memory_limit"] for w in client.scheduler_info(n_workers=-1)["workers"].values()]
+    assert len(limits) == 2 and sum(limits) < v_bytes
+    model, W = fit(path)
+    assert model.persisted_ is False  # chosen automatically: V does not fit
+    assert reference.persisted_ is True
+    np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(model.reconstruction_err_, reference.reconstruction_err_, rtol=1e-6)
+
+
+def test_cluster_result_does_not_depend_on_workers(case, client):
+    *_, (local, W_local) = case
+    model, W = fit(case[1], persist=True)
+    assert model.persisted_ is True
+    np.testing.assert_allclose(W, W_local, rtol=1e-12)
+    np.testing.assert_allclose(model.components_, local.components_, rtol=1e-12)
+
+
+def _random_csr_tile(density, block_info=None):
+    import scipy.sparse as sp
+
+    (r0, r1), (c0, c1) = block_info[None]["array-location"]
+    rng = np.random.default_rng([r0, c0])
+    tile = sp.random(r1 - r0, c1 - c0, density=density, format="csr", random_state=rng)
+    return tile.astype(np.float32)
+
+
+@pytest.mark.slow
+def test_out_of_core_with_enforced_worker_memory_limit(tmp_path):
+    """V takes ≈ 580 MB in memory; one worker may use 450 MB, managed as usual
+    (spilling, pausing, terminating): the fit re-reads tiles and completes."""
+    import dask.array as da
+    import scipy.sparse as sp
+
+    m, n, density = 600_000, 20_000, 0.006
+    lazy = da.map_blocks(
+        _random_csr_tile, density, chunks=((25_000,) * 24, (n,)), dtype=np.float32,
+        meta=sp.csr_matrix((0, 0), dtype=np.float32),
+    )  # fmt: skip
+    path = str(tmp_path / "V.zarr")
+    dasknmf.write_matrix(lazy, path, chunks=(25_000, n))
+    info = dasknmf.matrix_info(path)
+    v_bytes = info.nnz * (info.dtype.itemsize + 4)
+    assert v_bytes > 500e6
+    rng = np.random.default_rng(0)
+    W0, H0 = rng.random((m, 4)) + 0.1, rng.random((4, n)) + 0.1
+    params = dict(n_components=4, init="custom", max_iter=3, tol=0)
+
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=True, memory_limit=450e6,
+        dashboard_address=None,
+    ) as cluster, Client(cluster):  # fmt: skip
+        model = dasknmf.NMF(**params)
+        W = np.asarray(model.fit_transform(path, W=W0, H=H0))
+    assert model.persisted_ is False
+
+    reference = dasknmf.NMF(persist=True, **params)
+    W_ref = np.asarray(reference.fit_transform(path, W=W0, H=H0))
+    np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-5, atol=1e-8)
