@@ -1,0 +1,336 @@
+"""The ``dasknmf`` command line: ``demo``, ``ingest`` and ``info``.
+
+The CLI only parses arguments, calls the library and prints; every algorithmic and
+storage decision lives in the library, so the command line and the Python API behave
+the same way.
+
+Examples
+--------
+.. code-block:: console
+
+    $ dasknmf demo --rows 20000 --cols 5000 --k 10
+    $ dasknmf ingest counts.mtx counts.zarr --chunks 10000 5000
+    $ dasknmf info counts.zarr
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from dasknmf import NMF, PrintProgress, __version__
+from dasknmf.datasets import term_document
+from dasknmf.errors import DaskNMFError, StoreExistsError
+from dasknmf.storage import MatrixInfo, ingest, matrix_info, write_matrix
+
+__all__ = ["build_parser", "main"]
+
+PROG = "dasknmf"
+
+#: Exit codes: argparse already uses 2 for usage errors; user-input errors share it so
+#: scripts need to tell apart only "bad input" from "interrupted" (128 + SIGINT).
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Errors that come from what the user asked for (a missing file, an existing store, a
+#: bad parameter): reported in one line, without a traceback.
+USER_ERRORS = (DaskNMFError, FileNotFoundError, PermissionError, ValueError)
+
+N_TOP_TERMS = 5
+N_SHOWN_COMPONENTS = 3
+
+
+# -- argument types --------------------------------------------------------------------
+
+
+def _bounded_int(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+
+    parse.__name__ = "int"  # argparse names the type in "invalid int value" messages
+    return parse
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value >= 0:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+_positive_int = _bounded_int(1)
+_non_negative_int = _bounded_int(0)
+
+
+# -- parser ----------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``dasknmf`` command.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+
+    Examples
+    --------
+    >>> build_parser().parse_args(["info", "v.zarr"]).path
+    'v.zarr'
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Distributed, out-of-core non-negative matrix factorisation.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--traceback",
+        action="store_true",
+        help="show the full traceback of errors instead of a one-line message",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    demo = commands.add_parser(
+        "demo",
+        help="factorise a built-in synthetic term-document matrix",
+        description=(
+            "Generate a synthetic documents x terms count matrix, write it to a zarr "
+            "store, factorise it from the store and print progress and a summary."
+        ),
+    )
+    demo.add_argument("--rows", type=_positive_int, default=20_000, help="documents (20000)")
+    demo.add_argument("--cols", type=_positive_int, default=5_000, help="terms (5000)")
+    demo.add_argument("--k", type=_positive_int, default=10, help="rank (10)")
+    demo.add_argument(
+        "--max-iter", type=_non_negative_int, default=100, help="most iterations (100)"
+    )
+    demo.add_argument(
+        "--tol", type=_non_negative_float, default=1e-4, help="stopping tolerance (1e-4)"
+    )
+    demo.add_argument("--seed", type=int, default=0, help="seed of data and init (0)")
+    demo.add_argument(
+        "--chunks",
+        nargs=2,
+        type=_positive_int,
+        metavar=("ROWS", "COLS"),
+        help="tile shape of the store (default: chosen from the shape and density; the "
+        "default matrix is small enough for a single tile)",
+    )
+    demo.add_argument(
+        "--store",
+        metavar="PATH",
+        help="write the store here (must not exist) instead of a temporary directory",
+    )
+    demo.add_argument(
+        "--keep", action="store_true", help="keep the temporary store and print where it is"
+    )
+    demo.set_defaults(handler=_cmd_demo)
+
+    ing = commands.add_parser(
+        "ingest",
+        help="import a .mtx/.npz/.npy matrix file into a store",
+        description=(
+            "Import a MatrixMarket (.mtx, .mtx.gz, .mtx.bz2), .npz or .npy file into a "
+            "tiled zarr store and describe the result."
+        ),
+    )
+    ing.add_argument("src", metavar="SRC", help="matrix file to import")
+    ing.add_argument("dst", metavar="DST", help="store to create (directory or fsspec URL)")
+    ing.add_argument(
+        "--chunks",
+        nargs=2,
+        type=_positive_int,
+        metavar=("ROWS", "COLS"),
+        help="tile shape (default: chosen from the shape and density)",
+    )
+    ing.add_argument(
+        "--format",
+        choices=("sparse", "dense"),
+        help="storage format (default: sparse for sparse files, dense otherwise)",
+    )
+    ing.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        help="stored dtype (default: keep float dtypes, float32 for integers)",
+    )
+    ing.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dasknmf store at DST"
+    )
+    ing.set_defaults(handler=_cmd_ingest)
+
+    info = commands.add_parser(
+        "info",
+        help="describe a store",
+        description="Describe a matrix store from its metadata (no tile is read).",
+    )
+    info.add_argument("path", metavar="PATH", help="store directory or fsspec URL")
+    info.set_defaults(handler=_cmd_info)
+    return parser
+
+
+# -- commands --------------------------------------------------------------------------
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    print(matrix_info(args.path))
+    return EXIT_OK
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    try:
+        info = ingest(
+            args.src,
+            args.dst,
+            chunks=tuple(args.chunks) if args.chunks else None,
+            format=args.format,
+            dtype=args.dtype,
+            overwrite=args.overwrite,
+        )
+    except StoreExistsError as exc:
+        # The library's message speaks of the Python keyword; name the CLI flag too.
+        raise StoreExistsError(f"{exc} (on the command line: --overwrite)") from exc
+    print(info)
+    return EXIT_OK
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    # A temporary directory is created only when no --store is given; the user's own
+    # --store path is never deleted.
+    tmpdir = None if args.store else Path(tempfile.mkdtemp(prefix="dasknmf-demo-"))
+    store = args.store if args.store else str(tmpdir / "term_document.zarr")
+    try:
+        _run_demo(args, store)
+    finally:
+        if tmpdir is not None:
+            if args.keep:
+                print(f"store kept at {store}")
+            else:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+    return EXIT_OK
+
+
+def _run_demo(args: argparse.Namespace, store: str) -> None:
+    out = sys.stdout
+    t0 = time.perf_counter()
+    V = term_document(args.rows, args.cols, seed=args.seed)
+    try:
+        write_matrix(V, store, chunks=tuple(args.chunks) if args.chunks else None)
+    except StoreExistsError as exc:
+        # The library's advice (overwrite=True) has no demo flag: the demo never
+        # replaces anything, so say that instead.
+        raise StoreExistsError(
+            f"--store {store!r} already exists; the demo never overwrites, choose a new path"
+        ) from exc
+    info = matrix_info(store)
+    print(_demo_header(info, time.perf_counter() - t0), file=out)
+    print(file=out)
+
+    model = NMF(
+        n_components=args.k,
+        max_iter=args.max_iter,
+        tol=args.tol,
+        random_state=args.seed,
+        callbacks=[PrintProgress(out)],
+    )
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        # The summary says whether the tolerance was reached; no warning needed.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(store)
+    wall = time.perf_counter() - t0
+
+    # ‖V‖_F from the in-memory matrix, in float64 so float32 data does not round it.
+    norm_v = float(np.sqrt(np.sum(np.square(V.data, dtype=np.float64))))
+    relative = model.reconstruction_err_ / norm_v if norm_v else 0.0
+    stopped = "tolerance reached" if model.n_iter_ < args.max_iter else "max-iter reached"
+    lines = [
+        "",
+        # Labelled so that only progress lines start with "iter" (easy to grep).
+        f"stopped after        : {model.n_iter_} iterations ({stopped})",
+        f"reconstruction error : {model.reconstruction_err_:.6e}  (‖V − WH‖_F)",
+        # Not the "rel" column of the progress lines, which is relative to the error of
+        # the initial factors; this is the share of V that the factorisation misses.
+        f"relative error       : {relative:.4f}  (‖V − WH‖_F / ‖V‖_F)",
+        f"wall time            : {wall:.2f} s (initialisation included)",
+        f"V persisted          : {'yes (in memory)' if model.persisted_ else 'no (out of core)'}",
+        "",
+        f"top {N_TOP_TERMS} terms (column indices) of the first components:",
+    ]
+    H = model.components_
+    for c in range(min(N_SHOWN_COMPONENTS, H.shape[0])):
+        top = np.argsort(H[c])[::-1][:N_TOP_TERMS]
+        lines.append(f"  component {c}: " + " ".join(str(int(t)) for t in top))
+    print("\n".join(lines), file=out)
+
+
+def _demo_header(info: MatrixInfo, seconds: float) -> str:
+    m, n = info.shape
+    return "\n".join(
+        [
+            f"term-document matrix : {m:,} x {n:,} {info.dtype}, {info.nnz:,} non-zeros "
+            f"(density {info.density:.3%})",
+            f"store                : {info.path} ({info.format}, "
+            f"{info.n_tiles[0]} x {info.n_tiles[1]} tiles of "
+            f"{info.tile_shape[0]:,} x {info.tile_shape[1]:,}; written in {seconds:.1f} s)",
+        ]
+    )
+
+
+# -- entry point -----------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``dasknmf`` command line.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; ``sys.argv[1:]`` when not given.
+
+    Returns
+    -------
+    int
+        0 on success, 2 for usage errors and errors in the user's input (printed as
+        ``dasknmf: error: ...`` on standard error), 130 when interrupted.
+
+    Examples
+    --------
+    >>> main(["info", "/no/such/store"])  # doctest: +SKIP
+    dasknmf: error: no matrix store at '/no/such/store': the path does not exist
+    2
+    """
+    parser = build_parser()
+    # argparse exits (code 2) on usage errors, and 0 for --help / --version.
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as exc:
+        if args.traceback:
+            raise
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

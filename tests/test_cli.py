@@ -1,0 +1,251 @@
+"""The ``dasknmf`` command line, run in-process through :func:`dasknmf.cli.main`."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+import dasknmf
+from dasknmf.cli import main
+from dasknmf.storage import matrix_info, open_matrix
+
+SMALL_DEMO = ["demo", "--rows", "600", "--cols", "300", "--k", "4", "--max-iter", "15"]
+ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)")
+
+
+def _tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes, to check a store was left untouched."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def _dense(path: Path) -> np.ndarray:
+    V = open_matrix(path).compute()
+    return V.toarray() if sp.issparse(V) else np.asarray(V)
+
+
+@pytest.fixture
+def sparse_matrix() -> sp.csr_matrix:
+    rng = np.random.default_rng(0)
+    X = sp.random(57, 23, density=0.2, format="csr", random_state=rng, dtype=np.float64)
+    X.data = np.round(X.data * 10) + 1  # integral values survive MatrixMarket text exactly
+    return X
+
+
+# -- demo ------------------------------------------------------------------------------
+
+
+def test_demo_prints_each_iteration_and_summary_and_removes_temp_store(
+    capsys, monkeypatch, tmp_path
+):
+    # Temporary directories land in tmp_path so the test can see that they are removed.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    assert main([*SMALL_DEMO, "--tol", "0"]) == 0
+    out = capsys.readouterr().out
+
+    iter_lines = [line for line in out.splitlines() if line.startswith("iter")]
+    assert len(iter_lines) == 15
+    iterations = [ITER_LINE.match(line) for line in iter_lines]
+    assert [int(m.group(1)) for m in iterations] == list(range(1, 16))
+    errors = [float(m.group(2)) for m in iterations]
+    assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(errors))
+
+    assert "600 x 300" in out
+    assert re.search(r"stopped after\s+: 15 iterations", out)
+    relative = float(re.search(r"relative error\s+: (\S+)", out).group(1))
+    assert 0 < relative < 1
+    assert "wall time" in out and "V persisted" in out
+    assert len(re.findall(r"component \d: (?:\d+ ){4}\d+$", out, flags=re.M)) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_keep_and_info_describe_the_store(capsys, tmp_path):
+    store = tmp_path / "demo.zarr"
+    assert main([*SMALL_DEMO, "--store", str(store), "--keep", "--chunks", "200", "300"]) == 0
+    capsys.readouterr()
+    assert store.is_dir()
+
+    assert main(["info", str(store)]) == 0
+    out = capsys.readouterr().out
+    assert str(store) in out
+    assert "600 x 300" in out
+    assert "3 x 1 of 200 x 300" in out
+
+
+def test_demo_refuses_existing_store(capsys, tmp_path):
+    existing = tmp_path / "taken"
+    existing.mkdir()
+    (existing / "mine.txt").write_text("precious")
+    before = _tree(existing)
+
+    assert main([*SMALL_DEMO, "--store", str(existing)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("dasknmf: error: ")
+    assert str(existing) in captured.err
+    assert "Traceback" not in captured.err
+    assert "iter" not in captured.out
+    assert _tree(existing) == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--rows", "0"], ["--k", "-1"], ["--tol", "-1"], ["--tol", "nan"], ["--max-iter", "x"]],
+)
+def test_demo_rejects_bad_numbers(capsys, args):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", *args])
+    assert exc.value.code == 2
+    assert "dasknmf demo: error: argument" in capsys.readouterr().err
+
+
+def test_demo_rank_too_large_is_a_clean_error(capsys, tmp_path):
+    code = main([*SMALL_DEMO[:-4], "--k", "400", "--store", str(tmp_path / "v.zarr")])
+    assert code == 2
+    assert "n_components" in capsys.readouterr().err
+
+
+# -- ingest ----------------------------------------------------------------------------
+
+
+def _write_source(kind: str, X: sp.csr_matrix, tmp_path: Path) -> Path:
+    if kind == "mtx":
+        path = tmp_path / "v.mtx"
+        scipy.io.mmwrite(path, X.tocoo())
+    elif kind == "npz":
+        path = tmp_path / "v.npz"
+        sp.save_npz(path, X)
+    else:
+        path = tmp_path / "v.npy"
+        np.save(path, X.toarray())
+    return path
+
+
+@pytest.mark.parametrize("kind", ["mtx", "npz", "npy"])
+def test_ingest_round_trips_exactly(kind, sparse_matrix, capsys, tmp_path):
+    src = _write_source(kind, sparse_matrix, tmp_path)
+    dst = tmp_path / "v.zarr"
+    assert main(["ingest", str(src), str(dst), "--dtype", "float64"]) == 0
+    out = capsys.readouterr().out
+    assert str(dst) in out and "57 x 23" in out
+    np.testing.assert_array_equal(_dense(dst), sparse_matrix.toarray())
+
+
+def test_ingest_chunks_format_dtype(sparse_matrix, capsys, tmp_path):
+    src = _write_source("npz", sparse_matrix, tmp_path)
+    dst = tmp_path / "v.zarr"
+    args = ["ingest", str(src), str(dst), "--chunks", "10", "7", "--format", "dense"]
+    assert main([*args, "--dtype", "float32"]) == 0
+    capsys.readouterr()
+    info = matrix_info(dst)
+    assert info.tile_shape == (10, 7)
+    assert info.n_tiles == (6, 4)
+    assert info.format == "dense"
+    assert info.dtype == np.float32
+    np.testing.assert_array_equal(_dense(dst), sparse_matrix.toarray().astype(np.float32))
+
+
+def test_ingest_existing_store_needs_overwrite(sparse_matrix, capsys, tmp_path):
+    src = _write_source("npz", sparse_matrix, tmp_path)
+    dst = tmp_path / "v.zarr"
+    assert main(["ingest", str(src), str(dst)]) == 0
+    before = _tree(dst)
+
+    other = _write_source("npy", 2 * sparse_matrix, tmp_path)
+    capsys.readouterr()
+    assert main(["ingest", str(other), str(dst)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dasknmf: error: ")
+    assert str(dst) in err and "--overwrite" in err
+    assert _tree(dst) == before
+
+    assert main(["ingest", str(other), str(dst), "--overwrite"]) == 0
+    np.testing.assert_array_equal(_dense(dst), 2 * sparse_matrix.toarray())
+
+
+def test_ingest_unknown_extension(capsys, tmp_path):
+    src = tmp_path / "v.csv"
+    src.write_text("1,2\n3,4\n")
+    assert main(["ingest", str(src), str(tmp_path / "v.zarr")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dasknmf: error: ") and str(src) in err
+    assert not (tmp_path / "v.zarr").exists()
+
+
+def test_ingest_missing_source(capsys, tmp_path):
+    src = tmp_path / "absent.mtx"
+    assert main(["ingest", str(src), str(tmp_path / "v.zarr")]) == 2
+    assert str(src) in capsys.readouterr().err
+
+
+def test_ingest_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "only-one-arg"])
+    assert exc.value.code == 2
+
+
+# -- info ------------------------------------------------------------------------------
+
+
+def test_info_missing_path(capsys, tmp_path):
+    path = tmp_path / "nowhere.zarr"
+    assert main(["info", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("dasknmf: error: ") and str(path) in captured.err
+    assert "Traceback" not in captured.err
+    assert captured.out == ""
+
+
+def test_info_plain_directory(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("not a store")
+    assert main(["info", str(tmp_path)]) == 2
+    assert str(tmp_path) in capsys.readouterr().err
+
+
+def test_traceback_flag_reraises(tmp_path):
+    with pytest.raises(dasknmf.StoreNotFoundError):
+        main(["--traceback", "info", str(tmp_path / "nowhere.zarr")])
+
+
+def test_keyboard_interrupt_exits_130(capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("dasknmf.cli.matrix_info", interrupted)
+    assert main(["info", "anything"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+
+
+# -- entry points ----------------------------------------------------------------------
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"dasknmf {dasknmf.__version__}"
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([])
+    assert exc.value.code == 2
+
+
+def test_python_dash_m_entry_point():
+    result = subprocess.run(
+        [sys.executable, "-m", "dasknmf", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"dasknmf {dasknmf.__version__}"
