@@ -20,9 +20,15 @@ from dasknmf import inputs, products
 from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import InvalidParameterError
 from dasknmf.init import INIT_METHODS, initialize
-from dasknmf.params import check_chunks, check_int, check_option, check_real
+from dasknmf.params import (
+    check_chunks,
+    check_int,
+    check_option,
+    check_random_state,
+    check_real,
+)
 from dasknmf.random import seed_from
-from dasknmf.resources import active_client, available_memory, total_threads
+from dasknmf.resources import active_client, available_memory, blas_guarded, total_threads
 from dasknmf.solvers.mu import FrobeniusMU, transform_w
 
 logger = logging.getLogger(__name__)
@@ -172,6 +178,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.fit_transform(X, W=W, H=H)
         return self
 
+    @blas_guarded
     def fit_transform(self, X, y=None, W=None, H=None):
         """Learn the factorisation and return ``W``.
 
@@ -217,6 +224,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.error_curve_ = result.errors
         return _like_input(X, result.W)
 
+    @blas_guarded
     def transform(self, X):
         """``W`` for the rows of ``X`` with ``H`` fixed to :attr:`components_`.
 
@@ -226,7 +234,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Returns
         -------
         W : ndarray or dask.array.Array of shape (m, n_components)
-            NumPy for in-memory ``X``, dask (lazy) for a dask array or store path.
+            NumPy for in-memory ``X``; a persisted dask array chunked like ``X``'s
+            rows for a dask array or store path.
         """
         check_is_fitted(self)
         V = self._as_tiled(X, reset=False)
@@ -242,6 +251,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W = transform_w(
             V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
         )
+        (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
         return _like_input(X, W)
 
     def inverse_transform(self, X):
@@ -253,10 +263,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             Dense. Lazy for a dask ``X``: compute it block by block if it is large.
         """
         check_is_fitted(self)
+        if not isinstance(X, da.Array):
+            X = check_array(X, dtype=[np.float64, np.float32])
+        k = self.n_components_
+        if X.ndim != 2 or X.shape[1] != k:
+            raise ValueError(
+                f"X has shape {X.shape}, but NMF has {k} components: inverse_transform "
+                f"expects W of shape (n_samples, {k})."
+            )
         if isinstance(X, da.Array):
             H = da.from_array(self.components_)
             return products.times_small(X.rechunk({1: -1}), H)
-        X = check_array(X, dtype=[np.float64, np.float32])
         return X @ self.components_.astype(X.dtype, copy=False)
 
     # -- helpers -----------------------------------------------------------------------
@@ -269,6 +286,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_int("check_every", self.check_every, low=1)
         check_chunks("chunks", self.chunks)
         check_option("persist", self.persist, ("auto", True, False))
+        check_random_state("random_state", self.random_state)
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
 
@@ -286,8 +304,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"{self.n_features_in_} features as input."
                 )
             return V
+        # dtype="numeric": keep what NumPy infers (a list of floats is float64, which
+        # is preserved); as_tiled then casts everything but float64 to float32.
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc", "coo"), dtype=[np.float32, np.float64],
+            self, X, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
             ensure_all_finite=False, reset=reset,
         )  # fmt: skip
         return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
@@ -302,10 +322,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _resolve_n_components(self, m: int, n: int, W, H) -> int:
         k = self.n_components
         if k is None:
-            if self.init == "custom" and H is not None:
-                k = H.shape[0]
-            elif self.init == "custom" and W is not None:
-                k = W.shape[1]
+            # np.shape: W and H may be nested lists; a wrong shape is reported later.
+            if self.init == "custom" and H is not None and np.ndim(H) == 2:
+                k = np.shape(H)[0]
+            elif self.init == "custom" and W is not None and np.ndim(W) == 2:
+                k = np.shape(W)[1]
             else:
                 k = min(m, n)
         if not isinstance(k, Integral) or not 1 <= k <= min(m, n):

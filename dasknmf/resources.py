@@ -7,11 +7,15 @@ one, else dask's default (threaded) scheduler in this process.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TypeVar
 
 import psutil
 from threadpoolctl import threadpool_limits
+
+F = TypeVar("F", bound=Callable)
 
 
 def active_client():
@@ -53,7 +57,8 @@ def single_threaded_blas() -> Iterator[None]:
     """Limit BLAS to one thread while tasks run in this process's thread pool.
 
     Dask already runs one task per core; a multi-threaded BLAS call inside each task
-    oversubscribes the cores (measured 3× slower, see docs/benchmarks.md). Workers of a
+    oversubscribes the cores: measured 3× slower for an MU iteration and 34× slower
+    for the randomized SVD's QR factorisations (docs/benchmarks.md). Workers of a
     ``distributed`` cluster run in other processes and set this through their own
     environment, so nothing is changed when a client is active.
     """
@@ -62,3 +67,14 @@ def single_threaded_blas() -> Iterator[None]:
         return
     with threadpool_limits(limits=1, user_api="blas"):
         yield
+
+
+def blas_guarded(fn: F) -> F:
+    """Run ``fn`` inside :func:`single_threaded_blas` (for the estimator's methods)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with single_threaded_blas():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
