@@ -120,3 +120,20 @@ def test_error_never_increases(m, n, k, seed, density, rows, cols):
     # order eps·‖V‖² in the squared error.
     slack = 1e-12 * max(reference.dense(X).sum() ** 2, 1.0)
     assert all(b**2 <= a**2 + slack for a, b in itertools.pairwise(errors))
+
+
+@pytest.mark.parametrize("chunks", [(37, 23), (10, 7), (13, 23)], ids=lambda c: f"{c[0]}x{c[1]}")
+def test_fit_from_a_store_matches_dense_reference(tmp_path, kind, chunks):
+    """The whole path: write a sparse or dense store, fit from its path, compare."""
+    X = make_matrix(37, 23, kind=kind)
+    path = str(tmp_path / "V.zarr")
+    dasknmf.write_matrix(X, path, chunks=chunks)
+    assert dasknmf.matrix_info(path).format == kind
+    W0, H0 = make_factors(37, 23, 4)
+    W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 12)
+    model = dasknmf.NMF(4, init="custom", max_iter=12, tol=0)
+    W = model.fit_transform(path, W=W0, H=H0)
+    assert isinstance(W, da.Array)
+    np.testing.assert_allclose(W.compute(), W_ref, rtol=1e-9)
+    np.testing.assert_allclose(model.components_, H_ref, rtol=1e-9)
+    np.testing.assert_allclose(model.reconstruction_err_, errors[-1], rtol=1e-9)
