@@ -78,6 +78,20 @@ def mu_update_rows(w: Array, tiles: list[Tile], hs: list[Array], hht: Array) -> 
     return mu_step(w, numerator, w @ hht)
 
 
+def mu_row_pass(
+    w: Array, tiles: list[Tile], hs: list[Array], hht: Array
+) -> tuple[Array, list[Array], Array]:
+    """One row block's whole share of an MU iteration, reading its tiles once.
+
+    Updates ``W_i`` (:func:`mu_update_rows`), then, with the new ``W_i``, returns the
+    row block's contributions to the H update: ``W_iᵀ V_ij`` for each tile and
+    ``W_iᵀ W_i``. Summed over row blocks these are exactly the ``WᵀV`` and ``WᵀW`` of
+    the two-pass order, so the result is the same update sequence.
+    """
+    w = mu_update_rows(w, tiles, hs, hht)
+    return w, [wt_times_tile(w, tile) for tile in tiles], gram_rows(w)
+
+
 def inner(a: Array, b: Array) -> np.ndarray:
     """``Σ a ∘ b`` accumulated in float64, as a 0-d NumPy array."""
     return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))

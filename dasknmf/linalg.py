@@ -64,8 +64,10 @@ def randomized_svd(
     )
     Q, _ = da.linalg.qr(products.v_times_ht(V, sketch))
     (Q,) = dask.persist(Q)
+    # One pass over V per graph: a graph that read V twice would hold every tile
+    # from its first read until its second, i.e. all of V, when V is out of core.
     for _ in range(n_power_iter):
-        Z = _orthonormal_rows(products.wt_times_v(Q, V))
+        (Z,) = dask.persist(_orthonormal_rows(products.wt_times_v(Q, V)))
         Q, _ = da.linalg.qr(products.v_times_ht(V, Z))
         (Q,) = dask.persist(Q)
     # B = Qᵀ V is small in one dimension; its SVD through the tall Bᵀ = u s vt.

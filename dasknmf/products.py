@@ -13,8 +13,12 @@ tile is cheaper to factorise without a scheduler, through the same solver code.
 
 from __future__ import annotations
 
+import operator
+
 import dask.array as da
 import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
 
 from dasknmf import kernels
 
@@ -94,6 +98,75 @@ def _row_block_task(fn, w, tiles, hs, g):
     return fn(w, tiles, hs, g[0][0])
 
 
+def row_block_pass(
+    fn, V: da.Array, W: da.Array, H: da.Array, G: da.Array
+) -> tuple[da.Array, da.Array, da.Array]:
+    """One task per row block ``i`` running ``fn(W_i, [V_ij]_j, [H_j]_j, G)``, which
+    returns a new ``W_i``, one ``k × c_j`` partial per tile and one ``k × k`` matrix.
+
+    This is the single pass over ``V`` of an iteration: each row of tiles is read
+    once and everything the iteration needs from it comes out of the same task.
+
+    Returns
+    -------
+    W_new : dask.array.Array
+        Chunked like ``W``.
+    partials : dask.array.Array
+        ``(row blocks, k, n)``, chunked ``(1, k, C)``: sum over axis 0 for ``Σ_i P_ij``.
+    smalls : dask.array.Array
+        ``(row blocks, k, k)``: sum over axis 0 for ``Σ_i S_i``.
+    """
+    if not is_lazy(V, W, H, G):
+        w, parts, small = fn(W, [V], [H], G)
+        return w, parts[0][None], small[None]
+    G = G.rechunk(G.shape)
+    k = W.shape[1]
+    n_rows, n_cols = V.numblocks
+    token = tokenize(fn, V, W, H, G)
+    base = f"row-pass-{token}"
+    h_keys = [(H.name, 0, j) for j in range(n_cols)]
+    tasks = {
+        (base, i): (
+            fn,
+            (W.name, i, 0),
+            [(V.name, i, j) for j in range(n_cols)],
+            h_keys,
+            (G.name, 0, 0),
+        )
+        for i in range(n_rows)
+    }
+    graph = HighLevelGraph.from_collections(base, tasks, dependencies=[W, V, H, G])
+
+    def output(name: str, layer: dict) -> HighLevelGraph:
+        return HighLevelGraph({**graph.layers, name: layer}, {**graph.dependencies, name: {base}})
+
+    w_name, p_name, s_name = (f"row-pass-{part}-{token}" for part in ("w", "p", "s"))
+    W_new = da.Array(
+        output(w_name, {(w_name, i, 0): (operator.getitem, (base, i), 0) for i in range(n_rows)}),
+        w_name, chunks=W.chunks, meta=np.empty((0, 0), dtype=W.dtype),
+    )  # fmt: skip
+    partials = da.Array(
+        output(p_name, {
+            (p_name, i, 0, j): (_pass_partial, (base, i), j)
+            for i in range(n_rows) for j in range(n_cols)
+        }),
+        p_name, chunks=((1,) * n_rows, (k,), V.chunks[1]), meta=_meta3(W.dtype),
+    )  # fmt: skip
+    smalls = da.Array(
+        output(s_name, {(s_name, i, 0, 0): (_pass_small, (base, i)) for i in range(n_rows)}),
+        s_name, chunks=((1,) * n_rows, (k,), (k,)), meta=_meta3(W.dtype),
+    )  # fmt: skip
+    return W_new, partials, smalls
+
+
+def _pass_partial(result, j):
+    return result[1][j][None, :, :]
+
+
+def _pass_small(result):
+    return result[2][None, :, :]
+
+
 def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
     """``Wᵀ @ V`` (``k × n``, chunked like ``V``'s columns, dtype of ``W``)."""
     if not is_lazy(W, V):
@@ -104,6 +177,13 @@ def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
         adjust_chunks={"i": 1}, dtype=dtype, meta=_meta3(dtype),
     )  # fmt: skip
     return partials.sum(axis=0, split_every=SPLIT_EVERY, dtype=dtype)
+
+
+def sum_blocks(stacked: da.Array) -> da.Array:
+    """Tree-sum of a stack of partials over its leading axis (in memory: drop it)."""
+    if not is_lazy(stacked):
+        return stacked.sum(axis=0)
+    return stacked.sum(axis=0, split_every=SPLIT_EVERY)
 
 
 def gram_rows(W: da.Array) -> da.Array:

@@ -9,6 +9,7 @@ import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from dask.core import get_dependencies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.decomposition import NMF as SklearnNMF
@@ -137,3 +138,51 @@ def test_fit_from_a_store_matches_dense_reference(tmp_path, kind, chunks):
     np.testing.assert_allclose(W.compute(), W_ref, rtol=1e-9)
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-9)
     np.testing.assert_allclose(model.reconstruction_err_, errors[-1], rtol=1e-9)
+
+
+@pytest.mark.parametrize("chunks", [(37, 23), (10, 7), (1, 23)], ids=lambda c: f"{c[0]}x{c[1]}")
+def test_one_pass_is_the_two_pass_update_sequence(kind, chunks):
+    from dasknmf.solvers.mu import one_pass, update_h, update_w
+
+    X = make_matrix(37, 23, kind=kind)
+    W0, H0 = make_factors(37, 23, 4)
+    V = da.from_array(X, chunks=chunks, asarray=False)
+    W = da.from_array(W0, chunks=(chunks[0], 4))
+    H = da.from_array(H0, chunks=(4, chunks[1]))
+    W1, wtv1, wtw1 = one_pass(V, W, H)
+    W2 = update_w(V, W, H)
+    _, wtv2, wtw2 = update_h(V, W2, H)
+    np.testing.assert_array_equal(W1.compute(), W2.compute())
+    np.testing.assert_allclose(wtv1.compute(), wtv2.compute(), rtol=1e-13)
+    np.testing.assert_allclose(wtw1.compute(), wtw2.compute(), rtol=1e-13)
+
+
+def _consumers_of_tiles(V: da.Array, out: da.Array) -> list[int]:
+    """How many tasks of ``out``'s graph read each tile of ``V``."""
+    graph = dict(out.__dask_graph__())
+    tiles = {k for k in graph if isinstance(k, tuple) and k[0] == V.name}
+    counts = dict.fromkeys(tiles, 0)
+    for key in graph:
+        for dep in get_dependencies(graph, key):
+            if dep in counts:
+                counts[dep] += 1
+    return sorted(counts.values())
+
+
+@pytest.mark.parametrize("chunks, one_pass", [((10, 10), True), ((10, 2), False)])
+def test_each_tile_feeds_one_task_per_graph(chunks, one_pass):
+    """Out of core, a tile read from the store is held until its last consumer in the
+    graph has run: one consumer per tile per graph keeps memory to a row of tiles.
+    With more column tiles than SPLIT_EVERY the two passes run as two graphs."""
+    from dasknmf import products
+
+    X = make_matrix(40, 20, density=0.3)
+    V = da.from_array(X, chunks=chunks, asarray=False)
+    assert products.few_column_tiles(V) is one_pass
+    W0, H0 = make_factors(40, 20, 3)
+    W = da.from_array(W0, chunks=(10, 3))
+    H = da.from_array(H0, chunks=(3, chunks[1]))
+    step = FrobeniusMU(V, 1.0).step(W, H)
+    assert _consumers_of_tiles(V, step.H) == [1] * V.npartitions
+    _, H_ref, _ = reference.mu_frobenius(X, W0, H0, 1)
+    np.testing.assert_allclose(step.H.compute(), H_ref, rtol=1e-12)

@@ -5,6 +5,10 @@ Per iteration, in scikit-learn's order::
     W ← W ∘ (V Hᵀ) / (W (H Hᵀ))
     H ← H ∘ (Wᵀ V) / ((Wᵀ W) H)
 
+When a row block's tiles fit in one task (up to ``products.SPLIT_EVERY`` column
+tiles) both products come from a single pass over ``V`` (:func:`one_pass`); wider
+matrices use two passes with per-tile partials.
+
 The error is never computed from ``W @ H``: with ``WᵀV`` and ``WᵀW`` already built for
 the H update, ``‖V − WH‖² = ‖V‖² − 2 Σ H∘(WᵀV) + Σ (WᵀW)∘(HHᵀ)`` costs only a ``k × k``
 Gram matrix more.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -47,6 +52,19 @@ def update_h(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array,
     return _mu_step(H, wtv, products.small_times(wtw, H)), wtv, wtw
 
 
+def one_pass(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array, da.Array]:
+    """The W update and the sums the H update needs, in one pass over ``V``.
+
+    Returns the new ``W`` with ``WᵀV`` and ``WᵀW`` computed from it, exactly as
+    :func:`update_w` followed by the products of :func:`update_h`, but reading each
+    row of tiles once. Needs :func:`products.few_column_tiles`.
+    """
+    W, partials, grams = products.row_block_pass(
+        kernels.mu_row_pass, V, W, H, products.gram_cols(H)
+    )
+    return W, products.sum_blocks(partials), products.sum_blocks(grams)
+
+
 def squared_error(norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array) -> da.Array:
     """``‖V − WH‖²`` from ``‖V‖²``, ``WᵀV`` and ``WᵀW`` (0-d float64, clipped at 0)."""
     sq = norm_v2 - 2.0 * products.inner(H, wtv) + products.inner(wtw, products.gram_cols(H))
@@ -69,8 +87,15 @@ class FrobeniusMU:
     norm_v2: float
 
     def step(self, W: da.Array, H: da.Array) -> Step:
-        W = update_w(self.V, W, H)
-        H, wtv, wtw = update_h(self.V, W, H)
+        if products.few_column_tiles(self.V):
+            W, wtv, wtw = one_pass(self.V, W, H)
+            H = _mu_step(H, wtv, products.small_times(wtw, H))
+        else:
+            # Two passes in one graph would keep every tile read by the first pass in
+            # memory until the second has used it: all of V. Running the W update as
+            # its own graph first bounds memory to a tile, at the price of two reads.
+            (W,) = dask.persist(update_w(self.V, W, H))
+            H, wtv, wtw = update_h(self.V, W, H)
         return Step(W, H, lambda: da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
