@@ -65,9 +65,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    n_components : int or None, default=None
-        Rank ``k``, between 1 and ``min(m, n)``. ``None``: inferred from custom
-        ``W``/``H`` if given, else ``min(m, n)``.
+    n_components : int, 'auto' or None, default=None
+        Rank ``k``, between 1 and ``min(m, n)``. ``None`` or ``'auto'`` (scikit-learn's
+        spelling): inferred from custom ``W``/``H`` if given, else ``min(m, n)``.
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
         ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
@@ -189,6 +189,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ``X``'s rows when ``X`` is a dask array or a store path.
         """
         self._check_params()
+        # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
+        W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
         V = self._as_tiled(X, reset=True)
         stats = self._checked_stats(V)
         m, n = V.shape
@@ -197,9 +199,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         method = self._resolve_init(W, H)
         seed = seed_from(self.random_state)
-        W0, H0 = initialize(
-            V, k, method, mean=stats.mean, seed=seed, dtype=V.dtype, W=W, H=H
-        )
+        W0, H0 = initialize(V, k, method, mean=stats.mean, seed=seed, dtype=V.dtype, W=W, H=H)
         if _runs_eagerly(V):
             V, W0, H0 = dask.compute(V, W0, H0)
         callbacks = list(self.callbacks or [])
@@ -241,9 +241,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         V = self._as_tiled(X, reset=False)
         stats = self._checked_stats(V)
         k = self.n_components_
-        H = da.from_array(
-            self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1])
-        )
+        H = da.from_array(self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1]))
         scale = math.sqrt(stats.mean / k)
         W0 = da.full((V.shape[0], k), scale, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
@@ -279,7 +277,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     # -- helpers -----------------------------------------------------------------------
 
     def _check_params(self) -> None:
-        check_int("n_components", self.n_components, low=1, allow_none=True)
+        if not (isinstance(self.n_components, str) and self.n_components == "auto"):
+            check_int("n_components", self.n_components, low=1, allow_none=True)
         check_option("init", self.init, (None, *INIT_METHODS))
         check_int("max_iter", self.max_iter, low=0)
         check_real("tol", self.tol, low=0.0)
@@ -321,12 +320,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _resolve_n_components(self, m: int, n: int, W, H) -> int:
         k = self.n_components
-        if k is None:
-            # np.shape: W and H may be nested lists; a wrong shape is reported later.
-            if self.init == "custom" and H is not None and np.ndim(H) == 2:
-                k = np.shape(H)[0]
-            elif self.init == "custom" and W is not None and np.ndim(W) == 2:
-                k = np.shape(W)[1]
+        if k is None or k == "auto":
+            # A W or H that is not 2-D is reported by the initialisation.
+            if self.init == "custom" and H is not None and H.ndim == 2:
+                k = H.shape[0]
+            elif self.init == "custom" and W is not None and W.ndim == 2:
+                k = W.shape[1]
             else:
                 k = min(m, n)
         if not isinstance(k, Integral) or not 1 <= k <= min(m, n):
@@ -342,6 +341,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "When init!='custom', provided W or H are ignored. Set init='custom' to "
                 "use them as initialization.",
                 RuntimeWarning,
+                stacklevel=3,
+            )
+        if self.init == "nndsvd":
+            warnings.warn(
+                "The multiplicative update solver cannot update zeros present in the "
+                "initialization, and so leads to poorer results when used jointly with "
+                "init='nndsvd'. You may try init='nndsvda' or init='nndsvdar' instead.",
+                UserWarning,
                 stacklevel=3,
             )
         return self.init or "nndsvda"
@@ -361,4 +368,3 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if persist:
             (V,) = dask.persist(V)
         return V
-

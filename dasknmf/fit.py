@@ -113,13 +113,15 @@ def run(
         for n_iter in range(1, max_iter + 1):
             step = solver.step(W, H)
             check = tol > 0 and n_iter % check_every == 0
+            # The solvers fuse their tasks themselves; dask's graph optimisation would
+            # only add milliseconds to every iteration.
             if callbacks or check or n_iter == max_iter:
-                W, H, err = dask.persist(step.W, step.H, step.error())
+                W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
                 error = float(dask.compute(err)[0])
                 errors.append((n_iter, error))
                 logger.debug("iteration %d: error %.6g", n_iter, error)
             else:
-                W, H = dask.persist(step.W, step.H)
+                W, H = dask.persist(step.W, step.H, optimize_graph=False)
                 continue
             info = IterationInfo(n_iter, error, error_at_init, time.perf_counter() - start, W, H)
             for callback in callbacks:

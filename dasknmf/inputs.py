@@ -70,10 +70,7 @@ def as_tiled(X, *, chunks: tuple[int, int] | None, threads: int) -> da.Array:
             raise InvalidInputError(f"Expected a 2-D matrix, got a {X.ndim}-D dask array.")
         V = X.rechunk(chunks) if chunks is not None else X
     else:
-        if sp.issparse(X):
-            X = sp.csr_matrix(X)
-        else:
-            X = np.asarray(X)
+        X = sp.csr_matrix(X) if sp.issparse(X) else np.asarray(X)
         if X.ndim != 2:
             raise InvalidInputError(f"Expected a 2-D matrix, got an array of shape {X.shape}.")
         if chunks is None:

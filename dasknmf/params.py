@@ -64,3 +64,16 @@ def check_chunks(name: str, value: Any) -> tuple[int, int] | None:
     ):
         return int(value[0]), int(value[1])
     raise _fail(name, value, "None or a pair of positive ints (rows, columns)")
+
+
+def check_random_state(name: str, value: Any) -> Any:
+    """``None``, a non-negative int, a ``numpy.random.RandomState`` or ``Generator``."""
+    import numpy as np
+
+    if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return value
+    if isinstance(value, Integral) and not isinstance(value, bool) and value >= 0:
+        return int(value)
+    raise _fail(
+        name, value, "None, an int >= 0, a numpy.random.RandomState or a numpy.random.Generator"
+    )
