@@ -206,7 +206,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(PrintProgress())
         result = fit_loop.run(
-            FrobeniusMU(V, stats.norm2), W0, H0,
+            FrobeniusMU(V, stats.norm2, in_memory=self.persisted_), W0, H0,
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             callbacks=callbacks,
         )  # fmt: skip

@@ -88,8 +88,20 @@ def mu_row_pass(
     ``W_iᵀ W_i``. Summed over row blocks these are exactly the ``WᵀV`` and ``WᵀW`` of
     the two-pass order, so the result is the same update sequence.
     """
-    w = mu_update_rows(w, tiles, hs, hht)
+    return h_update_terms(mu_update_rows(w, tiles, hs, hht), tiles)
+
+
+def h_update_terms(
+    w: Array, tiles: list[Tile], hs: object = None, g: object = None
+) -> tuple[Array, list[Array], Array]:
+    """A row block's contributions to the H update: ``W_iᵀ V_ij`` per tile and
+    ``W_iᵀ W_i`` (``W_i`` returned unchanged; ``hs`` and ``g`` are not used)."""
     return w, [wt_times_tile(w, tile) for tile in tiles], gram_rows(w)
+
+
+def mu_update_cols(h: Array, wtv: Array, wtw: Array) -> Array:
+    """H-update of one column block: ``H_j ∘ (WᵀV)_j / (WᵀW H_j)``."""
+    return mu_step(h, wtv, wtw @ h)
 
 
 def inner(a: Array, b: Array) -> np.ndarray:

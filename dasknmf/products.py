@@ -99,10 +99,11 @@ def _row_block_task(fn, w, tiles, hs, g):
 
 
 def row_block_pass(
-    fn, V: da.Array, W: da.Array, H: da.Array, G: da.Array
+    fn, V: da.Array, W: da.Array, H: da.Array | None = None, G: da.Array | None = None
 ) -> tuple[da.Array, da.Array, da.Array]:
     """One task per row block ``i`` running ``fn(W_i, [V_ij]_j, [H_j]_j, G)``, which
     returns a new ``W_i``, one ``k × c_j`` partial per tile and one ``k × k`` matrix.
+    ``H`` and ``G`` are optional (``fn`` then receives ``None`` for them).
 
     This is the single pass over ``V`` of an iteration: each row of tiles is read
     once and everything the iteration needs from it comes out of the same task.
@@ -117,25 +118,22 @@ def row_block_pass(
         ``(row blocks, k, k)``: sum over axis 0 for ``Σ_i S_i``.
     """
     if not is_lazy(V, W, H, G):
-        w, parts, small = fn(W, [V], [H], G)
+        w, parts, small = fn(W, [V], None if H is None else [H], G)
         return w, parts[0][None], small[None]
-    G = G.rechunk(G.shape)
     k = W.shape[1]
     n_rows, n_cols = V.numblocks
     token = tokenize(fn, V, W, H, G)
     base = f"row-pass-{token}"
-    h_keys = [(H.name, 0, j) for j in range(n_cols)]
+    h_keys = None if H is None else [(H.name, 0, j) for j in range(n_cols)]
+    if G is not None:
+        G = G.rechunk(G.shape)
+    g_key = None if G is None else (G.name, 0, 0)
     tasks = {
-        (base, i): (
-            fn,
-            (W.name, i, 0),
-            [(V.name, i, j) for j in range(n_cols)],
-            h_keys,
-            (G.name, 0, 0),
-        )
+        (base, i): (fn, (W.name, i, 0), [(V.name, i, j) for j in range(n_cols)], h_keys, g_key)
         for i in range(n_rows)
     }
-    graph = HighLevelGraph.from_collections(base, tasks, dependencies=[W, V, H, G])
+    dependencies = [a for a in (W, V, H, G) if a is not None]
+    graph = HighLevelGraph.from_collections(base, tasks, dependencies=dependencies)
 
     def output(name: str, layer: dict) -> HighLevelGraph:
         return HighLevelGraph({**graph.layers, name: layer}, {**graph.dependencies, name: {base}})
@@ -180,10 +178,58 @@ def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
 
 
 def sum_blocks(stacked: da.Array) -> da.Array:
-    """Tree-sum of a stack of partials over its leading axis (in memory: drop it)."""
+    """Tree-sum of a stack of partials over its leading axis (in memory: drop it).
+
+    ``stacked`` has one block per partial along axis 0. Each task adds up to
+    :data:`SPLIT_EVERY` blocks in one pass over them (dask's generic ``sum`` takes two
+    tasks and two passes for the same job, measured 4.5 ms against 1.5 ms for two
+    k × n float32 partials of an in-memory iteration).
+    """
     if not is_lazy(stacked):
         return stacked.sum(axis=0)
-    return stacked.sum(axis=0, split_every=SPLIT_EVERY)
+    token = tokenize(stacked, SPLIT_EVERY)
+    rest = list(np.ndindex(*stacked.numblocks[1:]))
+    level_keys = [(stacked.name, b) for b in range(stacked.numblocks[0])]
+    layers, dependencies, previous = {}, {}, stacked.name
+    graph = stacked.__dask_graph__()
+    level = 0
+    while True:
+        groups = [level_keys[g : g + SPLIT_EVERY] for g in range(0, len(level_keys), SPLIT_EVERY)]
+        last = len(groups) == 1
+        name = f"sum-blocks-{token}" if last else f"sum-blocks-{level}-{token}"
+        add = _add_squeezed if last else _add_kept
+        layer = {}
+        for g, group in enumerate(groups):
+            for r in rest:
+                key = (name, *r) if last else (name, g, *r)
+                layer[key] = (add, [(*prefix, *r) for prefix in group])
+        layers[name], dependencies[name] = layer, {previous}
+        if last:
+            break
+        level_keys, previous, level = [(name, g) for g in range(len(groups))], name, level + 1
+    hlg = HighLevelGraph({**graph.layers, **layers}, {**graph.dependencies, **dependencies})
+    meta = np.empty((0,) * (stacked.ndim - 1), dtype=stacked.dtype)
+    return da.Array(hlg, name, chunks=stacked.chunks[1:], meta=meta)
+
+
+def _add_kept(blocks):
+    return _add_squeezed(blocks)[None]
+
+
+def _add_squeezed(blocks):
+    out = blocks[0][0] + blocks[1][0] if len(blocks) > 1 else blocks[0][0].copy()
+    for block in blocks[2:]:
+        out += block[0]
+    return out
+
+
+def h_update_sums(V: da.Array, W: da.Array) -> tuple[da.Array, da.Array]:
+    """``WᵀV`` and ``WᵀW``: one task per row block emits both partials, so the sparse
+    products are not queued behind the small Gram products."""
+    if not few_column_tiles(V):
+        return wt_times_v(W, V), gram_rows(W)
+    _, partials, grams = row_block_pass(kernels.h_update_terms, V, W)
+    return sum_blocks(partials), sum_blocks(grams)
 
 
 def gram_rows(W: da.Array) -> da.Array:
@@ -219,6 +265,18 @@ def times_small(W: da.Array, G: da.Array) -> da.Array:
     return da.blockwise(
         _right_multiply, "il", W, "ia", G, "al", dtype=W.dtype, concatenate=True,
         adjust_chunks={"l": l},
+    )  # fmt: skip
+
+
+def map_col_blocks(fn, H: da.Array, A: da.Array, G: da.Array) -> da.Array:
+    """``fn(H_j, A_j, G)`` for every column block ``j`` of ``k × n`` arrays ``H`` and
+    ``A`` and a one-chunk ``G``; chunked like ``H``."""
+    if not is_lazy(H, A, G):
+        return fn(H, A, G)
+    G = G.rechunk(G.shape)
+    return da.blockwise(
+        fn, "aj", H, "aj", A, "aj", G, "bc", dtype=H.dtype, concatenate=True,
+        meta=np.empty((0, 0), dtype=H.dtype),
     )  # fmt: skip
 
 

@@ -21,20 +21,22 @@ from tests import reference
 from tests.helpers import CHUNKINGS, make_factors, make_matrix
 
 
-def run_mu(X, W0, H0, chunks, n_iter, **kwargs):
+def run_mu(X, W0, H0, chunks, n_iter, in_memory=True, **kwargs):
     V = da.from_array(X, chunks=chunks, asarray=False)
     norm2 = float((reference.dense(X) ** 2).sum())
     W = da.from_array(W0, chunks=(chunks[0], W0.shape[1]))
     H = da.from_array(H0, chunks=(H0.shape[0], chunks[1]))
-    return fit.run(FrobeniusMU(V, norm2), W, H, max_iter=n_iter, tol=0, **kwargs)
+    solver = FrobeniusMU(V, norm2, in_memory=in_memory)
+    return fit.run(solver, W, H, max_iter=n_iter, tol=0, **kwargs)
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "out-of-core"])
 @pytest.mark.parametrize("chunks", CHUNKINGS, ids=lambda c: f"tiles{c[0]}x{c[1]}")
-def test_matches_dense_reference(kind, chunks):
+def test_matches_dense_reference(kind, chunks, in_memory):
     X = make_matrix(37, 23, kind=kind)
     W0, H0 = make_factors(37, 23, 4)
     W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 15)
-    result = run_mu(X, W0, H0, chunks, 15)
+    result = run_mu(X, W0, H0, chunks, 15, in_memory=in_memory)
     np.testing.assert_allclose(result.W.compute(), W_ref, rtol=1e-9)
     np.testing.assert_allclose(result.H.compute(), H_ref, rtol=1e-9)
     np.testing.assert_allclose(result.error, errors[-1], rtol=1e-9)
@@ -170,7 +172,7 @@ def _consumers_of_tiles(V: da.Array, out: da.Array) -> list[int]:
 
 
 @pytest.mark.parametrize("chunks, one_pass", [((10, 10), True), ((10, 2), False)])
-def test_each_tile_feeds_one_task_per_graph(chunks, one_pass):
+def test_out_of_core_each_tile_feeds_one_task_per_graph(chunks, one_pass):
     """Out of core, a tile read from the store is held until its last consumer in the
     graph has run: one consumer per tile per graph keeps memory to a row of tiles.
     With more column tiles than SPLIT_EVERY the two passes run as two graphs."""
@@ -182,7 +184,11 @@ def test_each_tile_feeds_one_task_per_graph(chunks, one_pass):
     W0, H0 = make_factors(40, 20, 3)
     W = da.from_array(W0, chunks=(10, 3))
     H = da.from_array(H0, chunks=(3, chunks[1]))
-    step = FrobeniusMU(V, 1.0).step(W, H)
+    step = FrobeniusMU(V, 1.0, in_memory=False).step(W, H)
     assert _consumers_of_tiles(V, step.H) == [1] * V.npartitions
     _, H_ref, _ = reference.mu_frobenius(X, W0, H0, 1)
     np.testing.assert_allclose(step.H.compute(), H_ref, rtol=1e-12)
+    # In memory, the faster two-pass graph reads each (persisted) tile twice.
+    in_memory = FrobeniusMU(V, 1.0, in_memory=True).step(W, H)
+    assert _consumers_of_tiles(V, in_memory.H) == [2] * V.npartitions
+    np.testing.assert_allclose(in_memory.H.compute(), H_ref, rtol=1e-12)

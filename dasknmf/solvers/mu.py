@@ -5,9 +5,9 @@ Per iteration, in scikit-learn's order::
     W ← W ∘ (V Hᵀ) / (W (H Hᵀ))
     H ← H ∘ (Wᵀ V) / ((Wᵀ W) H)
 
-When a row block's tiles fit in one task (up to ``products.SPLIT_EVERY`` column
-tiles) both products come from a single pass over ``V`` (:func:`one_pass`); wider
-matrices use two passes with per-tile partials.
+Out of core, when a row block's tiles fit in one task (up to
+``products.SPLIT_EVERY`` column tiles), both products come from a single pass over
+``V`` (:func:`one_pass`); see :class:`FrobeniusMU` for the other cases.
 
 The error is never computed from ``W @ H``: with ``WᵀV`` and ``WᵀW`` already built for
 the H update, ``‖V − WH‖² = ‖V‖² − 2 Σ H∘(WᵀV) + Σ (WᵀW)∘(HHᵀ)`` costs only a ``k × k``
@@ -47,9 +47,8 @@ def update_h(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array,
     Returns the new ``H`` and the ``WᵀV`` and ``WᵀW`` it was built from, which the
     error computation reuses.
     """
-    wtv = products.wt_times_v(W, V)
-    wtw = products.gram_rows(W)
-    return _mu_step(H, wtv, products.small_times(wtw, H)), wtv, wtw
+    wtv, wtw = products.h_update_sums(V, W)
+    return products.map_col_blocks(kernels.mu_update_cols, H, wtv, wtw), wtv, wtw
 
 
 def one_pass(V: da.Array, W: da.Array, H: da.Array) -> tuple[da.Array, da.Array, da.Array]:
@@ -81,20 +80,29 @@ class FrobeniusMU:
         The ``m × n`` input, chunked in tiles.
     norm_v2 : float
         ``‖V‖²``, computed once by the caller (it is part of the input statistics).
+    in_memory : bool
+        Whether ``V``'s tiles are held in memory (persisted). Then an iteration is one
+        graph with two passes over the tiles, which measured 15 % faster than one pass
+        (the two threads run the same kind of product at the same time). Out of core,
+        one pass reads each tile once (:func:`one_pass`); with more than
+        ``products.SPLIT_EVERY`` column tiles, two passes run as two graphs.
     """
 
     V: da.Array
     norm_v2: float
+    in_memory: bool = True
 
     def step(self, W: da.Array, H: da.Array) -> Step:
-        if products.few_column_tiles(self.V):
+        if not self.in_memory and products.few_column_tiles(self.V):
             W, wtv, wtw = one_pass(self.V, W, H)
-            H = _mu_step(H, wtv, products.small_times(wtw, H))
+            H = products.map_col_blocks(kernels.mu_update_cols, H, wtv, wtw)
         else:
-            # Two passes in one graph would keep every tile read by the first pass in
-            # memory until the second has used it: all of V. Running the W update as
-            # its own graph first bounds memory to a tile, at the price of two reads.
-            (W,) = dask.persist(update_w(self.V, W, H))
+            W = update_w(self.V, W, H)
+            if not self.in_memory:
+                # Two passes in one graph would keep every tile read by the first
+                # pass in memory until the second has used it: all of V. The W update
+                # as its own graph bounds memory to a tile, for two reads.
+                (W,) = dask.persist(W)
             H, wtv, wtw = update_h(self.V, W, H)
         return Step(W, H, lambda: da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
 
