@@ -14,11 +14,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 import dask
 import dask.array as da
+import numpy as np
+from dask.base import get_scheduler, tokenize
+from dask.core import flatten
 
-from dasknmf.resources import single_threaded_blas
+from dasknmf.resources import active_client, single_threaded_blas
 from dasknmf.solvers.base import Solver
 
 logger = logging.getLogger(__name__)
@@ -82,8 +86,9 @@ def run(
 
     The error is computed only where it is used: at convergence checks, after the
     last iteration, and after every iteration when there are callbacks. ``V``, ``W``
-    and ``H`` may be dask arrays (one graph per iteration) or, for a single-tile
-    problem, in-memory arrays (the same solver code, run eagerly).
+    and ``H`` may be dask arrays or, for a single-tile problem, in-memory arrays (the
+    same solver code, run eagerly). How each iteration's graph is run is chosen by
+    :func:`_stepper`.
 
     Parameters
     ----------
@@ -108,21 +113,18 @@ def run(
     with single_threaded_blas():
         W, H = dask.persist(W, H)
         error_at_init = previous = error = float(dask.compute(solver.error(W, H))[0])
+        advance = _stepper(solver, W, H)
         errors: list[tuple[int, float]] = []
         converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
-            step = solver.step(W, H)
             check = tol > 0 and n_iter % check_every == 0
-            # The solvers fuse their tasks themselves; dask's graph optimisation would
-            # only add milliseconds to every iteration.
-            if callbacks or check or n_iter == max_iter:
-                W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
-                error = float(dask.compute(err)[0])
-                errors.append((n_iter, error))
-                logger.debug("iteration %d: error %.6g", n_iter, error)
-            else:
-                W, H = dask.persist(step.W, step.H, optimize_graph=False)
+            want_error = bool(callbacks) or check or n_iter == max_iter
+            W, H, err = advance(W, H, want_error)
+            if not want_error:
                 continue
+            error = err
+            errors.append((n_iter, error))
+            logger.debug("iteration %d: error %.6g", n_iter, error)
             info = IterationInfo(n_iter, error, error_at_init, time.perf_counter() - start, W, H)
             for callback in callbacks:
                 callback(info)
@@ -132,3 +134,80 @@ def run(
                     break
                 previous = error
     return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+
+
+Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, float | None]]
+
+
+def _stepper(solver: Solver, W: da.Array, H: da.Array) -> Advance:
+    """How to run one iteration: persist a freshly built graph (on a ``distributed``
+    cluster, for in-memory arrays, or for solvers whose graph changes between
+    iterations), or, under dask's local schedulers, build the graph once and re-run it
+    with each iteration's factors substituted: building and scheduling a graph costs
+    milliseconds, a tenth of an in-memory iteration on 2 cores."""
+    reusable = getattr(solver, "reusable", False)
+    if not reusable or active_client() is not None or not isinstance(W, da.Array):
+        return partial(_persist_step, solver)
+    return _CompiledStep(solver, W, H)
+
+
+def _persist_step(solver: Solver, W, H, want_error: bool):
+    step = solver.step(W, H)
+    # The solvers fuse their tasks themselves; dask's graph optimisation would only
+    # add milliseconds to every iteration.
+    if not want_error:
+        W, H = dask.persist(step.W, step.H, optimize_graph=False)
+        return W, H, None
+    W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
+    return W, H, float(dask.compute(err)[0])
+
+
+class _CompiledStep:
+    """One iteration's graph, built once from the initial factors' keys.
+
+    Each call puts the current factor blocks under those keys and runs the graph with
+    the local scheduler; the new blocks come back as in-memory dask arrays. Tiles of a
+    persisted ``V`` sit in the graph as data; an unpersisted ``V``'s read tasks run
+    again each iteration, as out of core requires.
+    """
+
+    def __init__(self, solver: Solver, W: da.Array, H: da.Array) -> None:
+        step = solver.step(W, H)
+        error = step.error()
+        self._inputs = _keys(W) + _keys(H)
+        self._w_out, self._h_out = _keys(step.W), _keys(step.H)
+        (self._error_key,) = _keys(error)
+        plain = {**step.W.__dask_graph__(), **step.H.__dask_graph__()}
+        self._graphs = {False: plain, True: {**plain, **error.__dask_graph__()}}
+        self._get = get_scheduler(collections=[step.W])
+        self._like = W, H
+        self._count = 0
+
+    def __call__(self, W: da.Array, H: da.Array, want_error: bool):
+        graph = dict(self._graphs[want_error])
+        graph.update(zip(self._inputs, _blocks(W) + _blocks(H), strict=True))
+        outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
+        results = self._get(graph, outputs)
+        self._count += 1
+        W_new = _from_blocks(self._like[0], results[0], f"fit-W-{self._count}")
+        H_new = _from_blocks(self._like[1], results[1], f"fit-H-{self._count}")
+        error = float(np.asarray(results[2])) if want_error else None
+        return W_new, H_new, error
+
+
+def _keys(X: da.Array) -> list:
+    return list(flatten(X.__dask_keys__()))
+
+
+def _blocks(X: da.Array) -> list:
+    graph = X.__dask_graph__()
+    return [graph[key] for key in _keys(X)]
+
+
+def _from_blocks(like: da.Array, blocks: list, label: str) -> da.Array:
+    """An in-memory dask array shaped and chunked like ``like`` holding ``blocks``."""
+    name = f"{label}-{tokenize(like.name, label)}"
+    keys = [(name, *key[1:]) for key in _keys(like)]
+    return da.Array(
+        dict(zip(keys, blocks, strict=True)), name, chunks=like.chunks, meta=like._meta
+    )

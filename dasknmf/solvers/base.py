@@ -30,7 +30,13 @@ class Step:
 
 
 class Solver(Protocol):
-    """An update rule bound to one input matrix ``V``."""
+    """An update rule bound to one input matrix ``V``.
+
+    A solver whose :meth:`step` only builds a graph (computes nothing) may say so
+    with a true ``reusable`` attribute; the driver then builds that graph once.
+    """
+
+    reusable: bool
 
     def step(self, W: da.Array, H: da.Array) -> Step:
         """Build the graph of one full iteration (``W`` first, then ``H``)."""

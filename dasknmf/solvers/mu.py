@@ -92,6 +92,12 @@ class FrobeniusMU:
     norm_v2: float
     in_memory: bool = True
 
+    @property
+    def reusable(self) -> bool:
+        """Whether one iteration's graph can be built once and re-run with new factors
+        (not when :meth:`step` runs the W update as a graph of its own)."""
+        return self.in_memory or products.few_column_tiles(self.V)
+
     def step(self, W: da.Array, H: da.Array) -> Step:
         if not self.in_memory and products.few_column_tiles(self.V):
             W, wtv, wtw = one_pass(self.V, W, H)

@@ -1,0 +1,99 @@
+"""The iteration driver: how graphs are run, what callbacks see, when it stops."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from dasknmf import fit
+from dasknmf.solvers.mu import FrobeniusMU
+from tests import reference
+from tests.helpers import make_factors, make_matrix
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """The same solver, but declared non-reusable: a fresh graph every iteration."""
+
+    inner: FrobeniusMU
+    reusable: bool = False
+
+    def step(self, W, H):
+        return self.inner.step(W, H)
+
+    def error(self, W, H):
+        return self.inner.error(W, H)
+
+
+def setup(chunks=(10, 20), in_memory=True, counter=None):
+    X = make_matrix(40, 20, density=0.3)
+    V = da.from_array(X, chunks=chunks, asarray=False)
+    if counter is not None:
+        lock = threading.Lock()
+
+        def count(tile):
+            with lock:
+                counter.append(1)
+            return tile
+
+        V = V.map_blocks(count, dtype=V.dtype, meta=V._meta)  # meta: no probing call
+    W0, H0 = make_factors(40, 20, 3)
+    W = da.from_array(W0, chunks=(chunks[0], 3))
+    H = da.from_array(H0, chunks=(3, chunks[1]))
+    norm2 = float((X.toarray() ** 2).sum())
+    return X, W0, H0, FrobeniusMU(V, norm2, in_memory=in_memory), W, H
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_compiled_graph_gives_the_same_factors_as_rebuilding_it(in_memory):
+    X, W0, H0, solver, W, H = setup(in_memory=in_memory)
+    assert solver.reusable
+    compiled = fit.run(solver, W, H, max_iter=7, tol=0)
+    rebuilt = fit.run(Rebuilt(solver), W, H, max_iter=7, tol=0)
+    np.testing.assert_array_equal(compiled.W.compute(), rebuilt.W.compute())
+    np.testing.assert_array_equal(compiled.H.compute(), rebuilt.H.compute())
+    _W_ref, H_ref, errors = reference.mu_frobenius(X, W0, H0, 7)
+    np.testing.assert_allclose(compiled.H.compute(), H_ref, rtol=1e-10)
+    np.testing.assert_allclose(compiled.error, errors[-1], rtol=1e-10)
+    assert compiled.W.chunks == W.chunks and compiled.H.chunks == H.chunks
+
+
+def test_out_of_core_tiles_are_read_again_every_iteration():
+    reads: list[int] = []
+    _, _, _, solver, W, H = setup(in_memory=False, counter=reads)
+    n_tiles = solver.V.npartitions
+    fit.run(solver, W, H, max_iter=5, tol=0)
+    # one pass for the initial error, then one pass per iteration (the last one also
+    # computes the error from the same pass's products)
+    assert len(reads) == n_tiles * (1 + 5)
+
+
+def test_callbacks_see_every_iteration_and_the_factors():
+    _, _W0, _H0, solver, W, H = setup()
+    seen = []
+    result = fit.run(solver, W, H, max_iter=4, tol=0, callbacks=[seen.append])
+    assert [info.iteration for info in seen] == [1, 2, 3, 4]
+    assert [info.error for info in seen] == [e for _, e in result.errors]
+    np.testing.assert_array_equal(seen[-1].H.compute(), result.H.compute())
+    curve = [seen[0].error_at_init] + [info.error for info in seen]
+    assert all(b <= a for a, b in itertools.pairwise(curve))
+
+
+def test_zero_iterations_return_the_initial_factors():
+    _, W0, _H0, solver, W, H = setup()
+    result = fit.run(solver, W, H, max_iter=0, tol=1e-4)
+    assert result.n_iter == 0 and result.errors == []
+    np.testing.assert_array_equal(result.W.compute(), W0)
+    assert result.error == result.error_at_init
+
+
+def test_stops_at_a_check_when_progress_is_below_tol():
+    _, _, _, solver, W, H = setup()
+    result = fit.run(solver, W, H, max_iter=1000, tol=1e-2, check_every=5)
+    assert result.converged and result.n_iter % 5 == 0 and result.n_iter < 1000
+    assert [i for i, _ in result.errors] == list(range(5, result.n_iter + 1, 5))
