@@ -174,7 +174,7 @@ def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
         _wt_times_tile_partial, "iaj", W, "ia", V, "ij",
         adjust_chunks={"i": 1}, dtype=dtype, meta=_meta3(dtype),
     )  # fmt: skip
-    return partials.sum(axis=0, split_every=SPLIT_EVERY, dtype=dtype)
+    return sum_blocks(partials)
 
 
 def sum_blocks(stacked: da.Array) -> da.Array:
@@ -241,7 +241,7 @@ def gram_rows(W: da.Array) -> da.Array:
         _gram_rows_partial, "iab", W, "ia",
         new_axes={"b": k}, adjust_chunks={"i": 1}, dtype=W.dtype, meta=_meta3(W.dtype),
     )  # fmt: skip
-    return partials.sum(axis=0, split_every=SPLIT_EVERY)
+    return sum_blocks(partials)
 
 
 def gram_cols(H: da.Array) -> da.Array:
@@ -253,7 +253,7 @@ def gram_cols(H: da.Array) -> da.Array:
         _gram_cols_partial, "jab", H, "aj",
         new_axes={"b": k}, adjust_chunks={"j": 1}, dtype=H.dtype, meta=_meta3(H.dtype),
     )  # fmt: skip
-    return partials.sum(axis=0, split_every=SPLIT_EVERY)
+    return sum_blocks(partials)
 
 
 def times_small(W: da.Array, G: da.Array) -> da.Array:
