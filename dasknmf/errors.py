@@ -7,6 +7,9 @@ builtin exception a caller would expect (``ValueError``, ``FileNotFoundError`` .
 
 from __future__ import annotations
 
+import inspect
+import warnings
+
 
 class DaskNMFError(Exception):
     """Base class of every error raised by dasknmf."""
@@ -42,3 +45,17 @@ class UnsupportedFormatError(DaskNMFError, ValueError):
 
 class InputFileNotFoundError(DaskNMFError, FileNotFoundError):
     """An input file to import (MatrixMarket, .npz, .npy ...) does not exist."""
+
+
+def warn_user(message: str, category: type[Warning]) -> None:
+    """``warnings.warn`` pointing at the first caller outside dasknmf and scikit-learn.
+
+    The estimator's methods are wrapped (scikit-learn's output wrapper, the BLAS
+    limit), so a fixed ``stacklevel`` would name a wrapper instead of the user's line.
+    """
+    level, frame = 1, inspect.currentframe()
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(
+        ("dasknmf.", "sklearn.")
+    ):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import warnings
 from numbers import Integral
 
 import dask
@@ -18,7 +17,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 from dasknmf import fit as fit_loop
 from dasknmf import inputs, products
 from dasknmf.callbacks import PrintProgress
-from dasknmf.errors import InvalidParameterError
+from dasknmf.errors import InvalidParameterError, warn_user
 from dasknmf.init import INIT_METHODS, initialize
 from dasknmf.params import (
     check_chunks,
@@ -211,11 +210,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             callbacks=callbacks,
         )  # fmt: skip
         if self.tol > 0 and not result.converged and self.max_iter > 0:
-            warnings.warn(
+            warn_user(
                 f"Maximum number of iterations {self.max_iter} reached. Increase it to "
                 "improve convergence.",
                 ConvergenceWarning,
-                stacklevel=2,
             )
         self.components_ = np.asarray(result.H)
         self.n_components_ = k
@@ -337,19 +335,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _resolve_init(self, W, H) -> str:
         if self.init != "custom" and (W is not None or H is not None):
-            warnings.warn(
+            warn_user(
                 "When init!='custom', provided W or H are ignored. Set init='custom' to "
                 "use them as initialization.",
                 RuntimeWarning,
-                stacklevel=3,
             )
         if self.init == "nndsvd":
-            warnings.warn(
+            warn_user(
                 "The multiplicative update solver cannot update zeros present in the "
                 "initialization, and so leads to poorer results when used jointly with "
                 "init='nndsvd'. You may try init='nndsvda' or init='nndsvdar' instead.",
                 UserWarning,
-                stacklevel=3,
             )
         return self.init or "nndsvda"
 

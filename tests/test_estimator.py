@@ -678,3 +678,11 @@ def test_get_params_set_params_clone_round_trip():
     assert NMF(**params).get_params() == params
     with pytest.raises(ValueError, match="Invalid parameter 'alpha' for estimator NMF"):
         model.set_params(alpha=1.0)
+
+
+def test_warnings_point_at_the_callers_line():
+    X = make_matrix(20, 10)
+    for method in ("fit", "fit_transform"):
+        with pytest.warns(ConvergenceWarning) as record:
+            getattr(NMF(3, init="random", max_iter=2, random_state=0), method)(X)
+        assert record[0].filename == __file__, method
