@@ -215,7 +215,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "improve convergence.",
                 ConvergenceWarning,
             )
-        self.components_ = np.asarray(result.H)
+        self.components_ = np.ascontiguousarray(result.H)
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.reconstruction_err_ = result.error
