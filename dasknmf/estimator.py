@@ -19,6 +19,7 @@ from dasknmf import inputs, products
 from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import InvalidParameterError, warn_user
 from dasknmf.init import INIT_METHODS, initialize
+from dasknmf.kernels import Penalty
 from dasknmf.params import (
     check_chunks,
     check_int,
@@ -80,6 +81,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         Results depend on it, never on the tiling or the number of workers.
     check_every : int, default=10
         Iterations between convergence checks.
+    alpha_W : float, default=0.0
+        Strength of the elastic-net penalty on ``W``, scaled as in scikit-learn: the
+        objective gains ``alpha_W · n · (l1_ratio ‖W‖₁ + ½ (1 − l1_ratio) ‖W‖²)``.
+    alpha_H : float or 'same', default='same'
+        The same for ``H`` (scaled by ``m``); ``'same'`` takes ``alpha_W``.
+    l1_ratio : float, default=0.0
+        Mix between the L1 (1.0) and L2 (0.0) penalties.
     chunks : (int, int) or None, default=None
         Tile shape. ``None``: a dask input or store keeps its tiles, an in-memory
         input is tiled automatically (one row block per thread at least).
@@ -130,6 +138,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tol=1e-4,
         random_state=None,
         check_every=10,
+        alpha_W=0.0,
+        alpha_H="same",
+        l1_ratio=0.0,
         chunks=None,
         persist="auto",
         callbacks=None,
@@ -141,6 +152,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.check_every = check_every
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
         self.chunks = chunks
         self.persist = persist
         self.callbacks = callbacks
@@ -205,7 +219,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(PrintProgress())
         result = fit_loop.run(
-            FrobeniusMU(V, stats.norm2, in_memory=self.persisted_), W0, H0,
+            FrobeniusMU(
+                V, stats.norm2, in_memory=self.persisted_,
+                penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n),
+            ),
+            W0, H0,
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             callbacks=callbacks,
         )  # fmt: skip
@@ -245,8 +263,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
         W = transform_w(
-            V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
-        )
+            V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+            penalty=self._penalty("W", *V.shape),
+        )  # fmt: skip
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
         return _like_input(X, W)
 
@@ -284,8 +303,18 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_chunks("chunks", self.chunks)
         check_option("persist", self.persist, ("auto", True, False))
         check_random_state("random_state", self.random_state)
+        check_real("alpha_W", self.alpha_W, low=0.0)
+        if not (isinstance(self.alpha_H, str) and self.alpha_H == "same"):
+            check_real("alpha_H", self.alpha_H, low=0.0)
+        check_real("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
+
+    def _penalty(self, factor: str, m: int, n: int) -> Penalty:
+        """scikit-learn's scaling: ``W``'s penalty grows with ``n``, ``H``'s with ``m``."""
+        alpha_h = self.alpha_W if self.alpha_H == "same" else self.alpha_H
+        alpha, size = (self.alpha_W, n) if factor == "W" else (alpha_h, m)
+        return Penalty(l1=size * alpha * self.l1_ratio, l2=size * alpha * (1.0 - self.l1_ratio))
 
     def _as_tiled(self, X, *, reset: bool) -> da.Array:
         if _is_lazy(X):

@@ -11,6 +11,7 @@ blocks ``k × c``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,12 +54,33 @@ def gram_cols(h: Array) -> Array:
     return h @ h.T
 
 
-def mu_step(x: Array, numerator: Array, denominator: Array) -> Array:
-    """Multiplicative update ``x ∘ numerator / denominator`` as a new array.
+@dataclass(frozen=True)
+class Penalty:
+    """Elastic-net penalty ``l1 ‖X‖₁ + ½ l2 ‖X‖²`` on one factor, already scaled.
+
+    In a multiplicative update it adds ``l1 + l2 · X`` to the denominator (scikit-learn's
+    ``alpha_W``/``alpha_H``/``l1_ratio`` become these numbers in the estimator).
+    """
+
+    l1: float = 0.0
+    l2: float = 0.0
+
+
+NO_PENALTY = Penalty()
+
+
+def mu_step(
+    x: Array, numerator: Array, denominator: Array, penalty: Penalty = NO_PENALTY
+) -> Array:
+    """Multiplicative update ``x ∘ numerator / (denominator + l1 + l2 · x)``, a new array.
 
     Zero denominators become :data:`EPSILON`, so all-zero rows or columns of ``V``
     give zeros instead of NaN. ``denominator`` is consumed (overwritten).
     """
+    if penalty.l1:
+        denominator += penalty.l1
+    if penalty.l2:
+        denominator += penalty.l2 * x
     if not denominator.all():  # a cheap reduction; the masked write is rarely needed
         denominator[denominator == 0] = EPSILON
     out = np.divide(numerator, denominator, out=denominator)
@@ -66,7 +88,9 @@ def mu_step(x: Array, numerator: Array, denominator: Array) -> Array:
     return out
 
 
-def mu_update_rows(w: Array, tiles: list[Tile], hs: list[Array], hht: Array) -> Array:
+def mu_update_rows(
+    w: Array, tiles: list[Tile], hs: list[Array], hht: Array, penalty: Penalty = NO_PENALTY
+) -> Array:
     """W-update of one row block from all its tiles: ``W_i ∘ (Σ_j V_ij H_jᵀ) / (W_i HHᵀ)``.
 
     One task per row block, so the row block's products, denominator and update run
@@ -75,11 +99,11 @@ def mu_update_rows(w: Array, tiles: list[Tile], hs: list[Array], hht: Array) -> 
     numerator = tile_times_ht(tiles[0], hs[0])
     for tile, h in zip(tiles[1:], hs[1:], strict=True):
         numerator += tile_times_ht(tile, h)
-    return mu_step(w, numerator, w @ hht)
+    return mu_step(w, numerator, w @ hht, penalty)
 
 
 def mu_row_pass(
-    w: Array, tiles: list[Tile], hs: list[Array], hht: Array
+    w: Array, tiles: list[Tile], hs: list[Array], hht: Array, penalty: Penalty = NO_PENALTY
 ) -> tuple[Array, list[Array], Array]:
     """One row block's whole share of an MU iteration, reading its tiles once.
 
@@ -88,7 +112,7 @@ def mu_row_pass(
     ``W_iᵀ W_i``. Summed over row blocks these are exactly the ``WᵀV`` and ``WᵀW`` of
     the two-pass order, so the result is the same update sequence.
     """
-    return h_update_terms(mu_update_rows(w, tiles, hs, hht), tiles)
+    return h_update_terms(mu_update_rows(w, tiles, hs, hht, penalty), tiles)
 
 
 def h_update_terms(
@@ -99,7 +123,7 @@ def h_update_terms(
     return w, [wt_times_tile(w, tile) for tile in tiles], gram_rows(w)
 
 
-def mu_update_cols(h: Array, wtv: Array, wtw: Array) -> Array:
+def mu_update_cols(h: Array, wtv: Array, wtw: Array, penalty: Penalty = NO_PENALTY) -> Array:
     """H-update of one column block: ``H_j ∘ (WᵀV)_j / (WᵀW H_j)``.
 
     Returns a Fortran-ordered ``k × c`` array, the layout of :func:`wt_times_tile`'s
@@ -107,7 +131,7 @@ def mu_update_cols(h: Array, wtv: Array, wtw: Array) -> Array:
     runs 2.5× faster, and ``H_jᵀ`` is then C-contiguous, as SciPy's sparse × dense
     product wants it (it copies anything else).
     """
-    return mu_step(h, wtv, (h.T @ wtw.T).T)
+    return mu_step(h, wtv, (h.T @ wtw.T).T, penalty)
 
 
 def inner(a: Array, b: Array) -> np.ndarray:

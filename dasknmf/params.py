@@ -33,12 +33,18 @@ def check_int(
     return int(value)
 
 
-def check_real(name: str, value: Any, *, low: float | None = None) -> float:
-    """``value`` as a float ``>= low``."""
-    allowed = "a real number" + (f" >= {low}" if low is not None else "")
+def check_real(
+    name: str, value: Any, *, low: float | None = None, high: float | None = None
+) -> float:
+    """``value`` as a float within ``[low, high]``."""
+    allowed = "a real number"
+    if low is not None and high is not None:
+        allowed += f" in [{low}, {high}]"
+    elif low is not None:
+        allowed += f" >= {low}"
     if isinstance(value, bool) or not isinstance(value, Real) or value != value:
         raise _fail(name, value, allowed)
-    if low is not None and value < low:
+    if (low is not None and value < low) or (high is not None and value > high):
         raise _fail(name, value, allowed)
     return float(value)
 

@@ -686,3 +686,17 @@ def test_warnings_point_at_the_callers_line():
         with pytest.warns(ConvergenceWarning) as record:
             getattr(NMF(3, init="random", max_iter=2, random_state=0), method)(X)
         assert record[0].filename == __file__, method
+
+
+@pytest.mark.parametrize(
+    "param, value, allowed",
+    [
+        ("alpha_W", -0.1, r"a real number >= 0.0"),
+        ("alpha_H", -1.0, r"a real number >= 0.0"),
+        ("alpha_H", "other", r"a real number >= 0.0"),
+        ("l1_ratio", 1.5, r"a real number in \[0.0, 1.0\]"),
+    ],
+)
+def test_invalid_regularisation(param, value, allowed):
+    with pytest.raises(InvalidParameterError, match=rf"'{param}' parameter must be {allowed}"):
+        NMF(2, **{param: value}).fit(make_matrix(10, 6))

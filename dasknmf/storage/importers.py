@@ -15,6 +15,7 @@ import scipy.sparse as sp
 from dasknmf.errors import InputFileNotFoundError, UnsupportedFormatError
 
 from .api import MatrixInfo, matrix_info, write_matrix
+from .mtx import read_mtx_header, write_mtx
 
 __all__ = ["ingest", "read_matrix_file"]
 
@@ -82,8 +83,7 @@ def read_matrix_file(path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix
     """
     p = Path(path)
     kind = _file_kind(p)
-    if not p.is_file():
-        raise InputFileNotFoundError(f"input file {str(p)!r} does not exist (or is not a file)")
+    _require_file(p)
     try:
         if kind == "mtx":
             return _as_matrix(scipy.io.mmread(p))
@@ -97,6 +97,11 @@ def read_matrix_file(path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix
             f"cannot read {str(p)!r} as {kind} ({type(exc).__name__}: {exc}); "
             f"accepted formats: {ACCEPTED}"
         ) from exc
+
+
+def _require_file(p: Path) -> None:
+    if not p.is_file():
+        raise InputFileNotFoundError(f"input file {str(p)!r} does not exist (or is not a file)")
 
 
 def _as_matrix(obj: Any) -> np.ndarray | sp.csr_matrix:
@@ -130,10 +135,26 @@ def ingest(
 ) -> MatrixInfo:
     """Import a matrix file into a store; return the new store's :class:`MatrixInfo`.
 
-    ``.mtx`` and ``.npz`` files are read into memory first. A ``.npy`` file is
-    memory-mapped and written tile by tile, so it may be larger than RAM. Parameters
-    after ``dst`` are those of :func:`write_matrix` (``storage_options`` applies to
-    ``dst``).
+    MatrixMarket coordinate files (``.mtx``, ``.mtx.gz``, ``.mtx.bz2``) are streamed:
+    parsed block by block and bucketed by row block into temporary files (in
+    :func:`tempfile.gettempdir`, about 16 bytes per entry), so they may be larger
+    than RAM. A ``.npy`` file is memory-mapped and written tile by tile, so it may
+    be larger than RAM too. Dense MatrixMarket (``array``) and ``.npz`` files are
+    read into memory first. Parameters after ``dst`` are those of
+    :func:`write_matrix` (``storage_options`` applies to ``dst``); for coordinate
+    files the default tile shape uses the header's entry count, and ``real`` values
+    are stored as float64, ``integer`` and ``pattern`` ones as float32.
+
+    Raises
+    ------
+    InputFileNotFoundError
+        ``src`` does not exist.
+    UnsupportedFormatError
+        Unknown extension or unreadable content; for MatrixMarket coordinate files
+        also an unsupported header (complex, hermitian, skew-symmetric), an entry
+        that cannot be parsed or lies outside the declared shape (naming the line
+        and entry) and an entry count differing from the header's. Nothing is
+        written to ``dst`` then.
 
     Examples
     --------
@@ -143,6 +164,21 @@ def ingest(
     >>> ingest(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr")).nnz
     3
     """
+    p = Path(src)
+    if _file_kind(p) == "mtx":
+        _require_file(p)
+        if read_mtx_header(p).is_coordinate:
+            write_mtx(
+                p,
+                dst,
+                chunks=chunks,
+                format=format,
+                dtype=dtype,
+                overwrite=overwrite,
+                storage_options=storage_options,
+            )
+            logger.info("ingested %s into %s", src, dst)
+            return matrix_info(dst, storage_options=storage_options)
     X = read_matrix_file(src)
     write_matrix(
         X,
