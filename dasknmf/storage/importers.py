@@ -4,18 +4,32 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
 import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from dasknmf.errors import InputFileNotFoundError, UnsupportedFormatError
+from dasknmf.errors import InputFileNotFoundError, InvalidInputError, UnsupportedFormatError
 
-from .api import MatrixInfo, matrix_info, write_matrix
-from .mtx import read_mtx_header, write_mtx
+from .api import (
+    MatrixInfo,
+    _check_chunks,
+    _check_dtype,
+    _check_format,
+    matrix_info,
+    write_matrix,
+)
+from .atomic import check_target
+from .chunking import default_chunks
+from .location import StoreLocation
+from .mtx import check_streamable, iter_mtx_entries, read_mtx_header
+from .spill import RowBlockSpill
+from .tiling import stored_dtype
 
 __all__ = ["ingest", "read_matrix_file"]
 
@@ -168,7 +182,7 @@ def ingest(
     if _file_kind(p) == "mtx":
         _require_file(p)
         if read_mtx_header(p).is_coordinate:
-            write_mtx(
+            _ingest_mtx(
                 p,
                 dst,
                 chunks=chunks,
@@ -191,3 +205,63 @@ def ingest(
     )
     logger.info("ingested %s into %s", src, dst)
     return matrix_info(dst, storage_options=storage_options)
+
+
+# How each MatrixMarket field is held before write_matrix's dtype rule applies.
+_FIELD_DTYPES = {"real": np.float64, "integer": np.int64, "pattern": np.bool_}
+
+
+def _ingest_mtx(
+    src: Path,
+    dst: str | os.PathLike[str],
+    *,
+    chunks: tuple[int, int] | None,
+    format: Literal["sparse", "dense"] | None,
+    dtype: Any,
+    overwrite: bool,
+    storage_options: dict[str, Any] | None,
+) -> None:
+    """Write a MatrixMarket coordinate file with bounded memory.
+
+    The body is streamed into per-row-block spill files, then written by
+    :func:`write_matrix` from a lazy dask array over those files, so validation,
+    tile-row order and the atomic write are the writer's own.
+    """
+    header = read_mtx_header(src)
+    check_streamable(header, src)
+    if 0 in header.shape:
+        raise InvalidInputError(f"{str(src)!r} holds an empty matrix (shape {header.shape})")
+    kind = _check_format(format)
+    out_dtype = _check_dtype(dtype) or stored_dtype(np.dtype(_FIELD_DTYPES[header.field]))
+    if chunks is None:
+        # A symmetric file lists one triangle: up to twice its entries are stored.
+        nnz = header.nnz * (2 if header.symmetry == "symmetric" else 1)
+        tile_shape = default_chunks(header.shape, nnz=nnz, itemsize=out_dtype.itemsize)
+    else:
+        tile_shape = _check_chunks(chunks, header.shape)
+    # Refuse an existing destination before the long pass over the file;
+    # write_matrix checks again when it writes.
+    check_target(StoreLocation.from_user(dst, storage_options), overwrite=overwrite)
+    with RowBlockSpill(header.shape, tile_shape[0]) as spill:
+        start = time.perf_counter()
+        for rows, cols, vals in iter_mtx_entries(src):
+            spill.append(rows, cols, vals)
+        logger.info(
+            "bucketed %d entries of %s into %d row blocks in %.1f s",
+            spill.n_entries,
+            src,
+            spill.n_blocks,
+            time.perf_counter() - start,
+        )
+        # The spill files are local to this process: an active distributed client
+        # must not receive the tasks that read them.
+        with dask.config.set(scheduler="synchronous"):
+            write_matrix(
+                spill.to_dask(tile_shape, out_dtype),
+                dst,
+                chunks=tile_shape,
+                format=kind,
+                dtype=out_dtype,
+                overwrite=overwrite,
+                storage_options=storage_options,
+            )
