@@ -118,6 +118,12 @@ def _require_file(p: Path) -> None:
         raise InputFileNotFoundError(f"input file {str(p)!r} does not exist (or is not a file)")
 
 
+def _is_coordinate_mtx(p: Path) -> bool:
+    # Only the header is read: coordinate files are streamed, dense ones are not.
+    _require_file(p)
+    return read_mtx_header(p).is_coordinate
+
+
 def _as_matrix(obj: Any) -> np.ndarray | sp.csr_matrix:
     if sp.issparse(obj):
         return sp.csr_matrix(obj)
@@ -178,31 +184,15 @@ def ingest(
     >>> ingest(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr")).nnz
     3
     """
-    p = Path(src)
-    if _file_kind(p) == "mtx":
-        _require_file(p)
-        if read_mtx_header(p).is_coordinate:
-            _ingest_mtx(
-                p,
-                dst,
-                chunks=chunks,
-                format=format,
-                dtype=dtype,
-                overwrite=overwrite,
-                storage_options=storage_options,
-            )
-            logger.info("ingested %s into %s", src, dst)
-            return matrix_info(dst, storage_options=storage_options)
-    X = read_matrix_file(src)
-    write_matrix(
-        X,
-        dst,
-        chunks=chunks,
-        format=format,
-        dtype=dtype,
-        overwrite=overwrite,
+    options = dict(
+        chunks=chunks, format=format, dtype=dtype, overwrite=overwrite,
         storage_options=storage_options,
-    )
+    )  # fmt: skip
+    p = Path(src)
+    if _file_kind(p) == "mtx" and _is_coordinate_mtx(p):
+        _ingest_mtx(p, dst, **options)
+    else:
+        write_matrix(read_matrix_file(src), dst, **options)
     logger.info("ingested %s into %s", src, dst)
     return matrix_info(dst, storage_options=storage_options)
 
