@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from numbers import Integral, Real
 from typing import Any
 
+import numpy as np
+
 from dasknmf.errors import InvalidParameterError
 
 
@@ -83,3 +85,17 @@ def check_random_state(name: str, value: Any) -> Any:
     raise _fail(
         name, value, "None, an int >= 0, a numpy.random.RandomState or a numpy.random.Generator"
     )
+
+
+def check_float_dtype(name: str, value: Any) -> np.dtype | None:
+    """``None`` or float32/float64 as a NumPy dtype."""
+    if value is None:
+        return None
+    allowed = "None, float32 or float64"
+    try:
+        dtype = np.dtype(value)
+    except TypeError as exc:
+        raise _fail(name, value, allowed) from exc
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise _fail(name, value, allowed)
+    return dtype

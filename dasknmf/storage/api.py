@@ -11,7 +11,7 @@ from typing import Any, Literal
 import dask.array as da
 import numpy as np
 
-from dasknmf.errors import InvalidParameterError
+from dasknmf.params import check_chunks, check_float_dtype, check_option
 
 from .atomic import atomic_store
 from .chunking import default_chunks
@@ -97,13 +97,15 @@ def write_matrix(
     """
     loc = StoreLocation.from_user(path, storage_options)
     matrix = prepare_input(X)
-    kind = _check_format(format) or ("sparse" if matrix.sparse else "dense")
-    out_dtype = _check_dtype(dtype) or stored_dtype(matrix.dtype)
+    kind = check_option("format", format, (None, "sparse", "dense")) or (
+        "sparse" if matrix.sparse else "dense"
+    )
+    out_dtype = check_float_dtype("dtype", dtype) or stored_dtype(matrix.dtype)
     if chunks is None:
         nnz = matrix.estimate_nnz() if kind == "sparse" else None
         tile_shape = default_chunks(matrix.shape, nnz=nnz, itemsize=out_dtype.itemsize)
     else:
-        tile_shape = _check_chunks(chunks, matrix.shape)
+        tile_shape = clip_chunks(chunks, matrix.shape)
     meta = StoreMeta(
         format=SPARSE_FORMAT if kind == "sparse" else DENSE_FORMAT,
         version=FORMAT_VERSION,
@@ -283,36 +285,7 @@ def matrix_info(
     )
 
 
-def _check_format(format: Any) -> Literal["sparse", "dense"] | None:
-    if format is None or format in ("sparse", "dense"):
-        return format
-    raise InvalidParameterError(f"format must be 'sparse', 'dense' or None, got {format!r}")
-
-
-def _check_dtype(dtype: Any) -> np.dtype | None:
-    if dtype is None:
-        return None
-    try:
-        resolved = np.dtype(dtype)
-    except TypeError as exc:
-        raise InvalidParameterError(
-            f"dtype must be float32, float64 or None, got {dtype!r}"
-        ) from exc
-    if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
-        raise InvalidParameterError(f"dtype must be float32, float64 or None, got {dtype!r}")
-    return resolved
-
-
-def _check_chunks(chunks: Any, shape: tuple[int, int]) -> tuple[int, int]:
-    ok = (
-        isinstance(chunks, (tuple, list))
-        and len(chunks) == 2
-        and all(
-            isinstance(c, (int, np.integer)) and not isinstance(c, bool) and c > 0 for c in chunks
-        )
-    )
-    if not ok:
-        raise InvalidParameterError(
-            f"chunks must be None or two positive integers (rows, cols), got {chunks!r}"
-        )
-    return min(int(chunks[0]), shape[0]), min(int(chunks[1]), shape[1])
+def clip_chunks(chunks: Any, shape: tuple[int, int]) -> tuple[int, int]:
+    """A checked tile shape, no larger than the matrix."""
+    rows, cols = check_chunks("chunks", chunks)
+    return min(rows, shape[0]), min(cols, shape[1])

@@ -15,15 +15,9 @@ import scipy.io
 import scipy.sparse as sp
 
 from dasknmf.errors import InputFileNotFoundError, InvalidInputError, UnsupportedFormatError
+from dasknmf.params import check_float_dtype, check_option
 
-from .api import (
-    MatrixInfo,
-    _check_chunks,
-    _check_dtype,
-    _check_format,
-    matrix_info,
-    write_matrix,
-)
+from .api import MatrixInfo, clip_chunks, matrix_info, write_matrix
 from .atomic import check_target
 from .chunking import default_chunks
 from .location import StoreLocation
@@ -221,14 +215,16 @@ def _ingest_mtx(
     check_streamable(header, src)
     if 0 in header.shape:
         raise InvalidInputError(f"{str(src)!r} holds an empty matrix (shape {header.shape})")
-    kind = _check_format(format)
-    out_dtype = _check_dtype(dtype) or stored_dtype(np.dtype(_FIELD_DTYPES[header.field]))
+    kind = check_option("format", format, (None, "sparse", "dense"))
+    out_dtype = check_float_dtype("dtype", dtype) or stored_dtype(
+        np.dtype(_FIELD_DTYPES[header.field])
+    )
     if chunks is None:
         # A symmetric file lists one triangle: up to twice its entries are stored.
         nnz = header.nnz * (2 if header.symmetry == "symmetric" else 1)
         tile_shape = default_chunks(header.shape, nnz=nnz, itemsize=out_dtype.itemsize)
     else:
-        tile_shape = _check_chunks(chunks, header.shape)
+        tile_shape = clip_chunks(chunks, header.shape)
     # Refuse an existing destination before the long pass over the file;
     # write_matrix checks again when it writes.
     check_target(StoreLocation.from_user(dst, storage_options), overwrite=overwrite)
