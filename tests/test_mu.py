@@ -5,11 +5,12 @@ from __future__ import annotations
 import itertools
 import warnings
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from dask.core import get_dependencies
+from dask.core import flatten, get_dependencies
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.decomposition import NMF as SklearnNMF
@@ -217,3 +218,26 @@ def test_regularised_fit_and_transform_match_sklearn(persist, chunks, alpha_W, a
     # the penalty really acts: an unregularised fit ends elsewhere
     plain = dasknmf.NMF(6, init="custom", max_iter=50, tol=0, chunks=chunks).fit(X, W=W0, H=H0)
     assert not np.allclose(plain.components_, ours.components_, rtol=1e-3)
+
+
+def _tasks_per_iteration(row_tiles: int, col_tiles: int, in_memory: bool) -> int:
+    X = make_matrix(8 * row_tiles, 5 * col_tiles, density=0.5)
+    V = da.from_array(X, chunks=(8, 5), asarray=False)
+    (V,) = dask.persist(V)
+    W0, H0 = make_factors(*X.shape, 3)
+    W = da.from_array(W0, chunks=(8, 3)).persist()
+    H = da.from_array(H0, chunks=(3, 5)).persist()
+    step = FrobeniusMU(V, 1.0, in_memory=in_memory).step(W, H)
+    graph = {**step.W.__dask_graph__(), **step.H.__dask_graph__(), **step.error().__dask_graph__()}
+    inputs = {k for a in (V, W, H) for k in flatten(a.__dask_keys__())}
+    return len(set(graph) - inputs)
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_tasks_per_iteration_grow_linearly_with_the_tiles(in_memory):
+    """docs/architecture.md: an iteration is O(tiles) tasks, at most 4 per tile + 32."""
+    for rows, cols in [(1, 1), (2, 1), (4, 2), (16, 3), (32, 4)]:
+        assert _tasks_per_iteration(rows, cols, in_memory) <= 4 * rows * cols + 32
+    # and really proportional: doubling the row tiles adds a bounded number per tile
+    small, large = _tasks_per_iteration(16, 3, in_memory), _tasks_per_iteration(32, 3, in_memory)
+    assert 0 < large - small <= 4 * 16 * 3
