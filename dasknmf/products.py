@@ -52,10 +52,6 @@ def _right_multiply(x, g):
     return x @ g
 
 
-def _left_multiply(g, x):
-    return g @ x
-
-
 def is_lazy(*arrays) -> bool:
     """Whether any of ``arrays`` is a dask array (else all are in memory)."""
     return any(isinstance(a, da.Array) for a in arrays)
@@ -278,14 +274,6 @@ def map_col_blocks(fn, H: da.Array, A: da.Array, G: da.Array) -> da.Array:
         fn, "aj", H, "aj", A, "aj", G, "bc", dtype=H.dtype, concatenate=True,
         meta=np.empty((0, 0), dtype=H.dtype),
     )  # fmt: skip
-
-
-def small_times(G: da.Array, H: da.Array) -> da.Array:
-    """``G @ H`` for a one-chunk ``l × k`` ``G`` and a wide ``H`` (chunks ``((k,), C)``)."""
-    if not is_lazy(G, H):
-        return G @ H
-    G = G.rechunk(G.shape)
-    return da.blockwise(_left_multiply, "lj", G, "la", H, "aj", dtype=H.dtype, concatenate=True)
 
 
 def inner(A: da.Array, B: da.Array) -> da.Array:
