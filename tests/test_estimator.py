@@ -701,3 +701,15 @@ def test_warnings_point_at_the_callers_line():
 def test_invalid_regularisation(param, value, allowed):
     with pytest.raises(InvalidParameterError, match=rf"'{param}' parameter must be {allowed}"):
         NMF(2, **{param: value}).fit(make_matrix(10, 6))
+
+
+def test_works_inside_a_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import Normalizer
+
+    X = make_matrix(40, 25, density=0.3)
+    pipe = make_pipeline(NMF(4, init="random", random_state=0, max_iter=50, tol=0), Normalizer())
+    out = pipe.fit_transform(X)
+    W = NMF(4, init="random", random_state=0, max_iter=50, tol=0).fit_transform(X)
+    np.testing.assert_allclose(out, W / np.linalg.norm(W, axis=1, keepdims=True), rtol=1e-6)
+    assert list(pipe.get_feature_names_out()) == [f"nmf{i}" for i in range(4)]
