@@ -264,15 +264,15 @@ def times_small(W: da.Array, G: da.Array) -> da.Array:
     )  # fmt: skip
 
 
-def map_col_blocks(fn, H: da.Array, A: da.Array, G: da.Array) -> da.Array:
-    """``fn(H_j, A_j, G)`` for every column block ``j`` of ``k × n`` arrays ``H`` and
-    ``A`` and a one-chunk ``G``; chunked like ``H``."""
-    if not is_lazy(H, A, G):
-        return fn(H, A, G)
+def map_factor_blocks(fn, X: da.Array, A: da.Array, G: da.Array) -> da.Array:
+    """``fn(X_b, A_b, G)`` for every block ``b`` of a factor ``X`` (tall ``m × k`` or
+    wide ``k × n``), ``A`` chunked like ``X`` and a one-chunk ``G``; chunked like ``X``."""
+    if not is_lazy(X, A, G):
+        return fn(X, A, G)
     G = G.rechunk(G.shape)
     return da.blockwise(
-        fn, "aj", H, "aj", A, "aj", G, "bc", dtype=H.dtype, concatenate=True,
-        meta=np.empty((0, 0), dtype=H.dtype),
+        fn, "xy", X, "xy", A, "xy", G, "bc", dtype=X.dtype, concatenate=True,
+        meta=np.empty((0, 0), dtype=X.dtype),
     )  # fmt: skip
 
 

@@ -32,3 +32,25 @@ def mu_frobenius(V, W, H, n_iter: int) -> tuple[np.ndarray, np.ndarray, list[flo
 
 def frobenius_error(V, W, H) -> float:
     return float(np.linalg.norm(dense(V) - np.asarray(W, np.float64) @ np.asarray(H, np.float64)))
+
+
+def hals_frobenius(V, W, H, n_iter: int) -> tuple[np.ndarray, np.ndarray, list[float]]:
+    """Coordinate descent as scikit-learn's Cython loop writes it (element by element,
+    W's columns in order, then H's rows), for small matrices."""
+    V, W, H = dense(V), np.array(W, dtype=np.float64), np.array(H, dtype=np.float64)
+    errors = []
+
+    def sweep(X, A, G):  # X: rows × k factor, A: X's rows of V·other, G: other's Gram
+        for t in range(X.shape[1]):
+            for i in range(X.shape[0]):
+                grad = -A[i, t] + sum(G[t, r] * X[i, r] for r in range(X.shape[1]))
+                if G[t, t] != 0:
+                    X[i, t] = max(X[i, t] - grad / G[t, t], 0.0)
+
+    for _ in range(n_iter):
+        sweep(W, V @ H.T, H @ H.T)
+        Ht = H.T.copy()
+        sweep(Ht, V.T @ W, W.T @ W)
+        H = Ht.T
+        errors.append(float(np.linalg.norm(V - W @ H)))
+    return W, H, errors

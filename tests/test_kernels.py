@@ -28,13 +28,14 @@ def test_wt_times_tile_matches_dense(tile):
     np.testing.assert_allclose(out, expected)
 
 
-def test_mu_update_rows_sums_tiles():
+def test_update_rows_sums_tiles():
     rng = np.random.default_rng(3)
     tiles = [make_matrix(5, 4, seed=s) for s in range(3)]
     hs = [rng.random((2, 4)) for _ in range(3)]
     w, hht = rng.random((5, 2)), rng.random((2, 2)) + 0.1
     num = sum(t.toarray() @ h.T for t, h in zip(tiles, hs, strict=True))
-    np.testing.assert_allclose(kernels.mu_update_rows(w, tiles, hs, hht), w * num / (w @ hht))
+    out = kernels.update_rows(kernels.mu_rule, kernels.NO_PENALTY, w, tiles, hs, hht)
+    np.testing.assert_allclose(out, w * num / (w @ hht))
 
 
 def test_mu_step_zero_denominator_gives_zero_not_nan():

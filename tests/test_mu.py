@@ -145,16 +145,17 @@ def test_fit_from_a_store_matches_dense_reference(tmp_path, kind, chunks):
 
 @pytest.mark.parametrize("chunks", [(37, 23), (10, 7), (1, 23)], ids=lambda c: f"{c[0]}x{c[1]}")
 def test_one_pass_is_the_two_pass_update_sequence(kind, chunks):
-    from dasknmf.solvers.mu import one_pass, update_h, update_w
+    from dasknmf.kernels import mu_rule
+    from dasknmf.solvers.frobenius import one_pass, update_h, update_w
 
     X = make_matrix(37, 23, kind=kind)
     W0, H0 = make_factors(37, 23, 4)
     V = da.from_array(X, chunks=chunks, asarray=False)
     W = da.from_array(W0, chunks=(chunks[0], 4))
     H = da.from_array(H0, chunks=(4, chunks[1]))
-    W1, wtv1, wtw1 = one_pass(V, W, H)
-    W2 = update_w(V, W, H)
-    _, wtv2, wtw2 = update_h(V, W2, H)
+    W1, wtv1, wtw1 = one_pass(V, W, H, mu_rule)
+    W2 = update_w(V, W, H, mu_rule)
+    _, wtv2, wtw2 = update_h(V, W2, H, mu_rule)
     np.testing.assert_array_equal(W1.compute(), W2.compute())
     np.testing.assert_allclose(wtv1.compute(), wtv2.compute(), rtol=1e-13)
     np.testing.assert_allclose(wtw1.compute(), wtw2.compute(), rtol=1e-13)

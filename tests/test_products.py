@@ -46,7 +46,7 @@ def test_grams_and_small_products(case):
     np.testing.assert_allclose(products.times_small(Wd, da.from_array(G)).compute(), W @ G)
     fn = lambda h, a, g: g @ h + a  # noqa: E731
     np.testing.assert_allclose(
-        products.map_col_blocks(fn, Hd, Hd, da.from_array(G)).compute(), G @ H + H
+        products.map_factor_blocks(fn, Hd, Hd, da.from_array(G)).compute(), G @ H + H
     )
     np.testing.assert_allclose(float(products.inner(Hd, Hd).compute()), (H * H).sum())
 

@@ -1,4 +1,4 @@
-"""Update rules, one module each, as functions of dask arrays.
+"""Update rules, one module each, on a shared traversal of the tiled ``V``.
 
 A solver never opens files, prints or creates clusters: it turns the current
 ``(W, H)`` into a lazy graph for the next one (:class:`~dasknmf.solvers.base.Step`),
@@ -8,6 +8,9 @@ and :mod:`dasknmf.fit` decides when to run it.
 from __future__ import annotations
 
 from dasknmf.solvers.base import Solver, Step
+from dasknmf.solvers.hals import HALS
 from dasknmf.solvers.mu import FrobeniusMU
 
-__all__ = ["FrobeniusMU", "Solver", "Step"]
+SOLVERS = {"mu": FrobeniusMU, "hals": HALS}
+
+__all__ = ["HALS", "SOLVERS", "FrobeniusMU", "Solver", "Step"]
