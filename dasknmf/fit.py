@@ -180,7 +180,8 @@ class _CompiledStep:
         plain = {**step.W.__dask_graph__(), **step.H.__dask_graph__()}
         self._graphs = {False: plain, True: {**plain, **error.__dask_graph__()}}
         self._get = get_scheduler(collections=[step.W])
-        self._like = W, H
+        # Only the layout of the initial factors is kept, not their blocks.
+        self._layouts = _Layout.of(W), _Layout.of(H)
         self._count = 0
 
     def __call__(self, W: da.Array, H: da.Array, want_error: bool):
@@ -189,8 +190,8 @@ class _CompiledStep:
         outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
         results = self._get(graph, outputs)
         self._count += 1
-        W_new = _from_blocks(self._like[0], results[0], f"fit-W-{self._count}")
-        H_new = _from_blocks(self._like[1], results[1], f"fit-H-{self._count}")
+        W_new = self._layouts[0].array(results[0], f"fit-W-{self._count}")
+        H_new = self._layouts[1].array(results[1], f"fit-H-{self._count}")
         error = float(np.asarray(results[2])) if want_error else None
         return W_new, H_new, error
 
@@ -204,10 +205,21 @@ def _blocks(X: da.Array) -> list:
     return [graph[key] for key in _keys(X)]
 
 
-def _from_blocks(like: da.Array, blocks: list, label: str) -> da.Array:
-    """An in-memory dask array shaped and chunked like ``like`` holding ``blocks``."""
-    name = f"{label}-{tokenize(like.name, label)}"
-    keys = [(name, *key[1:]) for key in _keys(like)]
-    return da.Array(
-        dict(zip(keys, blocks, strict=True)), name, chunks=like.chunks, meta=like._meta
-    )
+@dataclass(frozen=True)
+class _Layout:
+    """Name, chunks, block indices and meta of a dask array, without its data."""
+
+    name: str
+    chunks: tuple
+    indices: list
+    meta: object
+
+    @classmethod
+    def of(cls, X: da.Array) -> _Layout:
+        return cls(X.name, X.chunks, [key[1:] for key in _keys(X)], X._meta)
+
+    def array(self, blocks: list, label: str) -> da.Array:
+        """An in-memory dask array of this layout holding ``blocks``."""
+        name = f"{label}-{tokenize(self.name, label)}"
+        graph = {(name, *index): block for index, block in zip(self.indices, blocks, strict=True)}
+        return da.Array(graph, name, chunks=self.chunks, meta=self.meta)
