@@ -3,9 +3,7 @@
 The loop knows nothing of storage or of the update rule: each iteration asks the
 solver for a lazy :class:`~dasknmf.solvers.base.Step`, persists the new factors (on
 the workers when a ``distributed.Client`` is active) and reads back one number, the
-error. Stopping follows scikit-learn: every ``check_every`` iterations, stop when
-``(previous_error - error) / error_at_init < tol``, where ``previous_error`` is the
-error at the previous check.
+error. Stopping follows scikit-learn (:class:`dasknmf.stopping.ToleranceRule`).
 """
 
 from __future__ import annotations
@@ -24,6 +22,7 @@ from dask.core import flatten
 
 from dasknmf.resources import active_client, single_threaded_blas
 from dasknmf.solvers.base import Solver
+from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
 
@@ -112,12 +111,13 @@ def run(
     start = time.perf_counter()
     with single_threaded_blas():
         W, H = dask.persist(W, H)
-        error_at_init = previous = error = float(dask.compute(solver.error(W, H))[0])
+        error_at_init = error = float(dask.compute(solver.error(W, H))[0])
+        stopping = ToleranceRule(tol, check_every, error_at_init)
         advance = _stepper(solver, W, H)
         errors: list[tuple[int, float]] = []
         converged, n_iter = False, 0
         for n_iter in range(1, max_iter + 1):
-            check = tol > 0 and n_iter % check_every == 0
+            check = stopping.is_check(n_iter)
             want_error = bool(callbacks) or check or n_iter == max_iter
             W, H, err = advance(W, H, want_error)
             if not want_error:
@@ -128,11 +128,9 @@ def run(
             info = IterationInfo(n_iter, error, error_at_init, time.perf_counter() - start, W, H)
             for callback in callbacks:
                 callback(info)
-            if check:
-                if error_at_init == 0 or (previous - error) / error_at_init < tol:
-                    converged = True
-                    break
-                previous = error
+            if check and stopping.converged(error):
+                converged = True
+                break
     return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from dasknmf import kernels, products
 from dasknmf.kernels import NO_PENALTY, Penalty
 from dasknmf.solvers.base import Step
+from dasknmf.stopping import ToleranceRule
 
 #: ``rule(x, xht, g, penalty) -> x_new`` on a tall factor block (see kernels).
 Rule = Callable[..., np.ndarray]
@@ -161,9 +162,8 @@ def solve_w_block(
 ) -> np.ndarray:
     """Updates of one row block of ``W`` with ``H`` fixed, by ``rule``.
 
-    Stops like the full fit: every ``check_every`` iterations, when the decrease of
-    the block's error since the last check, relative to its initial error, is below
-    ``tol``.
+    Stops like the full fit (:class:`~dasknmf.stopping.ToleranceRule`), on the
+    block's own error.
     """
     nv2 = float(np.asarray(norm_v2).sum())
 
@@ -171,14 +171,11 @@ def solve_w_block(
         sq = nv2 - 2.0 * float(kernels.inner(x, vht)) + float(kernels.inner(x.T @ x, hht))
         return math.sqrt(max(sq, 0.0))
 
-    error_at_init = previous = error(w) if tol > 0 else 0.0
+    stopping = ToleranceRule(tol, check_every, error(w) if tol > 0 else 0.0)
     for it in range(1, max_iter + 1):
         w = rule(w, vht, hht, penalty)
-        if tol > 0 and it % check_every == 0:
-            current = error(w)
-            if error_at_init == 0 or (previous - current) / error_at_init < tol:
-                break
-            previous = current
+        if stopping.is_check(it) and stopping.converged(error(w)):
+            break
     return w
 
 
