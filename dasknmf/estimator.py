@@ -29,7 +29,7 @@ from dasknmf.params import (
 )
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, available_memory, blas_guarded, total_threads
-from dasknmf.solvers import SOLVERS
+from dasknmf.solvers import SOLVERS, kl
 from dasknmf.solvers.frobenius import transform_w
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
         ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
+    beta_loss : {'frobenius', 'kullback-leibler'} or 2 or 1, default='frobenius'
+        The divergence minimised: ``½‖X − WH‖²`` or the generalised Kullback–Leibler
+        divergence (``solver='mu'`` only). ``reconstruction_err_`` is scikit-learn's
+        ``sqrt(2 · divergence)`` for both.
     solver : {'mu', 'hals'}, default='mu'
         ``'mu'``: Lee & Seung multiplicative updates. ``'hals'`` (alias ``'cd'``):
         hierarchical alternating least squares, i.e. scikit-learn's coordinate descent
@@ -141,6 +145,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         *,
         init=None,
         solver="mu",
+        beta_loss="frobenius",
         max_iter=200,
         tol=1e-4,
         random_state=None,
@@ -156,6 +161,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_components = n_components
         self.init = init
         self.solver = solver
+        self.beta_loss = beta_loss
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -227,11 +233,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(PrintProgress())
         result = fit_loop.run(
-            SOLVERS[self._solver_name](
-                V, stats.norm2, in_memory=self.persisted_,
-                penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n),
-            ),
-            W0, H0,
+            self._solver(V, stats, m, n), W0, H0,
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             callbacks=callbacks,
         )  # fmt: skip
@@ -271,10 +273,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
-        W = transform_w(
-            V, H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
-            rule=RULES[self._solver_name], penalty=self._penalty("W", *V.shape),
+        options = dict(
+            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+            penalty=self._penalty("W", *V.shape),
         )  # fmt: skip
+        if self._loss == "kullback-leibler":
+            W = kl.transform_w(V, H, W0, **options)
+        else:
+            W = transform_w(V, H, W0, rule=RULES[self._solver_name], **options)
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
         return _like_input(X, W)
 
@@ -307,6 +313,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_int("n_components", self.n_components, low=1, allow_none=True)
         check_option("init", self.init, (None, *INIT_METHODS))
         check_option("solver", self.solver, ("mu", "hals", "cd"))
+        if self._loss not in ("frobenius", "kullback-leibler"):
+            raise InvalidParameterError(
+                "The 'beta_loss' parameter must be 'frobenius' (2) or 'kullback-leibler' "
+                f"(1); got {self.beta_loss!r}."
+            )
+        if self._loss != "frobenius" and self._solver_name != "mu":
+            raise InvalidParameterError(
+                f"The 'beta_loss' parameter {self.beta_loss!r} needs solver='mu'; "
+                f"solver={self.solver!r} handles the Frobenius loss only."
+            )
         check_int("max_iter", self.max_iter, low=0)
         check_real("tol", self.tol, low=0.0)
         check_int("check_every", self.check_every, low=1)
@@ -319,6 +335,21 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         check_real("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
+
+    def _solver(self, V: da.Array, stats: inputs.MatrixStats, m: int, n: int):
+        penalties = dict(penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n))
+        if self._loss == "kullback-leibler":
+            return kl.KullbackLeiblerMU(V, stats.total, in_memory=self.persisted_, **penalties)
+        return SOLVERS[self._solver_name](V, stats.norm2, in_memory=self.persisted_, **penalties)
+
+    @property
+    def _loss(self) -> str | None:
+        aliases = {"frobenius": "frobenius", "kullback-leibler": "kullback-leibler"}
+        if isinstance(self.beta_loss, str):
+            return aliases.get(self.beta_loss)
+        if isinstance(self.beta_loss, (int, float)) and not isinstance(self.beta_loss, bool):
+            return {2: "frobenius", 1: "kullback-leibler"}.get(self.beta_loss)
+        return None
 
     @property
     def _solver_name(self) -> str:

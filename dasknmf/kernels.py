@@ -169,6 +169,88 @@ def update_cols(rule, penalty: Penalty, h: Array, wtv: Array, wtw: Array) -> Arr
 RULES = {"mu": mu_rule, "hals": hals_rule}
 
 
+# -- Kullback–Leibler divergence -----------------------------------------------------
+# The generalised KL divergence D(V ‖ WH) = Σ V log(V / WH) − Σ V + Σ WH needs WH only
+# where V ≠ 0 (a sampled product) plus Σ WH = (1ᵀW)(H1). scikit-learn's conventions:
+# WH below EPSILON counts as EPSILON, and entries of V ≤ EPSILON add nothing to the
+# log term.
+
+#: Entries of the sampled product computed at once (bounds the n × k gathers).
+SDDMM_BLOCK = 1 << 18
+
+
+def wh_at_nonzeros(w: Array, h: Array, tile: Tile) -> tuple[Tile, Array]:
+    """``(V_ij, (W_i H_j)[V_ij ≠ 0])``: a CSR tile with its values, and ``W_i H_j`` at
+    the same positions (a dense tile: ``W_i H_j`` itself)."""
+    if not is_sparse(tile):
+        return tile, w @ h
+    coo = tile.tocoo()
+    out = np.empty(coo.nnz, dtype=np.result_type(w, h))
+    for start in range(0, coo.nnz, SDDMM_BLOCK):
+        rows = coo.row[start : start + SDDMM_BLOCK]
+        cols = coo.col[start : start + SDDMM_BLOCK]
+        out[start : start + SDDMM_BLOCK] = np.einsum("ik,ki->i", w[rows], h[:, cols])
+    return coo, out
+
+
+def kl_ratio(w: Array, h: Array, tile: Tile) -> Tile:
+    """``V_ij / W_i H_j`` where ``V_ij ≠ 0`` (zero elsewhere), as a tile like ``V_ij``."""
+    v, wh = wh_at_nonzeros(w, h, tile)
+    np.maximum(wh, EPSILON, out=wh)
+    if not is_sparse(v):
+        return np.divide(v, wh, out=wh)
+    return type(tile)((v.data / wh, (v.row, v.col)), shape=v.shape).tocsr()
+
+
+def kl_divergence_terms(w: Array, h: Array, tile: Tile) -> np.ndarray:
+    """``Σ V log(V / WH)`` over one tile's entries ``V > EPSILON`` (float64, 1 × 1)."""
+    v, wh = wh_at_nonzeros(w, h, tile)
+    values = np.asarray(v.data if is_sparse(v) else v).ravel()
+    wh = np.asarray(wh).ravel()
+    keep = values > EPSILON
+    values, wh = values[keep].astype(np.float64), np.maximum(wh[keep], EPSILON)
+    return np.asarray([[float(values @ np.log(values / wh))]])
+
+
+def kl_update_rows(
+    penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], h_sum: Array
+) -> Array:
+    """KL multiplicative update of a row block: ``W_i ∘ (Σ_j R_ij H_jᵀ) / (H 1)ᵀ``
+    with ``R_ij = V_ij / W_i H_j`` at the non-zeros; ``h_sum`` is ``H``'s row sums
+    as a ``1 × k`` matrix."""
+    numerator = tile_times_ht(kl_ratio(w, hs[0], tiles[0]), hs[0])
+    for tile, h in zip(tiles[1:], hs[1:], strict=True):
+        numerator += tile_times_ht(kl_ratio(w, h, tile), h)
+    denominator = np.broadcast_to(h_sum, w.shape).astype(w.dtype)
+    return mu_step(w, numerator, denominator, penalty)
+
+
+def kl_h_terms(
+    w: Array, tiles: list[Tile], hs: list[Array], g: object = None
+) -> tuple[Array, list[Array], Array]:
+    """A row block's contributions to the KL H update: ``W_iᵀ R_ij`` per tile and the
+    column sums of ``W_i`` (``1 × k``), ``W_i`` returned unchanged."""
+    parts = [wt_times_tile(w, kl_ratio(w, h, tile)) for tile, h in zip(tiles, hs, strict=True)]
+    return w, parts, w.sum(axis=0, keepdims=True)
+
+
+def kl_row_pass(
+    penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], h_sum: Array
+) -> tuple[Array, list[Array], Array]:
+    """The KL W update of a row block and, from the new ``W_i``, its H-side terms."""
+    return kl_h_terms(kl_update_rows(penalty, w, tiles, hs, h_sum), tiles, hs)
+
+
+def kl_update_cols(penalty: Penalty, h: Array, wt_r: Array, w_sum: Array) -> Array:
+    """KL update of a column block of ``H``: ``H_j ∘ (Wᵀ R)_j / (1ᵀ W)ᵀ``, then
+    entries below float64 epsilon set to zero (scikit-learn's stabilisation)."""
+    w_sum = np.where(w_sum == 0, 1.0, w_sum)  # scikit-learn's guard for empty components
+    denominator = np.broadcast_to(w_sum.reshape(-1, 1), h.shape).astype(h.dtype)
+    out = mu_step(h, wt_r, denominator, penalty)
+    out[out < np.finfo(np.float64).eps] = 0.0
+    return out
+
+
 def inner(a: Array, b: Array) -> np.ndarray:
     """``Σ a ∘ b`` accumulated in float64, as a 0-d NumPy array."""
     return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))
@@ -210,3 +292,33 @@ def tile_stats(tile: Tile, row0: int, col0: int, n_cols: int) -> np.ndarray:
     stats[4] = first(negative)
     stats[6] = first(~finite)
     return stats
+
+
+def kl_solve_w_block(
+    w: Array,
+    tiles: list[Tile],
+    hs: list[Array],
+    h_sum: Array,
+    *,
+    max_iter: int,
+    stopping_rule,
+    penalty: Penalty = NO_PENALTY,
+) -> Array:
+    """KL updates of one row block of ``W`` with ``H`` fixed (``transform``), stopped by
+    ``stopping_rule(error_at_init)`` (a :class:`dasknmf.stopping.ToleranceRule` factory)
+    on the block's own divergence."""
+    total = sum(float(np.asarray(t.sum())) for t in tiles)
+
+    def error(x: Array) -> float:
+        log_terms = sum(
+            float(kl_divergence_terms(x, h, t)[0, 0]) for t, h in zip(tiles, hs, strict=True)
+        )
+        res = log_terms - total + float(x.sum(axis=0) @ np.asarray(h_sum).ravel())
+        return float(np.sqrt(2 * max(res, 0.0)))
+
+    rule = stopping_rule(error(w))
+    for it in range(1, max_iter + 1):
+        w = kl_update_rows(penalty, w, tiles, hs, h_sum)
+        if rule.is_check(it) and rule.converged(error(w)):
+            break
+    return w

@@ -95,11 +95,17 @@ def _row_block_task(fn, w, tiles, hs, g):
 
 
 def row_block_pass(
-    fn, V: da.Array, W: da.Array, H: da.Array | None = None, G: da.Array | None = None
+    fn,
+    V: da.Array,
+    W: da.Array,
+    H: da.Array | None = None,
+    G: da.Array | None = None,
+    small_shape: tuple[int, int] | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """One task per row block ``i`` running ``fn(W_i, [V_ij]_j, [H_j]_j, G)``, which
-    returns a new ``W_i``, one ``k × c_j`` partial per tile and one ``k × k`` matrix.
-    ``H`` and ``G`` are optional (``fn`` then receives ``None`` for them).
+    returns a new ``W_i``, one ``k × c_j`` partial per tile and one small matrix
+    (``k × k`` unless ``small_shape`` says otherwise). ``H`` and ``G`` are optional
+    (``fn`` then receives ``None`` for them).
 
     This is the single pass over ``V`` of an iteration: each row of tiles is read
     once and everything the iteration needs from it comes out of the same task.
@@ -148,7 +154,8 @@ def row_block_pass(
     )  # fmt: skip
     smalls = da.Array(
         output(s_name, {(s_name, i, 0, 0): (_pass_small, (base, i)) for i in range(n_rows)}),
-        s_name, chunks=((1,) * n_rows, (k,), (k,)), meta=_meta3(W.dtype),
+        s_name, chunks=((1,) * n_rows, *((d,) for d in (small_shape or (k, k)))),
+        meta=_meta3(W.dtype),
     )  # fmt: skip
     return W_new, partials, smalls
 
