@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from numbers import Integral
+from numbers import Integral, Real
 
 import dask
 import dask.array as da
@@ -29,7 +29,7 @@ from dasknmf.params import (
 )
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, available_memory, blas_guarded, total_threads
-from dasknmf.solvers import SOLVERS, kl
+from dasknmf.solvers import SOLVERS, beta, kl
 from dasknmf.solvers.frobenius import transform_w
 
 logger = logging.getLogger(__name__)
@@ -72,10 +72,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
         ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
-    beta_loss : {'frobenius', 'kullback-leibler'} or 2 or 1, default='frobenius'
-        The divergence minimised: ``½‖X − WH‖²`` or the generalised Kullback–Leibler
-        divergence (``solver='mu'`` only). ``reconstruction_err_`` is scikit-learn's
-        ``sqrt(2 · divergence)`` for both.
+    beta_loss : {'frobenius', 'kullback-leibler', 'itakura-saito'} or float, default='frobenius'
+        The β-divergence minimised (2, 1, 0 for the names): ``½‖X − WH‖²``, the
+        generalised Kullback–Leibler divergence, Itakura–Saito, or any β; other than
+        2 needs ``solver='mu'``. β ∉ {1, 2} computes ``W H`` at every entry, tile by
+        tile (O(m·n·k) per iteration). ``reconstruction_err_`` is scikit-learn's
+        ``sqrt(2 · divergence)``. For β ≤ 0, ``X`` must have no zeros where the
+        divergence is to be finite, as in scikit-learn.
     solver : {'mu', 'hals'}, default='mu'
         ``'mu'``: Lee & Seung multiplicative updates. ``'hals'`` (alias ``'cd'``):
         hierarchical alternating least squares, i.e. scikit-learn's coordinate descent
@@ -277,8 +280,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             penalty=self._penalty("W", *V.shape),
         )  # fmt: skip
-        if self._loss == "kullback-leibler":
+        if self._beta == 1:
             W = kl.transform_w(V, H, W0, **options)
+        elif self._beta != 2:
+            W = beta.transform_w(V, H, W0, beta=self._beta, **options)
         else:
             W = transform_w(V, H, W0, rule=RULES[self._solver_name], **options)
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
@@ -313,12 +318,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_int("n_components", self.n_components, low=1, allow_none=True)
         check_option("init", self.init, (None, *INIT_METHODS))
         check_option("solver", self.solver, ("mu", "hals", "cd"))
-        if self._loss not in ("frobenius", "kullback-leibler"):
+        if self._beta is None:
             raise InvalidParameterError(
-                "The 'beta_loss' parameter must be 'frobenius' (2) or 'kullback-leibler' "
-                f"(1); got {self.beta_loss!r}."
+                "The 'beta_loss' parameter must be 'frobenius' (2), 'kullback-leibler' (1), "
+                f"'itakura-saito' (0) or a real number; got {self.beta_loss!r}."
             )
-        if self._loss != "frobenius" and self._solver_name != "mu":
+        if self._beta != 2 and self._solver_name != "mu":
             raise InvalidParameterError(
                 f"The 'beta_loss' parameter {self.beta_loss!r} needs solver='mu'; "
                 f"solver={self.solver!r} handles the Frobenius loss only."
@@ -338,17 +343,20 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
     def _solver(self, V: da.Array, stats: inputs.MatrixStats, m: int, n: int):
         penalties = dict(penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n))
-        if self._loss == "kullback-leibler":
+        if self._beta == 1:
             return kl.KullbackLeiblerMU(V, stats.total, in_memory=self.persisted_, **penalties)
+        if self._beta != 2:
+            return beta.BetaMU(V, self._beta, in_memory=self.persisted_, **penalties)
         return SOLVERS[self._solver_name](V, stats.norm2, in_memory=self.persisted_, **penalties)
 
     @property
-    def _loss(self) -> str | None:
-        aliases = {"frobenius": "frobenius", "kullback-leibler": "kullback-leibler"}
+    def _beta(self) -> float | None:
+        """β of the divergence, or ``None`` for a value that names none."""
+        names = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
         if isinstance(self.beta_loss, str):
-            return aliases.get(self.beta_loss)
-        if isinstance(self.beta_loss, (int, float)) and not isinstance(self.beta_loss, bool):
-            return {2: "frobenius", 1: "kullback-leibler"}.get(self.beta_loss)
+            return names.get(self.beta_loss)
+        if isinstance(self.beta_loss, Real) and not isinstance(self.beta_loss, bool):
+            return float(self.beta_loss) if np.isfinite(self.beta_loss) else None
         return None
 
     @property

@@ -322,3 +322,142 @@ def kl_solve_w_block(
         if rule.is_check(it) and rule.converged(error(w)):
             break
     return w
+
+
+# -- general beta-divergence (Itakura–Saito is beta = 0) -----------------------------
+# For beta outside {1, 2} the denominators need (WH)^(beta−1) at every entry, not only
+# at V's non-zeros: each tile computes W_i H_j densely, a batch of rows at a time.
+
+#: Entries of a dense ``W_i H_j`` batch computed at once.
+DENSE_BATCH = 1 << 21
+
+
+def _row_batches(n_rows: int, n_cols: int):
+    step = max(1, DENSE_BATCH // max(n_cols, 1))
+    for start in range(0, n_rows, step):
+        yield slice(start, min(start + step, n_rows))
+
+
+def beta_gamma(beta: float) -> float:
+    """scikit-learn's exponent of the MU step, which keeps the updates monotone."""
+    if beta < 1:
+        return 1.0 / (2.0 - beta)
+    if beta > 2:
+        return 1.0 / (beta - 1.0)
+    return 1.0
+
+
+def beta_ratio(w: Array, h: Array, tile: Tile, beta: float) -> Tile:
+    """``V ⊙ (WH)^(β−2)`` where ``V ≠ 0`` (``WH`` floored at EPSILON for β < 2)."""
+    v, wh = wh_at_nonzeros(w, h, tile)
+    if beta < 2:
+        np.maximum(wh, EPSILON, out=wh)
+    wh = wh ** (beta - 2)
+    if not is_sparse(v):
+        return wh * v
+    return type(tile)((v.data * wh, (v.row, v.col)), shape=v.shape).tocsr()
+
+
+def _wh_power(w: Array, h: Array, beta: float) -> Array:
+    wh = w @ h
+    if beta < 1:
+        np.maximum(wh, EPSILON, out=wh)
+    return wh ** (beta - 1)
+
+
+def beta_denominator_rows(w: Array, h: Array, beta: float) -> Array:
+    """``(W_i H_j)^(β−1) H_jᵀ`` (``r × k``), by batches of rows."""
+    out = np.empty(w.shape, dtype=np.result_type(w, h))
+    for rows in _row_batches(w.shape[0], h.shape[1]):
+        out[rows] = _wh_power(w[rows], h, beta) @ h.T
+    return out
+
+
+def beta_denominator_cols(w: Array, h: Array, beta: float) -> Array:
+    """``W_iᵀ (W_i H_j)^(β−1)`` (``k × c``), by batches of rows."""
+    out = np.zeros((w.shape[1], h.shape[1]), dtype=np.result_type(w, h))
+    for rows in _row_batches(w.shape[0], h.shape[1]):
+        out += w[rows].T @ _wh_power(w[rows], h, beta)
+    return out
+
+
+def beta_update_rows(
+    beta: float, penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], _g=None
+) -> Array:
+    """β-divergence MU of a row block of ``W`` (scikit-learn's rule, ``γ`` exponent and
+    the zeroing below float64 epsilon for β < 1 included)."""
+    numerator = sum(
+        tile_times_ht(beta_ratio(w, h, tile, beta), h) for tile, h in zip(tiles, hs, strict=True)
+    )
+    denominator = sum(beta_denominator_rows(w, h, beta) for h in hs)
+    denominator = denominator + penalty.l1 + penalty.l2 * w
+    denominator[denominator == 0] = EPSILON
+    delta = numerator / denominator
+    gamma = beta_gamma(beta)
+    if gamma != 1:
+        delta **= gamma
+    out = w * delta
+    if beta < 1:
+        out[out < np.finfo(np.float64).eps] = 0.0
+    return out
+
+
+def beta_h_terms(
+    beta: float, w: Array, tiles: list[Tile], hs: list[Array], _g=None
+) -> tuple[Array, list[Array], Array]:
+    """A row block's H-side terms: per tile ``[W_iᵀ (V ⊙ WH^(β−2)); W_iᵀ WH^(β−1)]``
+    stacked (``2k × c``), and a placeholder ``1 × 1`` small matrix."""
+    parts = [
+        np.vstack(
+            [wt_times_tile(w, beta_ratio(w, h, tile, beta)), beta_denominator_cols(w, h, beta)]
+        )
+        for tile, h in zip(tiles, hs, strict=True)
+    ]
+    return w, parts, np.zeros((1, 1), dtype=w.dtype)
+
+
+def beta_row_pass(
+    beta: float, penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], _g=None
+) -> tuple[Array, list[Array], Array]:
+    """The β W update of a row block and, from the new ``W_i``, its H-side terms."""
+    return beta_h_terms(beta, beta_update_rows(beta, penalty, w, tiles, hs), tiles, hs)
+
+
+def beta_update_cols(beta: float, penalty: Penalty, h: Array, stacked: Array, _g=None) -> Array:
+    """β-divergence MU of a column block of ``H`` from the stacked sums of
+    :func:`beta_h_terms`."""
+    k = h.shape[0]
+    numerator, denominator = stacked[:k], stacked[k:] + penalty.l1 + penalty.l2 * h
+    denominator = np.array(denominator)
+    denominator[denominator == 0] = EPSILON
+    delta = numerator / denominator
+    gamma = beta_gamma(beta)
+    if gamma != 1:
+        delta **= gamma
+    out = h * delta
+    if beta <= 1:
+        out[out < np.finfo(np.float64).eps] = 0.0
+    return out
+
+
+def beta_divergence_terms(w: Array, h: Array, tile: Tile, beta: float) -> np.ndarray:
+    """One tile's sums for the β-divergence, as a ``1 × 3`` float64 row.
+
+    β = 0 (Itakura–Saito): ``[Σ V/WH, Σ log(V/WH), count]`` over entries ``V > EPSILON``;
+    otherwise ``[Σ V^β, Σ V · WH^(β−1), Σ_all WH^β]``, ``WH`` floored at EPSILON where
+    ``V > EPSILON`` (scikit-learn's conventions).
+    """
+    v, wh = wh_at_nonzeros(w, h, tile)
+    values = np.asarray(v.data if is_sparse(v) else v, dtype=np.float64).ravel()
+    wh_nz = np.asarray(wh, dtype=np.float64).ravel()
+    keep = values > EPSILON
+    values, wh_nz = values[keep], np.maximum(wh_nz[keep], EPSILON)
+    if beta == 0:
+        div = values / wh_nz
+        return np.asarray([[div.sum(), np.log(div).sum(), float(keep.sum())]])
+    total_wh_beta = 0.0
+    for rows in _row_batches(w.shape[0], h.shape[1]):
+        total_wh_beta += float(((w[rows] @ h).astype(np.float64) ** beta).sum())
+    return np.asarray(
+        [[(values**beta).sum(), (values * wh_nz ** (beta - 1)).sum(), total_wh_beta]]
+    )

@@ -101,11 +101,13 @@ def row_block_pass(
     H: da.Array | None = None,
     G: da.Array | None = None,
     small_shape: tuple[int, int] | None = None,
+    partial_rows: int | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """One task per row block ``i`` running ``fn(W_i, [V_ij]_j, [H_j]_j, G)``, which
     returns a new ``W_i``, one ``k × c_j`` partial per tile and one small matrix
-    (``k × k`` unless ``small_shape`` says otherwise). ``H`` and ``G`` are optional
-    (``fn`` then receives ``None`` for them).
+    (``k × k`` unless ``small_shape`` says otherwise; partials have ``k`` rows unless
+    ``partial_rows`` says otherwise). ``H`` and ``G`` are optional (``fn`` then
+    receives ``None`` for them).
 
     This is the single pass over ``V`` of an iteration: each row of tiles is read
     once and everything the iteration needs from it comes out of the same task.
@@ -150,7 +152,8 @@ def row_block_pass(
             (p_name, i, 0, j): (_pass_partial, (base, i), j)
             for i in range(n_rows) for j in range(n_cols)
         }),
-        p_name, chunks=((1,) * n_rows, (k,), V.chunks[1]), meta=_meta3(W.dtype),
+        p_name, chunks=((1,) * n_rows, (partial_rows or k,), V.chunks[1]),
+        meta=_meta3(W.dtype),
     )  # fmt: skip
     smalls = da.Array(
         output(s_name, {(s_name, i, 0, 0): (_pass_small, (base, i)) for i in range(n_rows)}),

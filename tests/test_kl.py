@@ -89,12 +89,14 @@ def test_divergence_never_increases_and_zero_rows_stay_finite():
 @pytest.mark.parametrize(
     "params, match",
     [
-        (dict(beta_loss="itakura-saito"), r"'beta_loss' parameter must be 'frobenius' \(2\)"),
-        (dict(beta_loss=0.5), r"'beta_loss' parameter must be"),
+        (dict(beta_loss="poisson"), r"'beta_loss' parameter must be 'frobenius' \(2\)"),
+        (dict(beta_loss=float("nan")), r"'beta_loss' parameter must be"),
+        (dict(beta_loss=True), r"'beta_loss' parameter must be"),
         (dict(beta_loss=KL, solver="hals"), r"needs solver='mu'"),
+        (dict(beta_loss=0.5, solver="cd"), r"needs solver='mu'"),
     ],
 )
-def test_unsupported_losses_are_rejected(params, match):
+def test_invalid_losses_are_rejected(params, match):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with pytest.raises(dasknmf.InvalidParameterError, match=match):
