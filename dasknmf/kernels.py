@@ -390,16 +390,7 @@ def beta_update_rows(
         tile_times_ht(beta_ratio(w, h, tile, beta), h) for tile, h in zip(tiles, hs, strict=True)
     )
     denominator = sum(beta_denominator_rows(w, h, beta) for h in hs)
-    denominator = denominator + penalty.l1 + penalty.l2 * w
-    denominator[denominator == 0] = EPSILON
-    delta = numerator / denominator
-    gamma = beta_gamma(beta)
-    if gamma != 1:
-        delta **= gamma
-    out = w * delta
-    if beta < 1:
-        out[out < np.finfo(np.float64).eps] = 0.0
-    return out
+    return _beta_step(w, numerator, denominator, beta, penalty, zero_small=beta < 1)
 
 
 def beta_h_terms(
@@ -427,15 +418,24 @@ def beta_update_cols(beta: float, penalty: Penalty, h: Array, stacked: Array, _g
     """β-divergence MU of a column block of ``H`` from the stacked sums of
     :func:`beta_h_terms`."""
     k = h.shape[0]
-    numerator, denominator = stacked[:k], stacked[k:] + penalty.l1 + penalty.l2 * h
-    denominator = np.array(denominator)
+    return _beta_step(h, stacked[:k], stacked[k:], beta, penalty, zero_small=beta <= 1)
+
+
+def _beta_step(
+    x: Array, numerator: Array, denominator: Array, beta: float, penalty: Penalty,
+    zero_small: bool,
+) -> Array:  # fmt: skip
+    """``x ∘ (numerator / (denominator + l1 + l2 x))^γ``, zero denominators as
+    EPSILON, and (``zero_small``) entries below float64 epsilon set to zero: scikit-learn
+    does so after W updates for β < 1 and after H updates for β ≤ 1."""
+    denominator = denominator + penalty.l1 + penalty.l2 * x
     denominator[denominator == 0] = EPSILON
     delta = numerator / denominator
     gamma = beta_gamma(beta)
     if gamma != 1:
         delta **= gamma
-    out = h * delta
-    if beta <= 1:
+    out = x * delta
+    if zero_small:
         out[out < np.finfo(np.float64).eps] = 0.0
     return out
 
