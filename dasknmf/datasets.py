@@ -43,3 +43,52 @@ def term_document(
     V = sp.csr_matrix((values, (rows, cols)), shape=(n_docs, n_terms), dtype=dtype)
     V.sum_duplicates()
     return V
+
+
+def ratings(
+    n_users: int = 100_000,
+    n_items: int = 20_000,
+    n_ratings: int = 5_000_000,
+    rank: int = 10,
+    noise: float = 0.3,
+    seed: int = 0,
+    dtype=np.float32,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """A users × items ratings matrix on the 1–5 scale with a low-rank structure.
+
+    Each rating is ``1 + u_i · v_j`` for non-negative rank-``rank`` taste vectors
+    scaled so that 99% of ratings fall below 5, plus Gaussian noise of standard
+    deviation ``noise``, clipped to [1, 5]. Observed pairs are drawn with popularity
+    skew (a few items are rated often, as in real catalogues); duplicates are
+    dropped. Only the observed entries are ever computed: O(n_ratings · rank).
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix
+        The observed ratings (no stored zeros).
+    U, V : ndarray
+        The noise-free factors: the true rating of ``(i, j)`` is
+        ``1 + U[i] @ V[:, j]`` clipped to [1, 5].
+
+    Examples
+    --------
+    >>> from dasknmf.datasets import ratings
+    >>> X, U, V = ratings(1_000, 200, 10_000, seed=0)
+    >>> X.shape, bool(X.data.min() >= 1 and X.data.max() <= 5)
+    ((1000, 200), True)
+    """
+    rng = np.random.default_rng(seed)
+    U = rng.gamma(1.0, 1.0, size=(n_users, rank))
+    V = rng.gamma(1.0, 1.0, size=(rank, n_items))
+    popularity = rng.permutation(1.0 / np.arange(1, n_items + 1) ** 0.8)
+    rows = rng.integers(0, n_users, size=n_ratings)
+    cols = rng.choice(n_items, size=n_ratings, p=popularity / popularity.sum())
+    pairs = np.unique(rows.astype(np.int64) * n_items + cols)
+    rows, cols = pairs // n_items, pairs % n_items
+    scale = 4.0 / np.quantile(np.einsum("pk,kp->p", U[rows[:10_000]], V[:, cols[:10_000]]), 0.99)
+    U *= np.sqrt(scale)
+    V *= np.sqrt(scale)
+    truth = 1 + np.einsum("pk,kp->p", U[rows], V[:, cols])
+    values = np.clip(truth + rng.normal(0.0, noise, size=truth.size), 1, 5).astype(dtype)
+    X = sp.csr_matrix((values, (rows, cols)), shape=(n_users, n_items), dtype=dtype)
+    return X, U, V

@@ -12,14 +12,16 @@ import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from dasknmf import fit as fit_loop
 from dasknmf import inputs, products
 from dasknmf.callbacks import PrintProgress
-from dasknmf.errors import InvalidParameterError, warn_user
+from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.init import INIT_METHODS, initialize
 from dasknmf.kernels import RULES, Penalty
+from dasknmf.masked_kernels import predict_pairs
 from dasknmf.params import (
     check_chunks,
     check_int,
@@ -29,7 +31,7 @@ from dasknmf.params import (
 )
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, available_memory, blas_guarded, total_threads
-from dasknmf.solvers import SOLVERS, beta, kl
+from dasknmf.solvers import SOLVERS, beta, kl, masked
 from dasknmf.solvers.frobenius import transform_w
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,13 @@ def _runs_eagerly(V: da.Array) -> bool:
     # A single tile gains nothing from a scheduler and would pay its overhead (a few
     # ms) on every iteration: iterate on the in-memory arrays instead.
     return V.numblocks == (1, 1) and active_client() is None
+
+
+def _zero_missing(V: da.Array) -> da.Array:
+    """``V`` with NaN (missing entries of dense tiles) read as zero, for the init."""
+    if not isinstance(V._meta, np.ndarray):
+        return V  # sparse tiles: unobserved entries are the unstored zeros already
+    return V.map_blocks(lambda t: np.where(np.isnan(t), 0, t), dtype=V.dtype)
 
 
 def _like_input(X, W):
@@ -101,6 +110,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         The same for ``H`` (scaled by ``m``); ``'same'`` takes ``alpha_W``.
     l1_ratio : float, default=0.0
         Mix between the L1 (1.0) and L2 (0.0) penalties.
+    missing : None or 'ignore', default=None
+        ``None``: every entry of ``X`` is data (absent entries of a sparse matrix are
+        zeros). ``'ignore'``: only the observed entries enter the loss and the
+        updates, and the others are predicted (recommender use): the stored entries
+        of a sparse matrix or store, explicit zeros included, or the non-NaN entries
+        of a dense one. Needs ``solver='mu'``; any ``beta_loss`` (for β ≤ 0 the
+        observed values must be positive). The default ``init`` becomes
+        ``'random'``, scaled by the mean observed value; the ``'nndsvd*'`` inits see
+        unobserved entries as zeros. :attr:`reconstruction_err_` is then
+        ``sqrt(2 · divergence over the observed entries)`` (``‖M ∘ (X − WH)‖_F`` for
+        the Frobenius loss).
     chunks : (int, int) or None, default=None
         Tile shape. ``None``: a dask input or store keeps its tiles, an in-memory
         input is tiled automatically (one row block per thread at least).
@@ -130,6 +150,12 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``n``.
     persisted_ : bool
         Whether ``X`` was kept in memory during the fit.
+    W_ : ndarray or dask.array.Array of shape (n_samples, n_components)
+        ``W`` of the training rows (the array :meth:`fit_transform` returned), used
+        by :meth:`predict`, :meth:`rmse` and :meth:`score`.
+    n_observed_ : int
+        Entries of ``X`` that entered the fit (all ``m · n`` unless
+        ``missing='ignore'``).
 
     Examples
     --------
@@ -156,6 +182,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         alpha_W=0.0,
         alpha_H="same",
         l1_ratio=0.0,
+        missing=None,
         chunks=None,
         persist="auto",
         callbacks=None,
@@ -172,6 +199,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.alpha_W = alpha_W
         self.alpha_H = alpha_H
         self.l1_ratio = l1_ratio
+        self.missing = missing
         self.chunks = chunks
         self.persist = persist
         self.callbacks = callbacks
@@ -229,7 +257,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         method = self._resolve_init(W, H)
         seed = seed_from(self.random_state)
-        W0, H0 = initialize(V, k, method, mean=stats.mean, seed=seed, dtype=V.dtype, W=W, H=H)
+        mean = stats.observed_mean if self._masked else stats.mean
+        W0, H0 = initialize(
+            _zero_missing(V) if self._masked else V, k, method,
+            mean=mean, seed=seed, dtype=V.dtype, W=W, H=H,
+        )  # fmt: skip
         if _runs_eagerly(V):
             V, W0, H0 = dask.compute(V, W0, H0)
         callbacks = list(self.callbacks or [])
@@ -251,7 +283,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.reconstruction_err_ = result.error
         self.error_curve_ = result.errors
-        return _like_input(X, result.W)
+        self.n_observed_ = stats.n_observed if self._masked else m * n
+        self.W_ = _like_input(X, result.W)
+        return self.W_
 
     @blas_guarded
     def transform(self, X):
@@ -272,7 +306,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         k = self.n_components_
         H = da.from_array(self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1]))
         # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
-        start = math.sqrt(stats.mean / k) if self._solver_name == "mu" else 0.0
+        mean = stats.observed_mean if self._masked else stats.mean
+        start = math.sqrt(mean / k) if self._solver_name == "mu" else 0.0
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
@@ -280,7 +315,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             penalty=self._penalty("W", *V.shape),
         )  # fmt: skip
-        if self._beta == 1:
+        if self._masked:
+            W = masked.transform_w(V, H, W0, beta=self._beta, **options)
+        elif self._beta == 1:
             W = kl.transform_w(V, H, W0, **options)
         elif self._beta != 2:
             W = beta.transform_w(V, H, W0, beta=self._beta, **options)
@@ -288,6 +325,101 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             W = transform_w(V, H, W0, rule=RULES[self._solver_name], **options)
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
         return _like_input(X, W)
+
+    @available_if(lambda self: self._masked)
+    def predict(self, rows, cols=None):
+        """Predicted entries ``(W H)[rows[p], cols[p]]`` of the training matrix.
+
+        For ratings these are the predicted ratings of the given (user, item) pairs,
+        observed or not. Available with ``missing='ignore'`` (to predict from a
+        complete matrix, fit it that way too: with nothing missing the updates are
+        the plain ones); scikit-learn's own ``predict(X)`` protocol does not apply to
+        a transformer.
+
+        Parameters
+        ----------
+        rows, cols : array-like of int, same length
+            Row and column indices into the matrix given to :meth:`fit`. With
+            ``cols`` omitted, ``rows`` is a ``(p, 2)`` array of ``(row, col)`` pairs.
+
+        Returns
+        -------
+        ndarray of shape (len(rows),)
+            One prediction per pair, computed from the pairs' rows of ``W`` and
+            columns of ``H`` only.
+        """
+        check_is_fitted(self, "W_")
+        if cols is None:
+            pairs = np.asarray(rows)
+            if pairs.ndim != 2 or pairs.shape[1] != 2:
+                raise InvalidParameterError(
+                    "predict: give rows and cols, or one array of (row, col) pairs of shape "
+                    f"(p, 2); got an array of shape {pairs.shape}."
+                )
+            rows, cols = pairs[:, 0], pairs[:, 1]
+        rows, cols = self._check_pairs(rows, cols)
+        W = self.W_
+        w_rows = W[rows].compute() if isinstance(W, da.Array) else W[rows]
+        return predict_pairs(np.asarray(w_rows), self.components_[:, cols])
+
+    @available_if(lambda self: self._masked)
+    @blas_guarded
+    def rmse(self, X) -> float:
+        """Root-mean-square error of :meth:`predict` on the observed entries of ``X``.
+
+        Parameters
+        ----------
+        X : matrix, store path, dask array or (rows, cols, values)
+            Entries of the training matrix's shape, typically held out of the fit:
+            a sparse matrix, store or dask array (its stored entries, zeros included)
+            or a dense array (its non-NaN entries); or three aligned arrays.
+
+        Returns
+        -------
+        float
+            ``sqrt(mean((X_ij − (WH)_ij)²))`` over the observed ``(i, j)``.
+        """
+        check_is_fitted(self, "W_")
+        if isinstance(X, tuple):
+            if len(X) != 3:
+                raise InvalidParameterError(
+                    f"rmse expects a matrix or a (rows, cols, values) triple; got a tuple of "
+                    f"{len(X)} items."
+                )
+            rows, cols, values = X
+            values = np.asarray(values, dtype=np.float64).ravel()
+            pred = self.predict(rows, cols)
+            if values.shape != pred.shape:
+                raise InvalidParameterError(
+                    f"rmse: {values.size} values for {pred.size} (row, col) pairs."
+                )
+            if values.size == 0:
+                raise InvalidParameterError("rmse: no (row, col, value) entries given.")
+            return float(np.sqrt(np.mean((values - pred) ** 2)))
+        V = self._as_tiled(X, reset=False)
+        if V.shape[0] != self.W_.shape[0]:
+            raise ValueError(
+                f"X has {V.shape[0]} rows, but NMF was fitted on {self.W_.shape[0]}: rmse "
+                "needs entries of the training matrix's shape."
+            )
+        W, H = self.W_, self.components_.astype(V.dtype, copy=False)
+        if products.is_lazy(V) and V.numblocks != (1, 1):
+            W = W.rechunk((V.chunks[0], -1)) if isinstance(W, da.Array) else (
+                da.from_array(W, chunks=(V.chunks[0], -1))
+            )  # fmt: skip
+            H = da.from_array(H, chunks=(-1, V.chunks[1]))
+        else:
+            V, W = dask.compute(V, W)
+        sums = np.asarray(dask.compute(masked.observed_sums(V, W, H, 2.0))[0])
+        if sums[1] == 0:
+            raise InvalidInputError("rmse: X has no observed entries.")
+        return float(np.sqrt(sums[2] / sums[1]))
+
+    @available_if(lambda self: self._masked)
+    def score(self, X, y=None) -> float:
+        """Negative :meth:`rmse` on ``X`` (greater is better, as scikit-learn's
+        model selection expects)."""
+        return -self.rmse(X)
 
     def inverse_transform(self, X):
         """``W @ components_``: the data approximated from its transform.
@@ -338,11 +470,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if not (isinstance(self.alpha_H, str) and self.alpha_H == "same"):
             check_real("alpha_H", self.alpha_H, low=0.0)
         check_real("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
+        check_option("missing", self.missing, (None, "ignore"))
+        if self._masked and self._solver_name != "mu":
+            raise InvalidParameterError(
+                f"missing='ignore' needs solver='mu'; solver={self.solver!r} updates from "
+                "Gram matrices of the full matrix, which a mask makes different per row."
+            )
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
 
     def _solver(self, V: da.Array, stats: inputs.MatrixStats, m: int, n: int):
         penalties = dict(penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n))
+        if self._masked:
+            return masked.MaskedMU(V, self._beta, in_memory=self.persisted_, **penalties)
         if self._beta == 1:
             return kl.KullbackLeiblerMU(V, stats.total, in_memory=self.persisted_, **penalties)
         if self._beta != 2:
@@ -358,6 +498,35 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if isinstance(self.beta_loss, Real) and not isinstance(self.beta_loss, bool):
             return float(self.beta_loss) if np.isfinite(self.beta_loss) else None
         return None
+
+    @property
+    def _masked(self) -> bool:
+        return self.missing == "ignore"
+
+    def _check_pairs(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
+        """Validated integer index arrays for :meth:`predict`."""
+        m, n = self.W_.shape[0], self.components_.shape[1]
+        out = []
+        for name, idx, size in (("rows", rows, m), ("cols", cols, n)):
+            arr = np.asarray(idx)
+            if arr.ndim != 1 or not (arr.size == 0 or np.issubdtype(arr.dtype, np.integer)):
+                raise InvalidParameterError(
+                    f"predict: {name} must be a 1-D array of integer indices; got "
+                    f"{arr.dtype} of shape {arr.shape}."
+                )
+            bad = (arr < 0) | (arr >= size)
+            if bad.any():
+                raise InvalidParameterError(
+                    f"predict: {name} index {int(arr[bad][0])} is out of range [0, {size}) "
+                    f"({int(bad.sum())} such indices)."
+                )
+            out.append(arr.astype(np.intp, copy=False))
+        if out[0].shape != out[1].shape:
+            raise InvalidParameterError(
+                f"predict: rows and cols must have the same length; got {out[0].size} and "
+                f"{out[1].size}."
+            )
+        return out[0], out[1]
 
     @property
     def _solver_name(self) -> str:
@@ -392,11 +561,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )  # fmt: skip
         return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
 
-    @staticmethod
-    def _checked_stats(V: da.Array) -> inputs.MatrixStats:
+    def _checked_stats(self, V: da.Array) -> inputs.MatrixStats:
         inputs.check_shape(V.shape)
-        stats = inputs.compute_stats(V)
+        stats = inputs.compute_stats(V, nan_is_missing=self._masked)
         inputs.check_stats(stats)
+        if self._masked and self._beta <= 0 and stats.n_observed_zeros:
+            raise InvalidInputError(
+                f"X has {stats.n_observed_zeros} observed zero(s): with missing='ignore' "
+                f"and beta_loss={self.beta_loss!r} (β ≤ 0) the divergence at a zero is "
+                "infinite. Use a positive beta_loss, or leave zeros unobserved."
+            )
         return stats
 
     def _resolve_n_components(self, m: int, n: int, W, H) -> int:
@@ -430,7 +604,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "init='nndsvd'. You may try init='nndsvda' or init='nndsvdar' instead.",
                 UserWarning,
             )
-        return self.init or "nndsvda"
+        return self.init or ("random" if self._masked else "nndsvda")
 
     def _maybe_persist(self, V: da.Array, stats: inputs.MatrixStats) -> da.Array:
         if self.persist == "auto":

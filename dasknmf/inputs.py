@@ -92,16 +92,31 @@ class MatrixStats:
     first_negative: tuple[int, int] | None
     n_nonfinite: int
     first_nonfinite: tuple[int, int] | None
+    n_observed: int
 
     @property
     def mean(self) -> float:
         """Mean over all ``m · n`` entries, zeros included."""
         return self.total / (self.shape[0] * self.shape[1])
 
+    @property
+    def observed_mean(self) -> float:
+        """Mean over the observed entries (see :func:`compute_stats`); 0 if none."""
+        return self.total / self.n_observed if self.n_observed else 0.0
 
-def compute_stats(V: da.Array) -> MatrixStats:
-    """Read ``V`` once and summarise it."""
-    s = np.asarray(products.tile_stats(V).compute())
+    @property
+    def n_observed_zeros(self) -> int:
+        """Observed entries equal to zero (explicit zeros of a sparse matrix)."""
+        return self.n_observed - self.nnz
+
+
+def compute_stats(V: da.Array, *, nan_is_missing: bool = False) -> MatrixStats:
+    """Read ``V`` once and summarise it.
+
+    The observed entries are the stored ones of sparse tiles and all entries of dense
+    ones, except NaN when ``nan_is_missing`` (then they are neither summed nor errors).
+    """
+    s = np.asarray(products.tile_stats(V, nan_is_missing).compute())
     n = V.shape[1]
 
     def position(linear: float) -> tuple[int, int] | None:
@@ -110,7 +125,7 @@ def compute_stats(V: da.Array) -> MatrixStats:
     return MatrixStats(
         shape=V.shape, total=float(s[0]), norm2=float(s[1]), nnz=int(s[2]),
         n_negative=int(s[3]), first_negative=position(s[4]),
-        n_nonfinite=int(s[5]), first_nonfinite=position(s[6]),
+        n_nonfinite=int(s[5]), first_nonfinite=position(s[6]), n_observed=int(s[7]),
     )  # fmt: skip
 
 
@@ -146,4 +161,4 @@ def in_memory_bytes(V: da.Array, stats: MatrixStats) -> int:
         return int(V.nbytes)
     itemsize = V.dtype.itemsize
     index_rows = V.shape[0] * V.numblocks[1]
-    return int(stats.nnz * (itemsize + 4) + (index_rows + V.numblocks[0]) * 4)
+    return int(stats.n_observed * (itemsize + 4) + (index_rows + V.numblocks[0]) * 4)

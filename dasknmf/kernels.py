@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from dasknmf.jit import sddmm_csr
+
 #: Replaces exact zeros in multiplicative-update denominators (scikit-learn's choice:
 #: a zero denominator means a zero numerator too, so the entry simply stays at zero).
 EPSILON = float(np.finfo(np.float32).eps)
@@ -175,22 +177,47 @@ RULES = {"mu": mu_rule, "hals": hals_rule}
 # WH below EPSILON counts as EPSILON, and entries of V ≤ EPSILON add nothing to the
 # log term.
 
-#: Entries of the sampled product computed at once (bounds the n × k gathers).
-SDDMM_BLOCK = 1 << 18
-
 
 def wh_at_nonzeros(w: Array, h: Array, tile: Tile) -> tuple[Tile, Array]:
-    """``(V_ij, (W_i H_j)[V_ij ≠ 0])``: a CSR tile with its values, and ``W_i H_j`` at
-    the same positions (a dense tile: ``W_i H_j`` itself)."""
+    """``(V_ij, (W_i H_j)[V_ij stored])``: the tile as CSR, and ``W_i H_j`` at its
+    stored entries in storage order (aligned with ``.data``); a dense tile gives
+    itself and ``W_i H_j``.
+
+    The sampled product (SDDMM) is a compiled loop for NumPy inputs (8–12× faster
+    than gathering ``nnz × k`` blocks and reducing them with einsum, measured in
+    ``docs/benchmarks.md``), else :func:`sampled_product`.
+    """
     if not is_sparse(tile):
         return tile, w @ h
-    coo = tile.tocoo()
-    out = np.empty(coo.nnz, dtype=np.result_type(w, h))
-    for start in range(0, coo.nnz, SDDMM_BLOCK):
-        rows = coo.row[start : start + SDDMM_BLOCK]
-        cols = coo.col[start : start + SDDMM_BLOCK]
-        out[start : start + SDDMM_BLOCK] = np.einsum("ik,ki->i", w[rows], h[:, cols])
-    return coo, out
+    tile = tile.tocsr()
+    if isinstance(w, np.ndarray) and isinstance(h, np.ndarray):
+        return tile, sddmm_csr(tile.indptr, tile.indices, w, h)
+    return tile, sampled_product(w, h, tile)
+
+
+def sampled_product(w: Array, h: Array, tile: Tile) -> Array:
+    """``W_i H_j`` at a CSR tile's stored entries with array operations only (any
+    array module): one column of ``W`` and one row of ``H`` gathered at a time, k
+    passes over contiguous vectors with O(nnz) scratch."""
+    rows = np.repeat(np.arange(tile.shape[0], dtype=tile.indices.dtype), np.diff(tile.indptr))
+    cols = tile.indices
+    dtype = np.result_type(w, h)
+    wt = w.T.astype(dtype, order="C")  # one contiguous row per component
+    h = h.astype(dtype, copy=False)
+    out = np.take(wt[0], rows)
+    out *= np.take(h[0], cols)
+    w_a, h_a = np.empty_like(out), np.empty_like(out)
+    for a in range(1, w.shape[1]):
+        np.take(wt[a], rows, out=w_a)
+        np.take(h[a], cols, out=h_a)
+        w_a *= h_a
+        out += w_a
+    return out
+
+
+def _with_values(tile: Tile, values: Array) -> Tile:
+    """A CSR tile with ``tile``'s structure and new ``values``."""
+    return type(tile)((values, tile.indices, tile.indptr), shape=tile.shape)
 
 
 def kl_ratio(w: Array, h: Array, tile: Tile) -> Tile:
@@ -199,7 +226,7 @@ def kl_ratio(w: Array, h: Array, tile: Tile) -> Tile:
     np.maximum(wh, EPSILON, out=wh)
     if not is_sparse(v):
         return np.divide(v, wh, out=wh)
-    return type(tile)((v.data / wh, (v.row, v.col)), shape=v.shape).tocsr()
+    return _with_values(v, v.data / wh)
 
 
 def kl_divergence_terms(w: Array, h: Array, tile: Tile) -> np.ndarray:
@@ -256,25 +283,37 @@ def inner(a: Array, b: Array) -> np.ndarray:
     return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))
 
 
-def tile_stats(tile: Tile, row0: int, col0: int, n_cols: int) -> np.ndarray:
+def tile_stats(
+    tile: Tile, row0: int, col0: int, n_cols: int, nan_is_missing: bool = False
+) -> np.ndarray:
     """Summary of one tile used for validation and scaling.
 
     Returns a float64 vector ``[sum, sum of squares, nnz, n_negative,
-    first_negative, n_nonfinite, first_nonfinite]`` where the ``first_*`` entries are
-    the row-major linear index ``row * n_cols + col`` of the first offending entry in
-    the whole matrix (``inf`` if none), so a tree of ``min`` reductions finds the first
-    one overall.
+    first_negative, n_nonfinite, first_nonfinite, n_observed]`` where the ``first_*``
+    entries are the row-major linear index ``row * n_cols + col`` of the first
+    offending entry in the whole matrix (``inf`` if none), so a tree of ``min``
+    reductions finds the first one overall. ``n_observed`` counts the stored entries
+    of a sparse tile (explicit zeros included) or all entries of a dense one; with
+    ``nan_is_missing``, NaN in a dense tile are missing entries: neither observed nor
+    reported as non-finite (a NaN stored in a sparse tile still is).
     """
     if is_sparse(tile):
         coo = tile.tocoo()
         values, rows, cols = coo.data, coo.row, coo.col
+        n_observed = coo.nnz
     else:
         rows, cols = np.nonzero(tile)
         values = tile[rows, cols]
+        n_observed = tile.size
+        if nan_is_missing:
+            seen = ~np.isnan(values)
+            rows, cols, values = rows[seen], cols[seen], values[seen]
+            n_observed -= int(np.count_nonzero(~seen))
     values = np.asarray(values)
     finite = np.isfinite(values)
     negative = values < 0
-    stats = np.empty(7, dtype=np.float64)
+    stats = np.empty(8, dtype=np.float64)
+    stats[7] = n_observed
     stats[0] = values[finite].sum(dtype=np.float64)
     stats[1] = np.square(values[finite], dtype=np.float64).sum()
     stats[2] = np.count_nonzero(values)
@@ -355,7 +394,7 @@ def beta_ratio(w: Array, h: Array, tile: Tile, beta: float) -> Tile:
     wh = wh ** (beta - 2)
     if not is_sparse(v):
         return wh * v
-    return type(tile)((v.data * wh, (v.row, v.col)), shape=v.shape).tocsr()
+    return _with_values(v, v.data * wh)
 
 
 def _wh_power(w: Array, h: Array, beta: float) -> Array:
@@ -390,7 +429,7 @@ def beta_update_rows(
         tile_times_ht(beta_ratio(w, h, tile, beta), h) for tile, h in zip(tiles, hs, strict=True)
     )
     denominator = sum(beta_denominator_rows(w, h, beta) for h in hs)
-    return _beta_step(w, numerator, denominator, beta, penalty, zero_small=beta < 1)
+    return beta_step(w, numerator, denominator, beta, penalty, zero_small=beta < 1)
 
 
 def beta_h_terms(
@@ -418,10 +457,10 @@ def beta_update_cols(beta: float, penalty: Penalty, h: Array, stacked: Array, _g
     """β-divergence MU of a column block of ``H`` from the stacked sums of
     :func:`beta_h_terms`."""
     k = h.shape[0]
-    return _beta_step(h, stacked[:k], stacked[k:], beta, penalty, zero_small=beta <= 1)
+    return beta_step(h, stacked[:k], stacked[k:], beta, penalty, zero_small=beta <= 1)
 
 
-def _beta_step(
+def beta_step(
     x: Array, numerator: Array, denominator: Array, beta: float, penalty: Penalty,
     zero_small: bool,
 ) -> Array:  # fmt: skip

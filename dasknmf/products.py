@@ -299,21 +299,21 @@ def _inner_partial(a, b):
     return kernels.inner(a, b).reshape(1, 1)
 
 
-def tile_stats(V: da.Array) -> da.Array:
-    """Per-tile :func:`kernels.tile_stats`, summarised over ``V`` (a length-7 float64 array).
+def tile_stats(V: da.Array, nan_is_missing: bool = False) -> da.Array:
+    """Per-tile :func:`kernels.tile_stats`, summarised over ``V`` (a length-8 float64 array).
 
-    Entries 0–3 and 5 are summed, 4 and 6 (first offending index) take the minimum.
+    Entries 4 and 6 (first offending index) take the minimum, the others are summed.
     """
     n = V.shape[1]
 
     def stats_block(tile, block_info=None):
         (r0, _), (c0, _) = block_info[0]["array-location"]
-        return kernels.tile_stats(tile, r0, c0, n)[None, None, :]
+        return kernels.tile_stats(tile, r0, c0, n, nan_is_missing)[None, None, :]
 
     per_tile = da.map_blocks(
-        stats_block, V, dtype=np.float64, chunks=(1, 1, 7), new_axis=2, meta=_meta3(np.float64)
+        stats_block, V, dtype=np.float64, chunks=(1, 1, 8), new_axis=2, meta=_meta3(np.float64)
     )
-    per_tile = per_tile.reshape(-1, 7)
+    per_tile = per_tile.reshape(-1, 8)
     sums = per_tile.sum(axis=0, split_every=SPLIT_EVERY)
     mins = per_tile.min(axis=0, split_every=SPLIT_EVERY)
-    return da.where(np.isin(np.arange(7), [4, 6]), mins, sums)
+    return da.where(np.isin(np.arange(8), [4, 6]), mins, sums)

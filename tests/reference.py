@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 EPSILON = np.finfo(np.float32).eps
+TINY = np.finfo(np.float64).eps
 
 
 def dense(X) -> np.ndarray:
@@ -54,3 +55,53 @@ def hals_frobenius(V, W, H, n_iter: int) -> tuple[np.ndarray, np.ndarray, list[f
         H = Ht.T
         errors.append(float(np.linalg.norm(V - W @ H)))
     return W, H, errors
+
+
+def masked_mu(V, M, W, H, n_iter: int, beta: float = 2.0, l1=(0.0, 0.0), l2=(0.0, 0.0)):
+    """Multiplicative updates of the β-divergence over the entries where ``M`` is 1,
+    densely: every product formed in full and multiplied by the mask. ``l1``/``l2``
+    are the (W, H) penalties added to the denominators. Returns W, H and the error
+    ``sqrt(2 Σ_M d_β)`` per iteration."""
+    V = np.nan_to_num(dense(V))
+    M = np.asarray(M, dtype=np.float64)
+    W, H = np.array(W, dtype=np.float64), np.array(H, dtype=np.float64)
+    gamma = 1 / (2 - beta) if beta < 1 else (1 / (beta - 1) if beta > 2 else 1.0)
+
+    def factors(WH):
+        WH = WH if beta == 2 else np.maximum(WH, EPSILON)
+        return M * V * WH ** (beta - 2), M * WH ** (beta - 1)
+
+    def step(X, num, den, a, b):
+        den = den + a + b * X
+        den[den == 0] = EPSILON
+        return X * (num / den) ** gamma
+
+    errors = []
+    for _ in range(n_iter):
+        num, den = factors(W @ H)
+        W = step(W, num @ H.T, den @ H.T, l1[0], l2[0])
+        if beta < 1:
+            W[W < TINY] = 0
+        num, den = factors(W @ H)
+        H = step(H, W.T @ num, W.T @ den, l1[1], l2[1])
+        if beta <= 1:
+            H[H < TINY] = 0
+        errors.append(masked_error(V, M, W, H, beta))
+    return W, H, errors
+
+
+def masked_error(V, M, W, H, beta: float = 2.0) -> float:
+    """``sqrt(2 Σ_M d_β(V | WH))`` with the elementwise divergence written out."""
+    V, M = np.nan_to_num(dense(V)), np.asarray(M, dtype=bool)
+    v, x = V[M], (np.asarray(W, np.float64) @ np.asarray(H, np.float64))[M]
+    if beta == 2:
+        d = 0.5 * (v - x) ** 2
+    else:
+        x = np.maximum(x, EPSILON)
+        if beta == 1:
+            d = np.where(v > 0, v * np.log(np.where(v > 0, v, 1) / x), 0) - v + x
+        elif beta == 0:
+            d = v / x - np.log(v / x) - 1
+        else:
+            d = (v**beta + (beta - 1) * x**beta - beta * v * x ** (beta - 1)) / (beta * (beta - 1))
+    return float(np.sqrt(2 * max(d.sum(), 0.0)))

@@ -9,6 +9,7 @@ from distributed import Client, LocalCluster
 
 import dasknmf
 from tests.helpers import make_factors, make_matrix
+from tests.reference import masked_mu
 
 # A nominal per-worker memory limit far below V's size. The workers' own memory
 # manager is switched off so that the limit is only the figure the scheduler reports
@@ -72,6 +73,22 @@ def test_cluster_result_does_not_depend_on_workers(case, client):
     assert model.persisted_ is True
     np.testing.assert_allclose(W, W_local, rtol=1e-12)
     np.testing.assert_allclose(model.components_, local.components_, rtol=1e-12)
+
+
+def test_missing_entry_fit_on_cluster(case, client):
+    """The ratings path on workers, out of core, against the dense masked reference."""
+    X, path, *_ = case
+    model, W = fit(path, missing="ignore", persist=False)
+    W0, H0 = make_factors(M, N, 5, seed=2)
+    mask = X.toarray() != 0
+    W_ref, H_ref, errors = masked_mu(X, mask, W0, H0, 25)
+    np.testing.assert_allclose(W, W_ref, rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(model.components_, H_ref, rtol=2e-3, atol=1e-6)
+    np.testing.assert_allclose(model.reconstruction_err_, errors[-1], rtol=1e-4)
+    rows, cols = np.array([0, 5, M - 1]), np.array([1, N - 1, 7])
+    np.testing.assert_allclose(model.predict(rows, cols), (W_ref @ H_ref)[rows, cols], rtol=2e-3)
+    rmse = np.sqrt(np.mean(((W_ref @ H_ref)[mask] - X.toarray()[mask]) ** 2))
+    np.testing.assert_allclose(model.rmse(path), rmse, rtol=1e-3)
 
 
 def _random_csr_tile(density, block_info=None):

@@ -668,7 +668,7 @@ def test_get_params_set_params_clone_round_trip():
         "n_components": 3, "init": "random", "max_iter": 200, "tol": 0.5,
         "random_state": None, "check_every": 10, "chunks": (4, 4), "persist": False,
         "callbacks": callbacks, "verbose": 0, "alpha_W": 0.0, "alpha_H": "same",
-        "l1_ratio": 0.0, "solver": "mu", "beta_loss": "frobenius",
+        "l1_ratio": 0.0, "solver": "mu", "beta_loss": "frobenius", "missing": None,
     }  # fmt: skip
     assert model.set_params(max_iter=7, random_state=1, tol=0.0) is model
     assert (model.max_iter, model.random_state, model.tol) == (7, 1, 0.0)

@@ -82,3 +82,27 @@ def test_tile_stats(kind):
 def test_tile_stats_clean_tile_has_no_positions():
     s = kernels.tile_stats(sp.csr_matrix((3, 3)), 0, 0, 3)
     assert s[2] == 0 and np.isinf(s[4]) and np.isinf(s[6])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("index_dtype", [np.int32, np.int64])
+def test_sampled_products_agree_with_dense(dtype, index_dtype):
+    """The compiled SDDMM and the array-operations fallback both equal (W H) at the
+    stored entries, in CSR storage order, explicit zeros and empty rows included."""
+    rng = np.random.default_rng(3)
+    dense = sp.random(40, 30, density=0.2, random_state=rng, dtype=dtype).toarray()
+    dense[5, :] = 0
+    dense[7, 3] = 1.0
+    tile = sp.csr_matrix(dense)
+    row7 = slice(tile.indptr[7], tile.indptr[8])
+    tile.data[row7][tile.indices[row7] == 3] = 0
+    assert tile.nnz == np.count_nonzero(dense)  # (7, 3) is now an explicit zero
+    tile.indices = tile.indices.astype(index_dtype)
+    tile.indptr = tile.indptr.astype(index_dtype)
+    w, h = rng.random((40, 4)).astype(dtype), rng.random((4, 30)).astype(dtype)
+    rows = np.repeat(np.arange(40), np.diff(tile.indptr))
+    expected = (w @ h)[rows, tile.indices]
+    csr, compiled = kernels.wh_at_nonzeros(w, h, tile)
+    assert csr.nnz == tile.nnz and compiled.dtype == dtype
+    np.testing.assert_allclose(compiled, expected, rtol=1e-6)
+    np.testing.assert_allclose(kernels.sampled_product(w, h, tile), expected, rtol=1e-6)

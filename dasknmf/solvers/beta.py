@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from types import SimpleNamespace
+from typing import ClassVar
 
 import dask.array as da
 import numpy as np
@@ -52,23 +54,29 @@ class BetaMU:
     penalty_h: Penalty = NO_PENALTY
     reusable: bool = True
 
+    #: The per-row-block kernels; the masked variant swaps in its own (same signatures).
+    tile_kernels: ClassVar = SimpleNamespace(
+        update_rows=kernels.beta_update_rows,
+        h_terms=kernels.beta_h_terms,
+        row_pass=kernels.beta_row_pass,
+    )
+
     def step(self, W: da.Array, H: da.Array) -> Step:
-        k, beta = W.shape[1], self.beta
+        k, beta, fns = W.shape[1], self.beta, self.tile_kernels
         if self.in_memory:
             W = products.map_row_blocks(
-                partial(kernels.beta_update_rows, beta, self.penalty_w), self.V, W, H,
-                _unit(W),
-            )  # fmt: skip
+                partial(fns.update_rows, beta, self.penalty_w), self.V, W, H, _unit(W)
+            )
             _, parts, _ = products.row_block_pass(
-                partial(kernels.beta_h_terms, beta), self.V, W, H,
+                partial(fns.h_terms, beta), self.V, W, H,
                 small_shape=(1, 1), partial_rows=2 * k,
             )  # fmt: skip
         else:
             W, parts, _ = products.row_block_pass(
-                partial(kernels.beta_row_pass, beta, self.penalty_w), self.V, W, H,
+                partial(fns.row_pass, beta, self.penalty_w), self.V, W, H,
                 small_shape=(1, 1), partial_rows=2 * k,
             )  # fmt: skip
-        H = _update_h(H, products.sum_blocks(parts), beta, self.penalty_h)
+        H = update_h(H, products.sum_blocks(parts), beta, self.penalty_h)
         return Step(W, H, lambda: self.error(W, H))
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
@@ -85,7 +93,7 @@ class BetaMU:
         return _error_from_sums(sums, self.beta, float(np.prod(self.V.shape)))
 
 
-def _update_h(H, stacked, beta: float, penalty: Penalty):
+def update_h(H, stacked, beta: float, penalty: Penalty):
     """H update per column block from the stacked ``2k × n`` numerator/denominator."""
     update = partial(kernels.beta_update_cols, beta, penalty)
     if not products.is_lazy(H, stacked):
@@ -115,8 +123,25 @@ def transform_w(
     penalty: Penalty = NO_PENALTY,
 ):  # fmt: skip
     """``W`` minimising ``D_β(V ‖ WH)`` for fixed ``H``, row block by row block."""
+
+    def error(w, tiles, hs):
+        size = float(sum(np.prod(t.shape) for t in tiles))
+        sums = sum(
+            kernels.beta_divergence_terms(w, h, t, beta)[0] for t, h in zip(tiles, hs, strict=True)
+        )
+        return float(_error_from_sums(sums, beta, size))
+
+    update = partial(kernels.beta_update_rows, beta, penalty)
+    options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
+    return solve_w_rows(V, H, W0, update, error, **options)
+
+
+def solve_w_rows(V, H, W0, update, error, *, max_iter: int, tol: float, check_every: int):
+    """Iterate ``w ← update(w, tiles, hs)`` on every row block of ``W`` with ``H``
+    fixed (``transform``), each block stopped by the ``tol`` rule on its own
+    ``error(w, tiles, hs)``."""
     solve = partial(
-        _solve_w_block, beta=beta, max_iter=max_iter, penalty=penalty,
+        _solve_w_block, update=update, error=error, max_iter=max_iter,
         stopping_rule=partial(ToleranceRule, tol, check_every),
     )  # fmt: skip
     if not products.is_lazy(V, H, W0):
@@ -124,18 +149,10 @@ def transform_w(
     return products.map_row_blocks(solve, V, W0, H, _unit(W0))
 
 
-def _solve_w_block(w, tiles, hs, _g, *, beta, max_iter, penalty, stopping_rule):
-    size = float(sum(np.prod(t.shape) for t in tiles))
-
-    def error(x):
-        sums = sum(
-            kernels.beta_divergence_terms(x, h, t, beta)[0] for t, h in zip(tiles, hs, strict=True)
-        )
-        return float(_error_from_sums(sums, beta, size))
-
-    rule = stopping_rule(error(w))
+def _solve_w_block(w, tiles, hs, _g, *, update, error, max_iter, stopping_rule):
+    rule = stopping_rule(error(w, tiles, hs))
     for it in range(1, max_iter + 1):
-        w = kernels.beta_update_rows(beta, penalty, w, tiles, hs)
-        if rule.is_check(it) and rule.converged(error(w)):
+        w = update(w, tiles, hs)
+        if rule.is_check(it) and rule.converged(error(w, tiles, hs)):
             break
     return w

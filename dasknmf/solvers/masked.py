@@ -1,0 +1,82 @@
+"""Multiplicative updates on observed entries only: NMF with missing values.
+
+For recommender data (user × item ratings) only the stored entries of ``V`` are
+known; the rest are to be predicted, not fitted as zeros. The loss is the
+β-divergence over the observed set ``Ω`` (see :mod:`dasknmf.masked_kernels`), and
+each update is the β-MU rule with every full-matrix product restricted to ``Ω``: the
+traversal, the fused single pass out of core and the H update are those of
+:class:`~dasknmf.solvers.beta.BetaMU`; only the per-tile kernels differ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import ClassVar
+
+import dask.array as da
+import numpy as np
+
+from dasknmf import masked_kernels, products
+from dasknmf.kernels import NO_PENALTY, Penalty
+from dasknmf.solvers.beta import BetaMU, solve_w_rows
+
+
+def _tile_terms(beta, w, tile, h):
+    return masked_kernels.divergence_terms(w, h, tile, beta)[None]  # 1 × 1 × 3 block
+
+
+def observed_sums(V, W, H, beta: float):
+    """``[Σ_Ω d_β(V | WH), |Ω|, Σ_Ω (V − WH)²]`` over all tiles (float64, lazy when
+    the inputs are)."""
+    fn = partial(_tile_terms, beta)
+    if products.is_lazy(V, W, H):
+        return da.blockwise(
+            fn, "ijz", W, "ia", V, "ij", H, "aj", new_axes={"z": 3},
+            adjust_chunks={"i": 1, "j": 1}, dtype=np.float64,
+            meta=np.empty((0, 0, 0)), concatenate=True,
+        ).sum(axis=(0, 1))  # fmt: skip
+    return fn(W, V, H)[0, 0]
+
+
+@dataclass(frozen=True)
+class MaskedMU(BetaMU):
+    """β-divergence multiplicative updates over the observed entries of ``V``.
+
+    Parameters
+    ----------
+    V : dask.array.Array
+        The tiled input: stored entries of sparse tiles (explicit zeros included) and
+        non-NaN entries of dense tiles are observed.
+    beta : float
+        The divergence's β (2: squared error, 1: KL, 0: Itakura–Saito).
+    in_memory : bool
+        ``V`` persisted: two passes per iteration; else one.
+    penalty_w, penalty_h : Penalty
+        Elastic-net penalties, added to the denominators as for the unmasked rules.
+    """
+
+    tile_kernels: ClassVar = masked_kernels
+
+    def error(self, W: da.Array, H: da.Array) -> da.Array:
+        """``sqrt(2 Σ_Ω d_β)``: ``‖M ∘ (V − WH)‖_F`` for β = 2."""
+        sums = observed_sums(self.V, W, H, self.beta)
+        return da.sqrt(2 * da.maximum(sums[0], 0.0))
+
+
+def transform_w(
+    V, H, W0, *, beta: float, max_iter: int, tol: float, check_every: int,
+    penalty: Penalty = NO_PENALTY,
+):  # fmt: skip
+    """``W`` minimising the observed-entry divergence for fixed ``H``, by row block."""
+
+    def error(w, tiles, hs):
+        div = sum(
+            masked_kernels.divergence_terms(w, h, t, beta)[0, 0]
+            for t, h in zip(tiles, hs, strict=True)
+        )
+        return float(np.sqrt(2 * max(div, 0.0)))
+
+    update = partial(masked_kernels.update_rows, beta, penalty)
+    options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
+    return solve_w_rows(V, H, W0, update, error, **options)
