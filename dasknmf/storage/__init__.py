@@ -8,14 +8,19 @@ from __future__ import annotations
 
 from .api import MatrixInfo, matrix_info, open_matrix, write_matrix
 from .chunking import default_chunks
+from .ids import read_ids
 from .importers import ingest, read_matrix_file
+from .triplets import TripletIngest, ingest_triplets
 
 __all__ = [
     "MatrixInfo",
+    "TripletIngest",
     "default_chunks",
     "ingest",
+    "ingest_triplets",
     "matrix_info",
     "open_matrix",
+    "read_ids",
     "read_matrix_file",
     "write_matrix",
 ]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
+import zarr
 
+from dasknmf.errors import InvalidParameterError
 from dasknmf.params import check_chunks, check_float_dtype, check_option
 
 from .atomic import atomic_store
@@ -20,6 +23,7 @@ from .layout import (
     DENSE_FORMAT,
     FORMAT_VERSION,
     FORMATS,
+    ID_ARRAYS,
     MARKER_KEY,
     SPARSE_FORMAT,
     StoreMeta,
@@ -27,9 +31,17 @@ from .layout import (
 )
 from .location import StoreLocation
 from .sparse import SparseWriter, open_sparse
-from .tiling import iter_tile_rows, prepare_input, stored_dtype
+from .tiling import InputMatrix, iter_tile_rows, prepare_input, stored_dtype
 
-__all__ = ["MatrixInfo", "matrix_info", "open_matrix", "write_matrix"]
+__all__ = [
+    "MatrixInfo",
+    "WritePlan",
+    "matrix_info",
+    "open_matrix",
+    "plan_write",
+    "write_matrix",
+    "write_plan",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +55,7 @@ def write_matrix(
     dtype: Any = None,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
+    keep_zeros: bool = False,
 ) -> None:
     """Write a 2-D matrix to a tiled zarr store.
 
@@ -68,13 +81,19 @@ def write_matrix(
         (except an empty local directory) is never replaced.
     storage_options : dict, optional
         fsspec options for URL paths.
+    keep_zeros : bool, default False
+        Sparse format only: store the explicit zeros of scipy.sparse input (and of
+        dask arrays of scipy.sparse chunks) as entries, for data where a stored 0 is
+        an observation (a rating of 0), not an absent entry. They count in ``nnz``
+        and read back as stored entries. By default they are dropped.
 
     Raises
     ------
     InvalidInputError
         ``X`` is not a non-empty 2-D array of real numbers.
     InvalidParameterError
-        ``chunks``, ``format``, ``dtype`` or ``storage_options`` is invalid.
+        ``chunks``, ``format``, ``dtype`` or ``storage_options`` is invalid, or
+        ``keep_zeros`` is set for the dense format.
     StoreExistsError
         ``path`` exists and ``overwrite`` is False.
     NotAStoreError
@@ -94,12 +113,57 @@ def write_matrix(
     ...              chunks=(32, 50))
     >>> open_matrix("memory://doc-w").chunks
     ((32, 32, 32, 4), (50,))
+    >>> zeros = sp.csr_matrix((np.array([0.0, 2.0]), ([0, 1], [1, 0])), shape=(2, 2))
+    >>> write_matrix(zeros, "memory://doc-w0", keep_zeros=True)
+    >>> matrix_info("memory://doc-w0").nnz
+    2
     """
     loc = StoreLocation.from_user(path, storage_options)
+    plan = plan_write(X, chunks=chunks, format=format, dtype=dtype, keep_zeros=keep_zeros)
+    with atomic_store(loc, overwrite=overwrite) as target:
+        final = write_plan(plan, target)
+    logger.info(
+        "wrote %s store %s: shape %s, %d non-zeros, tiles %s",
+        final.kind,
+        loc.path,
+        final.shape,
+        final.nnz,
+        final.tile_shape,
+    )
+
+
+@dataclass(frozen=True)
+class WritePlan:
+    """A validated write: the input, the metadata to store, and how to write it.
+
+    Made by :func:`plan_write` before any target is touched, so that bad input or
+    parameters are reported before an existing store is even looked at.
+    """
+
+    matrix: InputMatrix
+    meta: StoreMeta
+    keep_zeros: bool
+
+
+def plan_write(
+    X: Any,
+    *,
+    chunks: tuple[int, int] | None,
+    format: Literal["sparse", "dense"] | None,
+    dtype: Any,
+    keep_zeros: bool,
+) -> WritePlan:
+    """Validate the arguments of :func:`write_matrix` (except the target)."""
     matrix = prepare_input(X)
     kind = check_option("format", format, (None, "sparse", "dense")) or (
         "sparse" if matrix.sparse else "dense"
     )
+    if keep_zeros and kind == "dense":
+        raise InvalidParameterError(
+            "The 'keep_zeros' parameter applies to the sparse format only (a dense store "
+            "cannot tell a stored zero from an absent entry); got keep_zeros=True for a "
+            f"dense store (format={format!r}); pass format='sparse'."
+        )
     out_dtype = check_float_dtype("dtype", dtype) or stored_dtype(matrix.dtype)
     if chunks is None:
         nnz = matrix.estimate_nnz() if kind == "sparse" else None
@@ -116,30 +180,44 @@ def write_matrix(
         uuid=uuid.uuid4().hex,
         complete=False,
     )
-    with atomic_store(loc, overwrite=overwrite) as target:
-        group = target.open_group("w")
-        # The marker goes first (complete=False) so an interrupted in-place write is
-        # recognisable as ours: refused by readers, replaceable with overwrite=True.
-        group.update_attributes({MARKER_KEY: meta.to_attrs()})
-        writer = (SparseWriter if kind == "sparse" else DenseWriter)(group, meta)
-        for i, row in enumerate(iter_tile_rows(matrix, tile_shape)):
-            writer.write_row(i, row)
-        nnz = writer.finish()
-        final = replace(meta, nnz=nnz, complete=True)
-        group.update_attributes({MARKER_KEY: final.to_attrs()})
-    logger.info(
-        "wrote %s store %s: shape %s, %d non-zeros, tiles %s",
-        kind,
-        loc.path,
-        matrix.shape,
-        nnz,
-        tile_shape,
-    )
+    return WritePlan(matrix, meta, bool(keep_zeros))
 
 
-def _open_meta(
+def write_plan(
+    plan: WritePlan,
+    target: StoreLocation,
+    *,
+    extra: Callable[[zarr.Group], None] | None = None,
+) -> StoreMeta:
+    """Write a planned store into ``target`` (a location from :func:`atomic_store`).
+
+    ``extra`` may add arrays to the group (id mappings); it runs after the matrix is
+    written and before the store is marked complete, so a complete store always has
+    them. Returns the final metadata.
+    """
+    meta = plan.meta
+    group = target.open_group("w")
+    # The marker goes first (complete=False) so an interrupted in-place write is
+    # recognisable as ours: refused by readers, replaceable with overwrite=True.
+    group.update_attributes({MARKER_KEY: meta.to_attrs()})
+    if meta.kind == "sparse":
+        writer: SparseWriter | DenseWriter = SparseWriter(group, meta, keep_zeros=plan.keep_zeros)
+    else:
+        writer = DenseWriter(group, meta)
+    for i, row in enumerate(iter_tile_rows(plan.matrix, meta.tile_shape)):
+        writer.write_row(i, row)
+    nnz = writer.finish()
+    if extra is not None:
+        extra(group)
+    final = replace(meta, nnz=nnz, complete=True)
+    group.update_attributes({MARKER_KEY: final.to_attrs()})
+    return final
+
+
+def open_store_meta(
     path: str | os.PathLike[str], storage_options: dict[str, Any] | None
 ) -> tuple[StoreLocation, Any, StoreMeta]:
+    """Open an existing store: its location, zarr group and validated metadata."""
     loc = StoreLocation.from_user(path, storage_options)
     group = loc.open_existing()
     return loc, group, parse_meta(group.attrs, loc.path)
@@ -184,7 +262,7 @@ def open_matrix(
     >>> float(V.sum().compute())
     66.0
     """
-    loc, group, meta = _open_meta(path, storage_options)
+    loc, group, meta = open_store_meta(path, storage_options)
     source_kwargs = {
         "path": loc.path,
         "storage_options": loc.storage_options,
@@ -219,6 +297,8 @@ class MatrixInfo:
     n_tiles: tuple[int, int]
     bytes_on_disk: int
     format_version: int
+    has_row_ids: bool = False
+    has_col_ids: bool = False
 
     def __str__(self) -> str:
         m, n = self.shape
@@ -232,6 +312,11 @@ class MatrixInfo:
             ("tiles", f"{self.n_tiles[0]:,} x {self.n_tiles[1]:,} of {tr:,} x {tc:,}"),
             ("on disk", _human_bytes(self.bytes_on_disk)),
         ]
+        if self.has_row_ids or self.has_col_ids:
+            axes = [
+                a for a, has in (("rows", self.has_row_ids), ("columns", self.has_col_ids)) if has
+            ]
+            rows.append(("ids", f"stored for {' and '.join(axes)} (dasknmf.storage.read_ids)"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
 
@@ -269,8 +354,9 @@ def matrix_info(
     >>> matrix_info("memory://doc-info").n_tiles
     (2, 1)
     """
-    loc, _group, meta = _open_meta(path, storage_options)
+    loc, group, meta = open_store_meta(path, storage_options)
     m, n = meta.shape
+    has_ids = [name in group for name in ID_ARRAYS]
     return MatrixInfo(
         path=loc.path,
         format=FORMATS[meta.format],
@@ -282,6 +368,8 @@ def matrix_info(
         n_tiles=meta.n_tiles,
         bytes_on_disk=loc.bytes_on_disk(),
         format_version=meta.version,
+        has_row_ids=has_ids[0],
+        has_col_ids=has_ids[1],
     )
 
 

@@ -1,4 +1,6 @@
-"""Importers: matrix files (MatrixMarket, .npz, .npy) to in-memory matrices and stores."""
+"""Importers: matrix files (MatrixMarket, .npz, .npy) to in-memory matrices and stores,
+and the :func:`ingest` dispatcher, which also sends triplet files to
+:func:`~dasknmf.storage.triplets.ingest_triplets`."""
 
 from __future__ import annotations
 
@@ -14,7 +16,12 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from dasknmf.errors import InputFileNotFoundError, InvalidInputError, UnsupportedFormatError
+from dasknmf.errors import (
+    InputFileNotFoundError,
+    InvalidInputError,
+    InvalidParameterError,
+    UnsupportedFormatError,
+)
 from dasknmf.params import check_float_dtype, check_option
 
 from .api import MatrixInfo, clip_chunks, matrix_info, write_matrix
@@ -24,12 +31,17 @@ from .location import StoreLocation
 from .mtx import check_streamable, iter_mtx_entries, read_mtx_header
 from .spill import RowBlockSpill
 from .tiling import stored_dtype
+from .triplet_files import triplet_suffix
+from .triplets import ingest_triplets
 
 __all__ = ["ingest", "read_matrix_file"]
 
 logger = logging.getLogger(__name__)
 
-ACCEPTED = ".mtx, .mtx.gz, .mtx.bz2 (MatrixMarket), .npz (scipy.sparse or one numpy array), .npy"
+ACCEPTED = (
+    ".mtx, .mtx.gz, .mtx.bz2 (MatrixMarket), .npz (scipy.sparse or one numpy array), .npy; "
+    "row,col,value triplets: .csv, .tsv, .txt (each optionally .gz or .bz2), .parquet"
+)
 _MTX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2")
 
 # Errors that mean "this file's content is not what its name says" (OSError covers
@@ -53,6 +65,8 @@ def _file_kind(path: Path) -> str:
         return "npz"
     if name.endswith(".npy"):
         return "npy"
+    if triplet_suffix(path) is not None:
+        return "triplets"
     raise UnsupportedFormatError(
         f"cannot import {str(path)!r}: unknown file extension; accepted formats: {ACCEPTED}"
     )
@@ -91,6 +105,11 @@ def read_matrix_file(path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix
     """
     p = Path(path)
     kind = _file_kind(p)
+    if kind == "triplets":
+        raise UnsupportedFormatError(
+            f"{str(p)!r} is a triplet file; it is read into a store with ingest "
+            "(or ingest_triplets), not into memory"
+        )
     _require_file(p)
     try:
         if kind == "mtx":
@@ -159,6 +178,12 @@ def ingest(
     files the default tile shape uses the header's entry count, and ``real`` values
     are stored as float64, ``integer`` and ``pattern`` ones as float32.
 
+    Triplet files (``.csv``, ``.tsv``, ``.txt``, each optionally ``.gz``/``.bz2``,
+    and ``.parquet``; one ``row id, column id, value`` per line) are streamed by
+    :func:`~dasknmf.storage.ingest_triplets` with its defaults (no hold-out split;
+    call it directly for that and for parsing options) into a sparse store that
+    keeps explicit zeros; ``format`` must then be None or ``"sparse"``.
+
     Raises
     ------
     InputFileNotFoundError
@@ -169,6 +194,9 @@ def ingest(
         that cannot be parsed or lies outside the declared shape (naming the line
         and entry) and an entry count differing from the header's. Nothing is
         written to ``dst`` then.
+    InvalidInputError
+        A triplet file with a bad line, naming it (see
+        :func:`~dasknmf.storage.ingest_triplets`).
 
     Examples
     --------
@@ -183,7 +211,19 @@ def ingest(
         storage_options=storage_options,
     )  # fmt: skip
     p = Path(src)
-    if _file_kind(p) == "mtx" and _is_coordinate_mtx(p):
+    kind = _file_kind(p)
+    if kind == "triplets":
+        if format not in (None, "sparse"):
+            raise InvalidParameterError(
+                "The 'format' parameter must be None or 'sparse' for triplet files; "
+                f"got {format!r}."
+            )
+        result = ingest_triplets(
+            p, dst, chunks=chunks, dtype=dtype, overwrite=overwrite,
+            storage_options=storage_options,
+        )  # fmt: skip
+        return result.train
+    if kind == "mtx" and _is_coordinate_mtx(p):
         _ingest_mtx(p, dst, **options)
     else:
         write_matrix(read_matrix_file(src), dst, **options)

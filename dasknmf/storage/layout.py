@@ -46,6 +46,11 @@ INDPTR = "indptr"
 TILE_OFFSETS = "tile_offsets"
 TILE_CRC32 = "tile_crc32"
 VALUES = "values"
+# Optional 1-D string arrays mapping row / column indices back to the ids of an
+# ingested triplet file (storage/ids.py); readers of the matrix ignore them.
+ROW_IDS = "row_ids"
+COL_IDS = "col_ids"
+ID_ARRAYS = (ROW_IDS, COL_IDS)
 
 # The bulk sparse arrays are sharded: one stored object (shard) per 4 Mi elements
 # (16-32 MiB uncompressed) keeps the object count and request count low on object

@@ -111,6 +111,9 @@ class _Appender:
 class SparseWriter:
     """Writes tiles, one row of tiles at a time, into a new sparse store group.
 
+    Tiles are stored in canonical CSR form (sorted indices, duplicates summed) and,
+    unless ``keep_zeros``, without explicit zeros.
+
     Examples
     --------
     >>> import uuid
@@ -122,9 +125,10 @@ class SparseWriter:
     1
     """
 
-    def __init__(self, group: zarr.Group, meta: StoreMeta) -> None:
+    def __init__(self, group: zarr.Group, meta: StoreMeta, *, keep_zeros: bool = False) -> None:
         self.group = group
         self.meta = meta
+        self.keep_zeros = keep_zeros
         self.data = _Appender(_create_flat(group, DATA, meta.dtype, np.nan))
         self.indices = _Appender(_create_flat(group, INDICES, np.dtype(np.int32), INDEX_FILL))
         self.indptr = _Appender(_create_flat(group, INDPTR, np.dtype(np.int64), INDEX_FILL))
@@ -138,7 +142,7 @@ class SparseWriter:
         rows = min(tr, m - i * tr)
         for j, tile in enumerate(tiles):
             expected = (rows, min(tc, n - j * tc))
-            csr = _as_csr(tile, self.meta.dtype)
+            csr = _as_csr(tile, self.meta.dtype, keep_zeros=self.keep_zeros)
             if csr.shape != expected:
                 raise ValueError(f"tile ({i}, {j}) has shape {csr.shape}, expected {expected}")
             start = self.offsets[-1]
@@ -173,7 +177,7 @@ class SparseWriter:
         return self.offsets[-1]
 
 
-def _as_csr(tile: Any, dtype: np.dtype) -> sp.csr_matrix:
+def _as_csr(tile: Any, dtype: np.dtype, *, keep_zeros: bool) -> sp.csr_matrix:
     if sp.issparse(tile):
         # Copy: the canonicalisation below works in place and must not touch the
         # caller's matrix.
@@ -181,9 +185,11 @@ def _as_csr(tile: Any, dtype: np.dtype) -> sp.csr_matrix:
     else:
         csr = sp.csr_matrix(np.asarray(tile, dtype=dtype))
     # Canonical form (sorted, no duplicates, no explicit zeros): equal matrices give
-    # equal stores, and nnz counts only real non-zeros.
+    # equal stores, and nnz counts only real non-zeros. With keep_zeros a stored zero
+    # is an observation (a rating of 0) and must survive; the reader never drops it.
     csr.sum_duplicates()
-    csr.eliminate_zeros()
+    if not keep_zeros:
+        csr.eliminate_zeros()
     return csr
 
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import dask.array as da
 import numpy as np
@@ -24,11 +24,26 @@ import scipy.sparse as sp
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from dasknmf.errors import InvalidInputError
+
 from .layout import grid_chunks
 
-__all__ = ["RowBlockSpill"]
+__all__ = ["DuplicateEntryError", "RowBlockSpill"]
 
 logger = logging.getLogger(__name__)
+
+
+class DuplicateEntryError(InvalidInputError):
+    """An entry ``(row, col)`` was appended more than once to a spill that forbids it.
+
+    The spill knows only indices; callers that know where the entries came from
+    catch it and name the file and lines.
+    """
+
+    def __init__(self, row: int, col: int) -> None:
+        super().__init__(f"entry ({row}, {col}) occurs more than once")
+        self.row = row
+        self.col = col
 
 
 def _index_dtype(limit: int) -> np.dtype:
@@ -112,21 +127,38 @@ class RowBlockSpill:
                 rec[bounds[i] : bounds[i + 1]].tofile(fh)
         self.n_entries += rows.size
 
-    def to_dask(self, tile_shape: tuple[int, int], dtype: np.dtype) -> da.Array:
+    def to_dask(
+        self,
+        tile_shape: tuple[int, int],
+        dtype: np.dtype,
+        *,
+        duplicates: Literal["sum", "error"] = "sum",
+    ) -> da.Array:
         """A dask array whose chunk ``(i, j)`` is tile ``(i, j)``, cut from file ``i``.
 
-        Duplicates are summed (in float64, then cast to ``dtype``). The array is valid
-        only while the spill folder exists, and only in this process.
+        Duplicates are summed (in float64, then cast to ``dtype``), or with
+        ``duplicates="error"`` make computing their row block raise
+        :class:`DuplicateEntryError`. Explicit zeros are kept as stored entries (the
+        writer drops them unless told to keep them). The array is valid only while
+        the spill folder exists, and only in this process.
         """
         if tile_shape[0] != self.tile_rows:
             raise ValueError(f"tile rows {tile_shape[0]} differ from the spill's {self.tile_rows}")
         chunks = grid_chunks(self.shape, tile_shape)
         row_chunks, col_chunks = chunks
         col_bounds = np.cumsum((0, *col_chunks)).tolist()
-        name = f"dasknmf-spill-{tokenize(str(self.folder), self.shape, tile_shape, dtype.str)}"
+        token = tokenize(str(self.folder), self.shape, tile_shape, dtype.str, duplicates)
+        name = f"dasknmf-spill-{token}"
         dsk: dict[Any, Any] = {}
         for i, rows in enumerate(row_chunks):
-            load = (_load_row_block, str(self.path(i)), (rows, self.shape[1]), self.record, dtype)
+            load = (
+                _load_row_block,
+                str(self.path(i)),
+                (rows, self.shape[1]),
+                self.record,
+                dtype,
+                i * self.tile_rows if duplicates == "error" else None,
+            )
             if len(col_chunks) == 1:
                 dsk[(name, i, 0)] = load
                 continue
@@ -145,14 +177,23 @@ class RowBlockSpill:
 
 
 def _load_row_block(
-    path: str, shape: tuple[int, int], record: np.dtype, dtype: np.dtype
+    path: str, shape: tuple[int, int], record: np.dtype, dtype: np.dtype, check_from: int | None
 ) -> sp.csr_matrix:
+    """Row block of a spill file; ``check_from`` (its first row) asks for the
+    duplicate check, ``None`` for summing duplicates."""
     if not os.path.exists(path):
         return sp.csr_matrix(shape, dtype=dtype)
     rec = np.fromfile(path, dtype=record)
-    # COO -> CSR sums duplicates in float64, as scipy does for the in-memory path;
-    # the writer sorts indices and drops explicit zeros.
+    # COO -> CSR sums duplicates in float64, as scipy does for the in-memory path,
+    # and keeps explicit zeros; the writer sorts indices and drops them unless told
+    # to keep them.
     csr = sp.csr_matrix((rec["val"], (rec["row"], rec["col"])), shape=shape)
+    if check_from is not None and csr.nnz < rec.size:
+        # Summing shrank the block, so some (row, col) came twice: find one (this
+        # sort runs only on the error path).
+        key = np.sort(rec["row"].astype(np.int64) * shape[1] + rec["col"])
+        first = key[np.flatnonzero(key[1:] == key[:-1])[0]]
+        raise DuplicateEntryError(check_from + int(first // shape[1]), int(first % shape[1]))
     del rec
     return csr.astype(dtype, copy=False)
 
