@@ -29,8 +29,17 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dasknmf import NMF, PrintProgress, __version__
 from dasknmf.datasets import term_document
-from dasknmf.errors import DaskNMFError, StoreExistsError
-from dasknmf.storage import MatrixInfo, ingest, matrix_info, write_matrix
+from dasknmf.errors import DaskNMFError, InvalidParameterError, StoreExistsError
+from dasknmf.jobs.cli import add_job_commands
+from dasknmf.storage import (
+    MatrixInfo,
+    TripletIngest,
+    ingest,
+    ingest_triplets,
+    matrix_info,
+    write_matrix,
+)
+from dasknmf.storage.triplet_columns import triplet_suffix
 
 __all__ = ["build_parser", "main"]
 
@@ -74,6 +83,16 @@ def _non_negative_float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not value >= 0:  # also rejects NaN
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:  # also rejects NaN
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
 
 
@@ -146,10 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     ing = commands.add_parser(
         "ingest",
-        help="import a .mtx/.npz/.npy matrix file into a store",
+        help="import a matrix file or a row,col,value triplet file into a store",
         description=(
             "Import a MatrixMarket (.mtx, .mtx.gz, .mtx.bz2), .npz or .npy file into a "
-            "tiled zarr store and describe the result."
+            "tiled zarr store and describe the result; or a triplet file (one row id, "
+            "column id and value per line: .csv, .tsv, .txt, optionally .gz/.bz2, or "
+            ".parquet), optionally holding out a random part of its entries in a "
+            "second store, and summarise the result."
         ),
     )
     ing.add_argument("src", metavar="SRC", help="matrix file to import")
@@ -172,7 +194,54 @@ def build_parser() -> argparse.ArgumentParser:
         help="stored dtype (default: keep float dtypes, float32 for integers)",
     )
     ing.add_argument(
-        "--overwrite", action="store_true", help="replace an existing dasknmf store at DST"
+        "--overwrite",
+        action="store_true",
+        help="replace an existing dasknmf store at DST (and at the hold-out store)",
+    )
+    triplets = ing.add_argument_group("triplet files (.csv, .tsv, .txt, .parquet)")
+    triplets.add_argument(
+        "--holdout",
+        type=_fraction,
+        metavar="FRACTION",
+        help="put each entry, with this probability, in a hold-out store instead of DST "
+        "(decided by a hash of its ids and --seed; default 0: no hold-out store)",
+    )
+    triplets.add_argument(
+        "--holdout-output",
+        metavar="PATH",
+        help="the hold-out store (default: DST's name ending in .holdout.zarr, beside it)",
+    )
+    triplets.add_argument(
+        "--seed", type=_non_negative_int, help="seed of the hold-out split (default 0)"
+    )
+    triplets.add_argument(
+        "--delimiter",
+        metavar="CHAR",
+        help=r"field delimiter, one character ('\t' for tab); default: ',' for .csv, tab "
+        "for .tsv, runs of whitespace for .txt",
+    )
+    header = triplets.add_mutually_exclusive_group()
+    header.add_argument(
+        "--header",
+        dest="header",
+        action="store_const",
+        const=True,
+        help="the first line names the columns (default: detected)",
+    )
+    header.add_argument(
+        "--no-header",
+        dest="header",
+        action="store_const",
+        const=False,
+        help="the first line is an entry",
+    )
+    triplets.add_argument(
+        "--columns",
+        nargs="+",
+        metavar="COLUMN",
+        help="ROW COL [VALUE]: the columns holding the row id, column id and value, by "
+        "header name or 0-based index (default: the first three; without VALUE every "
+        "value is 1)",
     )
     ing.set_defaults(handler=_cmd_ingest)
 
@@ -183,6 +252,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     info.add_argument("path", metavar="PATH", help="store directory or fsspec URL")
     info.set_defaults(handler=_cmd_info)
+
+    add_job_commands(commands)  # run, validate: YAML job files (dasknmf.jobs)
     return parser
 
 
@@ -195,20 +266,63 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
-    try:
-        info = ingest(
-            args.src,
-            args.dst,
-            chunks=tuple(args.chunks) if args.chunks else None,
-            format=args.format,
-            dtype=args.dtype,
-            overwrite=args.overwrite,
+    triplet_flags = {
+        "--holdout": args.holdout,
+        "--holdout-output": args.holdout_output,
+        "--seed": args.seed,
+        "--delimiter": args.delimiter,
+        "--header/--no-header": args.header,
+        "--columns": args.columns,
+    }
+    is_triplets = triplet_suffix(args.src) is not None
+    given = [flag for flag, value in triplet_flags.items() if value is not None]
+    if given and not is_triplets:
+        raise InvalidParameterError(
+            f"{', '.join(given)}: only for triplet files (.csv, .tsv, .txt, .parquet); "
+            f"{args.src!r} is not one"
         )
+    chunks = tuple(args.chunks) if args.chunks else None
+    try:
+        if is_triplets:
+            print(_ingest_triplets(args, chunks))
+        else:
+            print(
+                ingest(
+                    args.src,
+                    args.dst,
+                    chunks=chunks,
+                    format=args.format,
+                    dtype=args.dtype,
+                    overwrite=args.overwrite,
+                )
+            )
     except StoreExistsError as exc:
         # The library's message speaks of the Python keyword; name the CLI flag too.
         raise StoreExistsError(f"{exc} (on the command line: --overwrite)") from exc
-    print(info)
     return EXIT_OK
+
+
+def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> TripletIngest:
+    if args.format == "dense":
+        raise InvalidParameterError("--format dense does not apply to triplet files (sparse)")
+    if args.holdout_output and not args.holdout:
+        raise InvalidParameterError("--holdout-output needs --holdout FRACTION (above 0)")
+    # A tab typed as '\t' reaches us as a backslash and a t.
+    delimiter = "\t" if args.delimiter == "\\t" else args.delimiter
+    columns = [int(c) if c.isdigit() else c for c in args.columns] if args.columns else None
+    return ingest_triplets(
+        args.src,
+        args.dst,
+        holdout=args.holdout or 0.0,
+        holdout_dst=args.holdout_output,
+        seed=args.seed or 0,
+        delimiter=delimiter,
+        header="auto" if args.header is None else args.header,
+        columns=columns,
+        chunks=chunks,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+    )
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 import dasknmf
 from dasknmf.cli import main
-from dasknmf.storage import matrix_info, open_matrix
+from dasknmf.storage import matrix_info, open_matrix, read_ids
 
 SMALL_DEMO = ["demo", "--rows", "600", "--cols", "300", "--k", "4", "--max-iter", "15"]
 ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)")
@@ -171,7 +171,7 @@ def test_ingest_existing_store_needs_overwrite(sparse_matrix, capsys, tmp_path):
 
 
 def test_ingest_unknown_extension(capsys, tmp_path):
-    src = tmp_path / "v.csv"
+    src = tmp_path / "v.xls"
     src.write_text("1,2\n3,4\n")
     assert main(["ingest", str(src), str(tmp_path / "v.zarr")]) == 2
     err = capsys.readouterr().err
@@ -249,3 +249,110 @@ def test_python_dash_m_entry_point():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"dasknmf {dasknmf.__version__}"
+
+
+# -- ingest: triplet files -------------------------------------------------------------
+
+
+def _ratings(n: int = 200) -> list[tuple[str, str, float]]:
+    """Distinct (user, item) pairs with ratings 0..5 (zeros are observations)."""
+    rng = np.random.default_rng(5)
+    flat = rng.choice(30 * 20, size=n, replace=False)
+    return [(f"u{f // 20}", f"i{f % 20}", float(f % 6)) for f in flat]
+
+
+def _write_ratings(path: Path, entries, sep: str = ",", header: str | None = "user,item,rating"):
+    lines = [header.replace(",", sep)] if header else []
+    lines += [sep.join((u, i, f"{v:g}")) for u, i, v in entries]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _entries_by_id(path: Path) -> dict[tuple[str, str], float]:
+    """Stored entries (explicit zeros included) keyed by the stored row and column ids."""
+    rows, cols = read_ids(path, "rows"), read_ids(path, "columns")
+    V = open_matrix(path).compute().tocoo()
+    return {
+        (str(rows[r]), str(cols[c])): float(v)
+        for r, c, v in zip(V.row, V.col, V.data, strict=True)
+    }
+
+
+def test_ingest_triplets_with_holdout(capsys, tmp_path):
+    entries = _ratings()
+    _write_ratings(tmp_path / "r.csv", entries)
+    dst, held = tmp_path / "train.zarr", tmp_path / "test.zarr"
+    args = ["ingest", str(tmp_path / "r.csv"), str(dst), "--holdout", "0.25", "--seed", "3"]
+    assert main([*args, "--holdout-output", str(held)]) == 0
+    out = capsys.readouterr().out
+
+    train, test = _entries_by_id(dst), _entries_by_id(held)
+    assert train.keys().isdisjoint(test.keys())
+    assert train | test == {(u, i): v for u, i, v in entries}
+    assert 0 < len(test) < len(entries) / 2
+    n_users = len({u for u, _, _ in entries})
+    assert f"{n_users} x 20" in out
+    assert f"{len(train)} train, {len(test)} hold-out" in out
+    assert f"{dst}/row_ids" in out and f"{dst}/col_ids" in out
+    assert matrix_info(dst).shape == matrix_info(held).shape
+
+    # info says the ids are there.
+    assert main(["info", str(dst)]) == 0
+    assert "ids" in capsys.readouterr().out
+
+
+def test_ingest_triplet_parsing_flags(capsys, tmp_path):
+    entries = _ratings(50)
+    # Value first, then item, then user; ';' separated; no header; a .txt file.
+    lines = [f"{v:g};{i};{u}" for u, i, v in entries]
+    (tmp_path / "r.txt").write_text("\n".join(lines) + "\n")
+    dst = tmp_path / "r.zarr"
+    args = ["ingest", str(tmp_path / "r.txt"), str(dst), "--delimiter", ";", "--no-header"]
+    assert main([*args, "--columns", "2", "1", "0"]) == 0
+    assert _entries_by_id(dst) == {(u, i): v for u, i, v in entries}
+
+    # A tab typed as '\t'; columns by header name; two columns: values are 1.
+    _write_ratings(tmp_path / "t.txt", entries, sep="\t")
+    args = ["ingest", str(tmp_path / "t.txt"), str(tmp_path / "t.zarr"), "--delimiter", r"\t"]
+    assert main([*args, "--header", "--columns", "item", "user"]) == 0
+    assert _entries_by_id(tmp_path / "t.zarr") == {(i, u): 1.0 for u, i, _ in entries}
+    assert "hold-out store : none" in capsys.readouterr().out
+
+
+def test_ingest_triplet_errors_are_one_line(capsys, tmp_path):
+    (tmp_path / "r.csv").write_text("user,item,rating\nann,x,4\nbob,x,lots\n")
+    dst = tmp_path / "r.zarr"
+    assert main(["ingest", str(tmp_path / "r.csv"), str(dst), "--holdout", "0.5"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("dasknmf: error: ")
+    assert "r.csv" in err and "line 3" in err and "'lots'" in err
+    assert not dst.exists() and not (tmp_path / "r.holdout.zarr").exists()
+
+    # Triplet flags on a matrix file, and a hold-out path without a fraction.
+    scipy.io.mmwrite(tmp_path / "m.mtx", sp.eye(3, format="coo"))
+    assert main(["ingest", str(tmp_path / "m.mtx"), str(dst), "--holdout", "0.1"]) == 2
+    assert "--holdout" in capsys.readouterr().err
+    _write_ratings(tmp_path / "ok.csv", _ratings(10))
+    assert main(["ingest", str(tmp_path / "ok.csv"), str(dst), "--holdout-output", "h"]) == 2
+    assert "--holdout" in capsys.readouterr().err
+    assert not dst.exists()
+
+
+def test_ingest_triplets_existing_holdout_store_needs_overwrite(capsys, tmp_path):
+    _write_ratings(tmp_path / "r.csv", _ratings())
+    args = ["ingest", str(tmp_path / "r.csv"), str(tmp_path / "r.zarr"), "--holdout", "0.2"]
+    assert main(args) == 0
+    before = _tree(tmp_path / "r.holdout.zarr")
+    (tmp_path / "r.zarr").rename(tmp_path / "moved.zarr")  # only the hold-out store is left
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "r.holdout.zarr" in err and "--overwrite" in err
+    assert _tree(tmp_path / "r.holdout.zarr") == before and not (tmp_path / "r.zarr").exists()
+    assert main([*args, "--overwrite", "--seed", "9"]) == 0
+
+
+@pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "nan", "x"])
+def test_ingest_holdout_must_be_a_fraction(capsys, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "r.csv", "r.zarr", "--holdout", value])
+    assert exc.value.code == 2
+    assert "--holdout" in capsys.readouterr().err

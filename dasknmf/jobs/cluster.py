@@ -1,0 +1,144 @@
+"""The scheduler a job runs on, set up from the ``cluster`` section and torn down after.
+
+``threads`` runs dask's threaded scheduler in this process; ``local`` starts a
+``distributed.LocalCluster`` for the job and closes it afterwards; ``existing``
+connects a ``Client`` to a running scheduler and closes only that client: the cluster
+belongs to whoever started it. While a ``distributed`` client is open it is the
+default one, which is how :class:`dasknmf.NMF` finds it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import dask
+
+from dasknmf.jobs.config import ClusterConfig
+
+__all__ = ["SchedulerInfo", "connect"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchedulerInfo:
+    """What a job ran on (recorded in ``summary.json``).
+
+    Attributes
+    ----------
+    type : str
+        ``cluster.type``.
+    address : str or None
+        The scheduler's address (``None`` for ``threads``).
+    dashboard_link : str or None
+        The dashboard's URL when there is one to look at.
+    workers, threads : int
+        Worker processes (1 for ``threads``) and threads running tasks in all.
+    note : str or None
+        Something the user should know, e.g. why no dashboard link is given.
+    """
+
+    type: str
+    address: str | None
+    dashboard_link: str | None
+    workers: int
+    threads: int
+    note: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-compatible form."""
+        return asdict(self)
+
+
+@contextmanager
+def connect(config: ClusterConfig) -> Iterator[SchedulerInfo]:
+    """Set up the scheduler of ``config`` for the duration of a ``with`` block.
+
+    Examples
+    --------
+    >>> with connect(ClusterConfig(type="threads", threads=2)) as info:
+    ...     info.threads
+    2
+    """
+    if config.type == "threads":
+        threads = config.threads or os.cpu_count() or 1
+        with dask.config.set(scheduler="threads", num_workers=threads):
+            yield SchedulerInfo("threads", None, None, workers=1, threads=threads)
+    elif config.type == "local":
+        with _local_cluster(config) as info:
+            yield info
+    elif config.type == "existing":
+        with _existing_cluster(config) as info:
+            yield info
+    else:  # pragma: no cover - the config loader allows only the three types
+        raise ValueError(f"unknown cluster type {config.type!r}")
+
+
+@contextmanager
+def _local_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
+    from distributed import Client, LocalCluster
+
+    # A random port for the scheduler's HTTP server (which serves the dashboard, when
+    # asked for and bokeh is installed): two jobs on one machine must not fight over
+    # port 8787.
+    with (
+        LocalCluster(
+            n_workers=config.n_workers,
+            threads_per_worker=config.threads_per_worker,
+            memory_limit=config.memory_limit,
+            processes=config.processes,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": config.dashboard},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        link, note = None, None
+        if config.dashboard:
+            if importlib.util.find_spec("bokeh") is None:
+                note = "dashboard requested but bokeh is not installed (pip install bokeh)"
+                logger.info(note)
+            else:
+                link = client.dashboard_link
+        yield _describe(client, "local", link, note)
+
+
+@contextmanager
+def _existing_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
+    from distributed import Client
+
+    security = None
+    if config.tls is not None:
+        from distributed.security import Security
+
+        security = Security(
+            tls_ca_file=config.tls.ca_file,
+            tls_client_cert=config.tls.cert,
+            tls_client_key=config.tls.key,
+            require_encryption=True,
+        )
+    if config.scheduler_file is not None:
+        client = Client(scheduler_file=config.scheduler_file, security=security)
+    else:
+        client = Client(config.address, security=security)
+    try:
+        yield _describe(client, "existing", client.dashboard_link, None)
+    finally:
+        client.close()  # the cluster itself is not ours to stop
+
+
+def _describe(client: Any, kind: str, link: str | None, note: str | None) -> SchedulerInfo:
+    nthreads = client.nthreads()
+    return SchedulerInfo(
+        type=kind,
+        address=client.scheduler.address,
+        dashboard_link=link,
+        workers=len(nthreads),
+        threads=int(sum(nthreads.values())),
+        note=note,
+    )

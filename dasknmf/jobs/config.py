@@ -1,0 +1,379 @@
+"""The job file of ``dasknmf run``: one YAML schema, its defaults and its validation.
+
+A job file has six sections; only ``input``, ``model.n_components`` and
+``output.directory`` are required, every other key has the default written in the
+dataclasses below (the model's defaults are :class:`dasknmf.NMF`'s). Every key is
+documented in ``configs/README.md``.
+
+.. code-block:: yaml
+
+    version: 1                      # optional; the schema version of this file
+    input:
+      path: counts.mtx              # a store, a file to ingest, or example:term-document
+      chunks: [10000, 5000]         # tile shape when a file is ingested
+    model:
+      n_components: 20
+      solver: hals
+      max_iter: 300
+      random_state: 0
+    cluster:
+      type: local                   # threads | local | existing
+      n_workers: 2
+      memory_limit: 2GiB
+    output:
+      directory: runs/counts-k20
+    checkpoint:
+      every: 0                      # parsed and recorded; writing comes with resume
+    report:
+      top_features: 10
+
+The rule of each key (type, range, allowed values) and the checks spanning several
+keys are in :mod:`dasknmf.jobs.sections`. Values are read with ``yaml.safe_load``.
+``--set key.path=value`` overrides are applied to the parsed mapping before
+validation, their values parsed as YAML too. Every problem of a file is collected and
+reported at once (:class:`JobConfigError`), each with its file and line (or its
+``--set``), key path, value and what is allowed.
+
+Relative local paths (input, output, scheduler file, TLS files) are resolved against
+the current directory when the file is loaded, as any command-line path would be, and
+the resolved :class:`JobConfig` holds absolute paths only, so a job means the same
+thing wherever it is run from afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from dasknmf.jobs import sections
+from dasknmf.jobs.overrides import apply_overrides
+from dasknmf.jobs.sections import CLUSTER_KEYS, input_kind
+from dasknmf.jobs.validation import (
+    MISSING,
+    Checker,
+    JobConfigError,
+    JobConfigNotFoundError,
+    Problem,
+    scan_keys,
+    show,
+)
+
+__all__ = [
+    "CONFIG_VERSION",
+    "CheckpointConfig",
+    "ClusterConfig",
+    "InputConfig",
+    "JobConfig",
+    "JobConfigError",
+    "JobConfigNotFoundError",
+    "ModelConfig",
+    "OutputConfig",
+    "ReportConfig",
+    "TLSConfig",
+    "load_config",
+    "parse_config",
+]
+
+#: Version of the job-file schema (the optional top-level ``version`` key).
+CONFIG_VERSION = 1
+
+
+# -- the schema ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InputConfig:
+    """``input``: the matrix to factorise.
+
+    Attributes
+    ----------
+    path : str
+        A dasknmf store (local directory or fsspec URL), a local file that
+        :func:`dasknmf.storage.ingest` imports (``.mtx``, ``.npz``, ``.npy``, triplet
+        ``.csv``/``.tsv``/``.txt``/``.parquet`` ...; ingested into a store in the job's
+        work area), or ``example:term-document`` (built in memory).
+    chunks : (int, int) or None
+        Tile shape for an ingested file or the example; a store keeps its own tiles.
+    storage_options : dict
+        fsspec options for a store URL.
+    rows, cols : int or None
+        Shape of the example matrix (``example:`` paths only; default
+        :data:`dasknmf.jobs.sections.EXAMPLE_SHAPE`).
+    """
+
+    path: str
+    chunks: tuple[int, int] | None = None
+    storage_options: dict[str, Any] = field(default_factory=dict, hash=False)
+    rows: int | None = None
+    cols: int | None = None
+
+    @property
+    def kind(self) -> Literal["example", "file", "store"]:
+        """What ``path`` names."""
+        return input_kind(self.path)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """``model``: the parameters of :class:`dasknmf.NMF` (same names, same defaults;
+    ``loss`` is NMF's ``beta_loss``; ``init: null`` is NMF's choice, ``'nndsvda'``, or
+    ``'random'`` with ``missing: ignore``)."""
+
+    n_components: int
+    solver: str = "mu"
+    loss: str | float = "frobenius"
+    init: str | None = None
+    max_iter: int = 200
+    tol: float = 1e-4
+    random_state: int | None = None
+    check_every: int = 10
+    alpha_W: float = 0.0
+    alpha_H: float | str = "same"
+    l1_ratio: float = 0.0
+    persist: bool | str = "auto"
+    missing: str | None = None
+
+    def nmf_params(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`dasknmf.NMF` (``missing`` only when set)."""
+        params = {f.name: getattr(self, f.name) for f in fields(self)}
+        params["beta_loss"] = params.pop("loss")
+        if params["missing"] is None:
+            del params["missing"]
+        return params
+
+
+@dataclass(frozen=True)
+class TLSConfig:
+    """``cluster.tls``: files for :class:`distributed.security.Security`."""
+
+    ca_file: str
+    cert: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """``cluster``: where the fit runs.
+
+    ``type: threads`` runs in this process (``threads``: thread count, all cores when
+    null); ``type: local`` starts a ``distributed.LocalCluster`` for the job;
+    ``type: existing`` connects to a running scheduler by ``address`` or
+    ``scheduler_file`` (exactly one), optionally over ``tls``.
+    """
+
+    type: str = "threads"
+    threads: int | None = None
+    n_workers: int | None = None
+    threads_per_worker: int | None = None
+    memory_limit: str | int | None = "auto"
+    processes: bool = True
+    dashboard: bool = False
+    address: str | None = None
+    scheduler_file: str | None = None
+    tls: TLSConfig | None = None
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    """``output``: where the results go (written atomically, see
+    :mod:`dasknmf.jobs.outputs`)."""
+
+    directory: str
+    overwrite: bool = False
+    save_w: bool = True
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """``checkpoint``: ``every`` iterations (0: off). Validated and recorded; writing
+    checkpoints and resuming from them is the next step of the batch-job work."""
+
+    every: int = 0
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """``report``: the convergence plot and the top features of each component (these
+    need column ids stored with the input)."""
+
+    plot: bool = True
+    top_features: int = 10
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    """A validated job: what :func:`dasknmf.jobs.runner.run_job` runs.
+
+    Examples
+    --------
+    >>> job = parse_config({"input": {"path": "example:term-document"},
+    ...                     "model": {"n_components": 5}, "output": {"directory": "out"}})
+    >>> job.model.solver, job.cluster.type, job.output.overwrite
+    ('mu', 'threads', False)
+    """
+
+    input: InputConfig
+    model: ModelConfig
+    output: OutputConfig
+    cluster: ClusterConfig = ClusterConfig()
+    checkpoint: CheckpointConfig = CheckpointConfig()
+    report: ReportConfig = ReportConfig()
+    version: int = CONFIG_VERSION
+    source: str = field(default="<config>", compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved configuration as plain JSON-compatible data (no ``source``)."""
+        data = asdict(self)
+        # Keys that do not apply (another cluster type's, the example's shape for a
+        # file) would only suggest settings that played no part.
+        cluster_keys = ("type", *CLUSTER_KEYS[self.cluster.type])
+        data["cluster"] = {k: v for k, v in data["cluster"].items() if k in cluster_keys}
+        if self.input.kind != "example":
+            del data["input"]["rows"], data["input"]["cols"]
+        ordered = {"version": self.version, **{name: data[name] for name in SECTIONS}}
+        return _jsonable(ordered)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+#: The sections of a job file and the dataclass of each.
+SECTIONS: dict[str, type] = {
+    "input": InputConfig,
+    "model": ModelConfig,
+    "cluster": ClusterConfig,
+    "output": OutputConfig,
+    "checkpoint": CheckpointConfig,
+    "report": ReportConfig,
+}
+REQUIRED_SECTIONS = ("input", "model", "output")
+
+
+# -- loading ---------------------------------------------------------------------------
+
+
+def load_config(
+    path: str | os.PathLike[str], overrides: Sequence[str] = (), *, check_paths: bool = True
+) -> JobConfig:
+    """Read, override and validate a job file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The YAML job file.
+    overrides : sequence of str
+        ``"key.path=value"`` items (``--set``), values parsed with ``yaml.safe_load``,
+        applied in order before validation.
+    check_paths : bool, default True
+        Check that local input paths and TLS files exist.
+
+    Returns
+    -------
+    JobConfig
+
+    Raises
+    ------
+    JobConfigNotFoundError
+        ``path`` does not exist.
+    JobConfigError
+        The file is not valid YAML or does not follow the schema; lists every problem.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> f = os.path.join(d, "job.yaml")
+    >>> _ = open(f, "w").write("input: {path: 'example:term-document'}\\n"
+    ...                        "model: {n_components: 4}\\noutput: {directory: out}\\n")
+    >>> load_config(f, ["model.max_iter=30"]).model.max_iter
+    30
+    """
+    source = os.fspath(path)
+    try:
+        text = Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise JobConfigNotFoundError(f"job file {source!r} does not exist") from None
+    except IsADirectoryError:
+        raise JobConfigNotFoundError(f"job file {source!r} is a directory, not a file") from None
+    try:
+        data = yaml.safe_load(text)
+        lines, duplicates = scan_keys(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise JobConfigError(source, [Problem(where, "", f"not valid YAML: {problem}.")]) from None
+    checker = Checker(source, {key: f"{source}:{line}" for key, line in lines.items()})
+    for key, line in duplicates:
+        message = f"duplicate key {key!r}: YAML would keep only the last one; give it once."
+        checker.problems.append(Problem(f"{source}:{line}", key, message))
+    return _parse(data, checker, overrides, check_paths=check_paths)
+
+
+def parse_config(
+    mapping: Mapping[str, Any] | None,
+    source: str = "<config>",
+    overrides: Sequence[str] = (),
+    *,
+    check_paths: bool = True,
+) -> JobConfig:
+    """Validate an already parsed job mapping (see :func:`load_config`).
+
+    Examples
+    --------
+    >>> parse_config({"model": {"n_components": 0}}, "inline")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    dasknmf.jobs.validation.JobConfigError: invalid job configuration inline (3 problems):
+      inline: missing required section 'input' (keys: path, chunks, ...).
+      inline: The 'model.n_components' parameter must be an int in [1, inf]; got 0.
+      inline: missing required section 'output' (keys: directory, overwrite, save_w).
+    """
+    return _parse(mapping, Checker(source), overrides, check_paths=check_paths)
+
+
+def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool) -> JobConfig:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        names = ", ".join(SECTIONS)
+        c.error("", f"a job file must be a mapping of sections ({names}); got {show(data)}.")
+        c.raise_if_any()
+    data = apply_overrides(data, overrides, c)
+    c.known_keys(data, ("version", *SECTIONS))
+    version = c.integer(data, "version", low=1, default=CONFIG_VERSION)
+    if version is not MISSING and version > CONFIG_VERSION:
+        c.error(
+            "version",
+            f"job file version {version} is newer than this dasknmf reads "
+            f"({CONFIG_VERSION}); upgrade dasknmf.",
+        )
+    values = {
+        name: sections.read_section(data, c, name, required=name in REQUIRED_SECTIONS)
+        for name in SECTIONS
+    }
+    if values["input"] is not None:
+        sections.check_input(values["input"], c, check_paths=check_paths)
+    if values["model"] is not None:
+        sections.check_model(values["model"], c)
+    if values["cluster"] is not None:
+        sections.check_cluster(values["cluster"], c, check_paths=check_paths)
+    if values["output"] is not None:
+        sections.check_output(values["output"], values["input"], c)
+    c.raise_if_any()
+    # No problem recorded: every value is checked and every required key present.
+    cluster = dict(values["cluster"])
+    if cluster.get("tls") is not None:
+        cluster["tls"] = TLSConfig(**cluster["tls"])
+    built = {name: cls(**values[name]) for name, cls in SECTIONS.items() if name != "cluster"}
+    return JobConfig(**built, cluster=ClusterConfig(**cluster), version=version, source=c.source)

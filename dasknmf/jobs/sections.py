@@ -1,0 +1,427 @@
+"""The rules of each section of a job file, and the checks that span several keys.
+
+Each ``read_*`` function returns the *checked values present* in its section (absent
+keys are left out, so the defaults stay in one place: the dataclasses of
+:mod:`dasknmf.jobs.config`), or ``None`` when the section cannot be used; every
+problem is recorded on the :class:`~dasknmf.jobs.validation.Checker`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
+
+__all__ = [
+    "CLUSTER_KEYS",
+    "CLUSTER_TYPES",
+    "EXAMPLES",
+    "EXAMPLE_PREFIX",
+    "EXAMPLE_SHAPE",
+    "INITS",
+    "LOSSES",
+    "MATRIX_FILE_SUFFIXES",
+    "RULES",
+    "SOLVERS",
+    "input_kind",
+    "read_section",
+]
+
+#: ``input.path`` values naming a built-in matrix instead of a file or store.
+EXAMPLE_PREFIX = "example:"
+EXAMPLES = ("term-document",)
+#: Default ``(rows, cols)`` of an example input.
+EXAMPLE_SHAPE = (5_000, 2_000)
+
+#: Extensions of the files :func:`dasknmf.storage.ingest` imports (matrices, and
+#: row,column,value triplets), ingested into a store before the fit. An existing
+#: regular file with another name is handed to ``ingest`` too (it names the formats it
+#: accepts); anything else is a dasknmf store.
+MATRIX_FILE_SUFFIXES = (
+    ".mtx", ".mtx.gz", ".mtx.bz2", ".npz", ".npy", ".parquet",
+    *(f"{text}{z}" for text in (".csv", ".tsv", ".txt") for z in ("", ".gz", ".bz2")),
+)  # fmt: skip
+
+LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
+SOLVERS = ("mu", "hals", "cd")
+INITS = ("random", "nndsvd", "nndsvda", "nndsvdar")
+CLUSTER_TYPES = ("threads", "local", "existing")
+
+#: The ``cluster`` keys that each ``cluster.type`` accepts (besides ``type``).
+CLUSTER_KEYS = {
+    "threads": ("threads",),
+    "local": ("n_workers", "threads_per_worker", "memory_limit", "processes", "dashboard"),
+    "existing": ("address", "scheduler_file", "tls"),
+}
+
+# -- rules: one per key ----------------------------------------------------------------
+
+Rule = Callable[[Checker, Mapping[str, Any], str], Any]
+
+
+def integer(low: int, *, allow_none: bool = False) -> Rule:
+    """An int ``>= low`` (or ``null``)."""
+    return lambda c, s, key: c.integer(s, key, low=low, allow_none=allow_none)
+
+
+def real(low: float, high: float | None = None) -> Rule:
+    """A finite number in ``[low, high]``."""
+    return lambda c, s, key: c.real(s, key, low=low, high=high)
+
+
+def choice(*options: Any) -> Rule:
+    """One of ``options``."""
+    return lambda c, s, key: c.choice(s, key, options)
+
+
+def boolean(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    """``true`` or ``false``."""
+    return c.boolean(s, key, default=MISSING)
+
+
+def string(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    """A non-empty string."""
+    return c.string(s, key)
+
+
+def _finite(value: Any) -> float | None:
+    number = yaml11_float(value)
+    numeric = isinstance(number, (int, float)) and not isinstance(number, bool)
+    if numeric and number == number and abs(number) != float("inf"):
+        return float(number)
+    return None
+
+
+def _loss(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["loss"]
+    if isinstance(value, str) and value in LOSSES:
+        return value
+    beta = _finite(value)
+    if beta is not None:
+        return beta
+    c.error(
+        key,
+        f"The {key!r} parameter must be 'frobenius', 'kullback-leibler', 'itakura-saito' "
+        f"or a real number β; got {value!r}.",
+    )
+    if isinstance(value, str):
+        c.suggest(value, LOSSES)
+    return MISSING
+
+
+def _alpha_h(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["alpha_H"]
+    if value == "same":
+        return value
+    alpha = _finite(value)
+    if alpha is not None and alpha >= 0:
+        return alpha
+    c.error(key, f"The {key!r} parameter must be 'same' or a real number >= 0.0; got {value!r}.")
+    return MISSING
+
+
+def _chunks(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    from dasknmf import params
+
+    return c.attempt(key, lambda: params.check_chunks(key, s["chunks"]))
+
+
+def _storage_options(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["storage_options"]
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        c.error(
+            key, f"The {key!r} parameter must be a mapping of fsspec options; got {show(value)}."
+        )
+        return MISSING
+    return dict(value)
+
+
+def _memory_limit(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    from dask.utils import parse_bytes
+
+    value = s["memory_limit"]
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        try:
+            if parse_bytes(value) > 0:
+                return value
+        except ValueError:
+            pass
+    c.error(
+        key,
+        f"The {key!r} parameter must be 'auto', null (no limit), a size such as '2GiB' or "
+        f"'500MB', or a number of bytes > 0; got {value!r}.",
+    )
+    return MISSING
+
+
+def _tls(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    if s["tls"] is None:
+        return None
+    t = c.section(s, key, RULES["cluster.tls"])
+    values = _read(c, t, key, RULES["cluster.tls"])
+    return MISSING if values is None or MISSING in values.values() else values
+
+
+#: Every key of every section, with its rule. The dataclasses of
+#: :mod:`dasknmf.jobs.config` have exactly these fields (a test checks it).
+RULES: dict[str, dict[str, Rule]] = {
+    "input": {
+        "path": string,
+        "chunks": _chunks,
+        "storage_options": _storage_options,
+        "rows": integer(1),
+        "cols": integer(1),
+    },
+    "model": {
+        "n_components": integer(1),
+        "solver": choice(*SOLVERS),
+        "loss": _loss,
+        "init": choice(None, *INITS),
+        "max_iter": integer(0),
+        "tol": real(0.0),
+        "random_state": integer(0, allow_none=True),
+        "check_every": integer(1),
+        "alpha_W": real(0.0),
+        "alpha_H": _alpha_h,
+        "l1_ratio": real(0.0, 1.0),
+        "persist": choice("auto", True, False),
+        "missing": choice(None, "ignore"),
+    },
+    "cluster": {
+        "type": choice(*CLUSTER_TYPES),
+        "threads": integer(1, allow_none=True),
+        "n_workers": integer(1, allow_none=True),
+        "threads_per_worker": integer(1, allow_none=True),
+        "memory_limit": _memory_limit,
+        "processes": boolean,
+        "dashboard": boolean,
+        "address": string,
+        "scheduler_file": string,
+        "tls": _tls,
+    },
+    "cluster.tls": {"ca_file": string, "cert": string, "key": string},
+    "output": {"directory": string, "overwrite": boolean, "save_w": boolean},
+    "checkpoint": {"every": integer(0)},
+    "report": {"plot": boolean, "top_features": integer(0)},
+}
+
+#: Keys without a default, with what they should hold.
+REQUIRED = {
+    "input.path": "a store, a .mtx/.npz/.npy file or example:term-document",
+    "model.n_components": "an int >= 1",
+    "output.directory": "where to write the results",
+    "cluster.tls.ca_file": "the CA certificate file",
+    "cluster.tls.cert": "the client certificate file",
+}
+
+
+def read_section(
+    data: Mapping[str, Any], c: Checker, name: str, *, required: bool = False
+) -> dict[str, Any] | None:
+    """The checked values present in section ``name`` (``None`` when it is unusable)."""
+    s = c.section(data, name, RULES[name], required=required)
+    if required and not isinstance(data.get(name), Mapping):
+        return None
+    return _read(c, s, name, RULES[name])
+
+
+def _read(
+    c: Checker, s: Mapping[str, Any], name: str, rules: Mapping[str, Rule]
+) -> dict[str, Any] | None:
+    for key in rules:
+        if f"{name}.{key}" in REQUIRED and key not in s:
+            c.error(
+                f"{name}.{key}",
+                f"missing required key {name + '.' + key!r} ({REQUIRED[name + '.' + key]}).",
+            )
+    return {key: rule(c, s, f"{name}.{key}") for key, rule in rules.items() if key in s}
+
+
+# -- checks across keys ----------------------------------------------------------------
+
+
+def input_kind(path: str) -> Literal["example", "file", "store"]:
+    """What an ``input.path`` names: a built-in example, a matrix file or a store.
+
+    A file is a path with one of :data:`MATRIX_FILE_SUFFIXES` or an existing regular
+    local file; anything else is a store.
+
+    Examples
+    --------
+    >>> input_kind("example:term-document"), input_kind("v.mtx.gz"), input_kind("s3://b/v")
+    ('example', 'file', 'store')
+    """
+    if path.startswith(EXAMPLE_PREFIX):
+        return "example"
+    if path.lower().endswith(MATRIX_FILE_SUFFIXES):
+        return "file"
+    if not is_url(path) and os.path.isfile(absolute(path)):
+        return "file"
+    return "store"
+
+
+def is_url(path: str) -> bool:
+    """Whether ``path`` is an fsspec URL rather than a local path."""
+    return "://" in path
+
+
+def absolute(path: str) -> str:
+    """Local paths made absolute against the current directory; URLs unchanged."""
+    return path if is_url(path) else str(Path(path).expanduser().absolute())
+
+
+def _exists_locally(path: str) -> bool:
+    """URLs are not checked here (they may need credentials only workers have)."""
+    return is_url(path) or os.path.exists(absolute(path))
+
+
+def check_input(values: dict[str, Any], c: Checker, *, check_paths: bool) -> None:
+    """Checks of ``input`` that depend on what ``input.path`` names; resolves paths
+    and the example's default shape in ``values``."""
+    path = values.get("path", MISSING)
+    if path is MISSING:
+        return
+    kind = input_kind(path)
+    if kind == "example":
+        name = path[len(EXAMPLE_PREFIX) :]
+        if name not in EXAMPLES:
+            known = ", ".join(EXAMPLE_PREFIX + e for e in EXAMPLES)
+            c.error("input.path", f"unknown example {path!r} in 'input.path'; known: {known}.")
+        values.setdefault("rows", EXAMPLE_SHAPE[0])
+        values.setdefault("cols", EXAMPLE_SHAPE[1])
+    else:
+        for name in ("rows", "cols"):
+            if name in values:
+                c.error(
+                    f"input.{name}",
+                    f"'input.{name}' applies only to example inputs "
+                    f"(input.path: example:...); input.path is {path!r}.",
+                )
+    if kind == "file" and is_url(path):
+        c.error(
+            "input.path",
+            f"matrix files are read from local paths only; got {path!r} "
+            "(ingest it with `dasknmf ingest` and give the store's URL).",
+        )
+    elif kind != "example" and check_paths and not _exists_locally(path):
+        what = "matrix file" if kind == "file" else "store"
+        c.error(
+            "input.path",
+            f"the input {what} {path!r} does not exist (resolved to {absolute(path)!r}).",
+        )
+    if kind == "store" and "chunks" in values:
+        c.error(
+            "input.chunks",
+            "'input.chunks' applies to matrix files and examples; the "
+            f"store {path!r} keeps its own tiles (re-ingest it to change "
+            "them).",
+        )
+    options = values.get("storage_options")
+    if options and options is not MISSING and not (kind == "store" and is_url(path)):
+        c.error(
+            "input.storage_options",
+            "'input.storage_options' applies to store URLs only "
+            f"(s3://..., gs://...); input.path is {path!r}.",
+        )
+    if kind != "example":
+        values["path"] = absolute(path)
+
+
+def check_model(values: dict[str, Any], c: Checker) -> None:
+    """A loss other than Frobenius, and missing entries, need the MU solver."""
+    loss, solver = values.get("loss", "frobenius"), values.get("solver", "mu")
+    if values.get("missing") == "ignore" and solver not in (MISSING, "mu"):
+        c.error(
+            "model.solver",
+            f"model.missing 'ignore' needs model.solver 'mu'; got model.solver {solver!r}.",
+        )
+    if loss not in (MISSING, "frobenius", 2.0) and solver not in (MISSING, "mu"):
+        c.error(
+            "model.solver",
+            f"model.loss {loss!r} needs model.solver 'mu'; "
+            f"model.solver {solver!r} handles the Frobenius loss only.",
+        )
+
+
+def check_cluster(values: dict[str, Any], c: Checker, *, check_paths: bool) -> None:
+    """Keys of ``cluster`` must belong to its ``type``; ``existing`` needs exactly one of
+    ``address``/``scheduler_file``; TLS files must exist. Resolves local paths."""
+    kind = values.get("type", "threads")
+    if kind is MISSING:
+        return
+    for name in values:
+        owner = next((t for t, keys in CLUSTER_KEYS.items() if name in keys), None)
+        if owner is not None and owner != kind:
+            c.error(
+                f"cluster.{name}",
+                f"'cluster.{name}' applies to cluster.type {owner!r}, "
+                f"not {kind!r}; the keys of {kind!r} are: "
+                f"{', '.join(('type', *CLUSTER_KEYS[kind]))}.",
+            )
+    if kind != "existing":
+        return
+    address, scheduler_file = values.get("address"), values.get("scheduler_file")
+    if address is not None and scheduler_file is not None:
+        c.error(
+            "cluster.address",
+            "give either 'cluster.address' or 'cluster.scheduler_file', "
+            f"not both; got cluster.address={address!r} and "
+            f"cluster.scheduler_file={scheduler_file!r}.",
+        )
+    elif address is None and scheduler_file is None:
+        c.error(
+            "cluster.type",
+            "cluster.type 'existing' needs 'cluster.address' (e.g. "
+            "tcp://host:8786) or 'cluster.scheduler_file'; got neither.",
+        )
+    if isinstance(scheduler_file, str):
+        values["scheduler_file"] = absolute(scheduler_file)
+    tls = values.get("tls")
+    if not isinstance(tls, dict):
+        return
+    if isinstance(address, str) and not address.startswith("tls://"):
+        c.error(
+            "cluster.address",
+            f"cluster.address {address!r} must start with tls:// when cluster.tls is given.",
+        )
+    for name, path in tls.items():
+        tls[name] = absolute(path)
+        if check_paths and not os.path.isfile(tls[name]):
+            c.error(
+                f"cluster.tls.{name}", f"the file {path!r} of 'cluster.tls.{name}' does not exist."
+            )
+
+
+def check_output(values: dict[str, Any], inp: Mapping[str, Any] | None, c: Checker) -> None:
+    """Resolves ``output.directory``: a local path that neither is nor contains the
+    input."""
+    directory = values.get("directory", MISSING)
+    if directory is MISSING:
+        return
+    if is_url(directory):
+        c.error(
+            "output.directory",
+            f"output.directory must be a local path (a shared file system for a cluster); "
+            f"got the URL {directory!r}: results are put in place by an atomic rename, "
+            "which object stores do not have.",
+        )
+        return
+    values["directory"] = target = absolute(directory)
+    path = (inp or {}).get("path", MISSING)
+    if path is MISSING or input_kind(path) == "example" or is_url(path):
+        return
+    if Path(path) == Path(target) or Path(target) in Path(path).parents:
+        c.error(
+            "output.directory",
+            f"output.directory {directory!r} would contain or replace "
+            f"the input {path!r}; choose another directory.",
+        )

@@ -1,0 +1,38 @@
+"""Helpers of the job tests: a small job mapping, directory snapshots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+#: Shape and tiles of the small matrix of the end-to-end runs.
+M, N, TILES = 90, 40, (30, 40)
+REPO = Path(__file__).resolve().parents[2]
+CONFIGS = REPO / "configs"
+
+
+def base_job(input_path: str | Path, output: str | Path, **model: Any) -> dict[str, Any]:
+    """A small valid job mapping: 3 components, 15 MU iterations, threads."""
+    return {
+        "input": {"path": str(input_path), "chunks": list(TILES)},
+        "model": {"n_components": 3, "max_iter": 15, "tol": 0, "random_state": 0, **model},
+        "cluster": {"type": "threads", "threads": 2},
+        "output": {"directory": str(output)},
+    }
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes, to check a directory is untouched."""
+    return {str(p.relative_to(path)): p.read_bytes() for p in path.rglob("*") if p.is_file()}
+
+
+def hidden(parent: Path) -> list[str]:
+    """Hidden entries (temporary or work directories) left in ``parent``."""
+    return sorted(p.name for p in parent.iterdir() if p.name.startswith("."))
+
+
+def dense(X) -> np.ndarray:
+    return X.toarray() if sp.issparse(X) else np.asarray(X)

@@ -1,0 +1,171 @@
+"""``dasknmf run`` and ``dasknmf validate``, in-process through :func:`dasknmf.cli.main`."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import dask.config
+import numpy as np
+import pytest
+import yaml
+
+import dasknmf
+from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
+from dasknmf.datasets import term_document
+from tests.helpers import make_matrix
+from tests.jobs.jobs_testing import CONFIGS, base_job, dense, hidden, tree
+
+ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)\s+rel\s+(\S+)\s+(\S+) s/iter$")
+
+
+# -- validate --------------------------------------------------------------------------
+
+
+def test_validate_prints_ok_and_the_resolved_job(write_job, matrix_file, tmp_path, capsys):
+    path = write_job(base_job(matrix_file, tmp_path / "out"))
+    assert main(["validate", str(path), "--set", "model.max_iter=40"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK: {path}\n")
+    assert "max_iter=40" in out
+    assert f"{tmp_path / 'out'} (new)" in out
+    assert not (tmp_path / "out").exists()
+
+
+def test_validate_reports_every_problem_with_exit_2_and_writes_nothing(
+    write_job, matrix_file, tmp_path, capsys
+):
+    job = base_job(matrix_file, tmp_path / "out", n_components=-1, solver="hal")
+    job["output"]["overwirte"] = True
+    path = write_job(job)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for command in ("validate", "run"):
+        assert main([command, str(path), "--set", "model.tol=-1"]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        lines = err.splitlines()
+        assert lines[0] == f"dasknmf: error: invalid job configuration {path} (4 problems):"
+        assert "'model.n_components' parameter must be an int in [1, inf]; got -1" in lines[1]
+        assert "got 'hal'. Did you mean 'hals'?" in lines[2]
+        assert "unknown key 'output.overwirte'; did you mean 'output.overwrite'?" in lines[3]
+        assert lines[4].startswith("  --set model.tol=-1: The 'model.tol' parameter")
+        assert all(line.startswith(f"  {path}:") for line in lines[1:4])
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_missing_job_file_is_a_usage_error(capsys, tmp_path):
+    assert main(["run", str(tmp_path / "none.yaml")]) == EXIT_USAGE
+    assert "job file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["example.yaml", "cluster.yaml"])
+def test_shipped_configs_pass_validate(name, capsys):
+    assert main(["validate", str(CONFIGS / name)]) == EXIT_OK
+    assert capsys.readouterr().out.startswith("OK: ")
+
+
+def test_dask_config_keys_are_distributeds(monkeypatch):
+    import distributed  # noqa: F401  (registers distributed's defaults)
+
+    data = yaml.safe_load((CONFIGS / "dask.yaml").read_text())
+
+    def leaves(node, prefix=""):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                yield from leaves(value, f"{prefix}{key}.")
+            else:
+                yield f"{prefix}{key}", value
+
+    found = dict(leaves(data))
+    assert found["distributed.worker.memory.target"] == 0.6
+    for key in found:
+        dask.config.get(key)  # raises KeyError for a key distributed does not know
+    # And dask reads the file the way `dask worker` does with DASK_CONFIG.
+    collected = dask.config.collect(paths=[str(CONFIGS / "dask.yaml")], env={})
+    assert collected["distributed"]["comm"]["timeouts"]["connect"] == "60s"
+
+
+# -- run -------------------------------------------------------------------------------
+
+
+def test_run_prints_progress_and_where_the_outputs_are(write_job, matrix_file, tmp_path, capsys):
+    path = write_job(base_job(matrix_file, tmp_path / "out"))
+    assert main(["run", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "scheduler: threads in this process (2 threads)"
+    assert out[1].startswith("input: 90 x 40, 1,080 non-zeros (ingested from ")
+    iterations = [ITER_LINE.match(line) for line in out if line.startswith("iter")]
+    assert [int(m.group(1)) for m in iterations] == list(range(1, 16))
+    assert all(float(m.group(4)) >= 0 for m in iterations)
+    assert out[-2].startswith("fit: 15 iterations, error ")
+    assert out[-1].startswith(f"outputs: {tmp_path / 'out'} (H.zarr, W.zarr,")
+
+
+def test_run_quiet_prints_only_the_outputs(write_job, matrix_file, tmp_path, capsys):
+    path = write_job(base_job(matrix_file, tmp_path / "out"))
+    assert main(["run", str(path), "--quiet"]) == EXIT_OK
+    assert capsys.readouterr().out == f"outputs: {tmp_path / 'out'}\n"
+
+
+def test_run_refuses_an_existing_output_unless_overwrite(write_job, matrix_file, tmp_path, capsys):
+    path = write_job(base_job(matrix_file, tmp_path / "out"))
+    assert main(["run", str(path), "--quiet", "--set", "model.max_iter=2"]) == EXIT_OK
+    before = tree(tmp_path / "out")
+    capsys.readouterr()
+
+    assert main(["run", str(path), "--quiet"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "already holds a job's output" in err and "--overwrite" in err
+    assert tree(tmp_path / "out") == before
+    assert hidden(tmp_path) == []
+
+    assert main(["run", str(path), "--quiet", "--overwrite"]) == EXIT_OK
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["result"]["iterations"] == 15
+    assert summary["config"]["output"]["overwrite"] is True
+
+
+def test_example_config_runs_as_shipped(tmp_path, monkeypatch, capsys):
+    # Run from an empty directory so that runs/example lands there, not in the repo.
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", str(CONFIGS / "example.yaml"), "--quiet"]) == EXIT_OK
+    out = tmp_path / "runs" / "example"
+    assert capsys.readouterr().out == f"outputs: {out}\n"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["input"]["kind"] == "example"
+    assert summary["result"]["final_error"] > 0
+    assert (out / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    W = dense(dasknmf.open_matrix(out / "W.zarr").compute())
+    assert W.shape == (summary["input"]["shape"][0], summary["result"]["n_components"])
+
+
+def test_laptop_config_runs_on_worker_processes(tmp_path, monkeypatch, capsys):
+    """The shipped laptop job (2 worker processes, out of core) on a small store, with
+    the results of the same fit in this process."""
+    monkeypatch.chdir(tmp_path)
+    V = make_matrix(120, 60, density=0.2, seed=3)
+    dasknmf.write_matrix(V, "data/term_document.zarr", chunks=(40, 60))
+    overrides = ["model.n_components=4", "model.max_iter=8", "model.tol=0"]
+    overrides += ["cluster.memory_limit=1GiB", "cluster.dashboard=false", "report.plot=false"]
+    args = ["run", str(CONFIGS / "laptop.yaml"), "--quiet"]
+    assert main([*args, *(a for o in overrides for a in ("--set", o))]) == EXIT_OK
+    out = tmp_path / "runs" / "laptop-k20"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scheduler"]["type"] == "local"
+    assert summary["scheduler"]["workers"] == 2
+    assert summary["result"]["persisted"] is False
+
+    ref = dasknmf.NMF(4, solver="hals", max_iter=8, tol=0, random_state=0, persist=False)
+    W_ref = np.asarray(ref.fit_transform("data/term_document.zarr"))
+    H = dense(dasknmf.open_matrix(out / "H.zarr").compute())
+    W = dense(dasknmf.open_matrix(out / "W.zarr").compute())
+    np.testing.assert_allclose(H, ref.components_, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(W, W_ref, rtol=1e-6, atol=1e-9)
+
+
+def test_laptop_config_validates_where_its_input_exists(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    dasknmf.write_matrix(term_document(50, 20), Path("data/term_document.zarr"))
+    assert main(["validate", str(CONFIGS / "laptop.yaml")]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "local cluster: 2 workers (processes) x 1 threads, memory_limit 2GiB" in out
