@@ -29,7 +29,16 @@ from dasknmf.errors import (
 )
 from dasknmf.estimator import NMF
 from dasknmf.fit import IterationInfo
-from dasknmf.storage import MatrixInfo, ingest, matrix_info, open_matrix, write_matrix
+from dasknmf.storage import (
+    MatrixInfo,
+    TripletIngest,
+    ingest,
+    ingest_triplets,
+    matrix_info,
+    open_matrix,
+    read_ids,
+    write_matrix,
+)
 
 __version__ = "0.1.0"
 
@@ -46,10 +55,13 @@ __all__ = [
     "PrintProgress",
     "StoreExistsError",
     "StoreNotFoundError",
+    "TripletIngest",
     "UnsupportedFormatError",
     "__version__",
     "ingest",
+    "ingest_triplets",
     "matrix_info",
     "open_matrix",
+    "read_ids",
     "write_matrix",
 ]

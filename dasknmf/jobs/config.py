@@ -11,6 +11,7 @@ documented in ``configs/README.md``.
     input:
       path: counts.mtx              # a store, a file to ingest, or example:term-document
       chunks: [10000, 5000]         # tile shape when a file is ingested
+      holdout: 0.2                  # ratings: entries held out and scored (missing: ignore)
     model:
       n_components: 20
       solver: hals
@@ -104,6 +105,13 @@ class InputConfig:
     rows, cols : int or None
         Shape of the example matrix (``example:`` paths only; default
         :data:`dasknmf.jobs.sections.EXAMPLE_SHAPE`).
+    holdout : float, str or None
+        Entries scored by RMSE after the fit (needs ``model.missing: ignore``): a
+        fraction in (0, 1) of a triplet file's or ``example:ratings``' entries, split
+        off before the fit (by a hash of each entry's ids and ``seed``), or the path
+        of a store of held-out entries of the input's shape.
+    seed : int
+        Seed of the hold-out split (a fractional ``holdout`` only).
     """
 
     path: str
@@ -111,6 +119,8 @@ class InputConfig:
     storage_options: dict[str, Any] = field(default_factory=dict, hash=False)
     rows: int | None = None
     cols: int | None = None
+    holdout: float | str | None = None
+    seed: int = 0
 
     @property
     def kind(self) -> Literal["example", "file", "store"]:
@@ -235,6 +245,10 @@ class JobConfig:
         data["cluster"] = {k: v for k, v in data["cluster"].items() if k in cluster_keys}
         if self.input.kind != "example":
             del data["input"]["rows"], data["input"]["cols"]
+        if self.input.holdout is None:
+            del data["input"]["holdout"]
+        if not isinstance(self.input.holdout, float):
+            del data["input"]["seed"]
         ordered = {"version": self.version, **{name: data[name] for name in SECTIONS}}
         return _jsonable(ordered)
 
@@ -366,6 +380,8 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         sections.check_input(values["input"], c, check_paths=check_paths)
     if values["model"] is not None:
         sections.check_model(values["model"], c)
+        if values["input"] is not None:
+            sections.check_evaluation(values["input"], values["model"], c)
     if values["cluster"] is not None:
         sections.check_cluster(values["cluster"], c, check_paths=check_paths)
     if values["output"] is not None:

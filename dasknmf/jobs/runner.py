@@ -11,7 +11,9 @@ Order of a run, each step failing before the next costs anything:
 3. the input is opened: a store as it is, a matrix file ingested into a store in
    the job's *work area* (a hidden sibling of the output directory, so that workers
    that can read the output location can read it too), the example built in memory;
-4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress``;
+4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress``; a
+   missing-entry model is then scored (RMSE on its training entries and on the
+   held-out ones, ``input.holdout``);
 5. the outputs are written atomically while the scheduler still holds ``W``;
 6. the scheduler is torn down and the work area removed.
 
@@ -94,6 +96,7 @@ class _Input:
     chunks: tuple[int, int] | None  # NMF's chunks (in-memory inputs only)
     description: dict[str, Any]
     column_ids: list[Any] | None
+    holdout: Any = None  # held-out entries (a store path or an in-memory matrix)
 
 
 def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult:
@@ -161,6 +164,12 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
             f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}, "
             f"{'converged' if converged else 'not converged'} ({timings['fit']:.1f} s)"
         )
+        evaluation = None
+        if config.model.missing == "ignore":
+            t0 = time.perf_counter()
+            evaluation = _evaluate(model, source)
+            timings["evaluate"] = time.perf_counter() - t0
+            say(_describe_evaluation(evaluation))
 
         top = None
         if config.report.top_features and source.column_ids is not None:
@@ -168,6 +177,8 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
                 model.components_, source.column_ids, config.report.top_features
             )
         summary = _summary(config, source, model, converged, scheduler, timings, started_at)
+        if evaluation is not None:
+            summary["evaluation"] = evaluation
         names = write_outputs(
             out.directory,
             overwrite=out.overwrite,
@@ -244,6 +255,31 @@ def _fit(model: NMF, X: Any) -> tuple[Any, bool]:
     return W, bool(getattr(model, "converged_", converged))
 
 
+def _evaluate(model: NMF, source: _Input) -> dict[str, Any]:
+    """RMSE of a missing-entry model on its training entries and, when the job has
+    them, on held-out entries."""
+    result: dict[str, Any] = {
+        "train_entries": int(model.n_observed_),
+        "train_rmse": float(model.rmse(source.X)),
+        "holdout_entries": None,
+        "holdout_rmse": None,
+    }
+    if source.holdout is not None:
+        result["holdout_entries"] = int(source.description["holdout_entries"])
+        if result["holdout_entries"]:
+            result["holdout_rmse"] = float(model.rmse(source.holdout))
+    return result
+
+
+def _describe_evaluation(e: dict[str, Any]) -> str:
+    text = f"RMSE: train {e['train_rmse']:.4f} ({e['train_entries']:,} entries)"
+    if e["holdout_rmse"] is not None:
+        text += f", held out {e['holdout_rmse']:.4f} ({e['holdout_entries']:,} entries)"
+    elif e["holdout_entries"] == 0:
+        text += ", held out: no entries"
+    return text
+
+
 def _log_iteration(info: IterationInfo) -> None:
     logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, info.error, info.elapsed)
 
@@ -278,17 +314,23 @@ def _work_area(directory: str) -> Iterator[_WorkArea]:
 
 
 def _open_input(config: InputConfig, work: _WorkArea) -> _Input:
-    from dasknmf.storage import ingest, matrix_info, open_matrix
+    from dasknmf.storage import ingest, ingest_triplets, matrix_info, open_matrix
 
     kind = config.kind
     description: dict[str, Any] = {"kind": kind, "path": config.path}
     if kind == "example":
-        from dasknmf.datasets import term_document
-
-        V = term_document(config.rows, config.cols, seed=0)
-        description.update(shape=list(V.shape), nnz=int(V.nnz), dtype=str(V.dtype))
-        return _Input(V, config.chunks, description, None)
-    if kind == "file":
+        return _example_input(config, description)
+    holdout = None
+    if kind == "file" and isinstance(config.holdout, float):
+        store, options = str(work / "input.zarr"), None
+        holdout = str(work / "holdout.zarr")
+        split = ingest_triplets(
+            config.path, store, holdout=config.holdout, holdout_dst=holdout,
+            seed=config.seed, chunks=config.chunks, overwrite=True,
+        )  # fmt: skip
+        info, X = split.train, store
+        description["holdout_entries"] = split.n_holdout
+    elif kind == "file":
         store, options = str(work / "input.zarr"), None
         info = ingest(config.path, store, chunks=config.chunks, overwrite=True)
         X = store
@@ -296,6 +338,17 @@ def _open_input(config: InputConfig, work: _WorkArea) -> _Input:
         store, options = config.path, config.storage_options or None
         info = matrix_info(store, storage_options=options)
         X = open_matrix(store, storage_options=options)
+    if isinstance(config.holdout, str):
+        holdout = config.holdout
+        held = matrix_info(holdout, storage_options=options)
+        if held.shape != info.shape:
+            raise InvalidParameterError(
+                f"input.holdout {holdout!r} has shape {held.shape}, the input "
+                f"{config.path!r} {info.shape}: held-out entries must index the same matrix."
+            )
+        description["holdout_entries"] = held.nnz
+    if holdout is not None:
+        description["holdout"] = holdout
     description.update(
         shape=list(info.shape),
         nnz=int(info.nnz),
@@ -303,7 +356,25 @@ def _open_input(config: InputConfig, work: _WorkArea) -> _Input:
         format=info.format,
         tile_shape=list(info.tile_shape),
     )
-    return _Input(X, None, description, report.column_ids(store, options))
+    return _Input(X, None, description, report.column_ids(store, options), holdout)
+
+
+def _example_input(config: InputConfig, description: dict[str, Any]) -> _Input:
+    """The built-in examples, made in memory: a term-document count matrix, or a
+    ratings matrix (2% of entries rated) split as ``input.holdout`` says."""
+    from dasknmf.datasets import ratings, term_document
+    from dasknmf.storage.split import split_matrix
+
+    holdout = None
+    if config.path.endswith("ratings"):
+        V, _, _ = ratings(config.rows, config.cols, int(0.02 * config.rows * config.cols), seed=0)
+        if config.holdout is not None:
+            V, holdout = split_matrix(V, config.holdout, config.seed)
+            description["holdout_entries"] = int(holdout.nnz)
+    else:
+        V = term_document(config.rows, config.cols, seed=0)
+    description.update(shape=list(V.shape), nnz=int(V.nnz), dtype=str(V.dtype))
+    return _Input(V, config.chunks, description, None, holdout)
 
 
 # -- checkpoints (next step) -----------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
+from dasknmf.storage.triplet_columns import triplet_suffix
 
 __all__ = [
     "CLUSTER_KEYS",
@@ -32,7 +33,7 @@ __all__ = [
 
 #: ``input.path`` values naming a built-in matrix instead of a file or store.
 EXAMPLE_PREFIX = "example:"
-EXAMPLES = ("term-document",)
+EXAMPLES = ("term-document", "ratings")
 #: Default ``(rows, cols)`` of an example input.
 EXAMPLE_SHAPE = (5_000, 2_000)
 
@@ -123,6 +124,21 @@ def _alpha_h(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     return MISSING
 
 
+def _holdout(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["holdout"]
+    if isinstance(value, str) and value:
+        return value
+    fraction = _finite(value)
+    if fraction is not None and 0 < fraction < 1:
+        return fraction
+    c.error(
+        key,
+        f"The {key!r} parameter must be a fraction in (0, 1) of the input's entries to "
+        f"hold out, or the path of a held-out store; got {value!r}.",
+    )
+    return MISSING
+
+
 def _chunks(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     from dasknmf import params
 
@@ -180,6 +196,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "storage_options": _storage_options,
         "rows": integer(1),
         "cols": integer(1),
+        "holdout": _holdout,
+        "seed": integer(0),
     },
     "model": {
         "n_components": integer(1),
@@ -332,8 +350,59 @@ def check_input(values: dict[str, Any], c: Checker, *, check_paths: bool) -> Non
             "'input.storage_options' applies to store URLs only "
             f"(s3://..., gs://...); input.path is {path!r}.",
         )
+    _check_holdout(values, path, kind, c, check_paths=check_paths)
     if kind != "example":
         values["path"] = absolute(path)
+
+
+def _check_holdout(
+    values: dict[str, Any], path: str, kind: str, c: Checker, *, check_paths: bool
+) -> None:
+    """A fraction splits a triplet file or ``example:ratings``; a path names a store
+    of held-out entries (as ``dasknmf ingest --holdout`` writes)."""
+    holdout = values.get("holdout", MISSING)
+    if isinstance(holdout, float):
+        splittable = path == EXAMPLE_PREFIX + "ratings" or (
+            kind == "file" and triplet_suffix(path) is not None
+        )
+        if not splittable:
+            c.error(
+                "input.holdout",
+                f"input.holdout {holdout!r} (a fraction) splits triplet files (.csv, .tsv, "
+                f".txt, .parquet) and example:ratings only; input.path is {path!r}. For "
+                "other inputs give the path of a held-out store.",
+            )
+    elif isinstance(holdout, str):
+        if input_kind(holdout) != "store":
+            c.error(
+                "input.holdout",
+                f"input.holdout {holdout!r} must be a store of held-out entries (its ids "
+                "must match the input's: write both with `dasknmf ingest --holdout`).",
+            )
+        elif check_paths and not _exists_locally(holdout):
+            c.error(
+                "input.holdout",
+                f"the held-out store {holdout!r} does not exist (resolved to "
+                f"{absolute(holdout)!r}).",
+            )
+        else:
+            values["holdout"] = absolute(holdout)
+    if "seed" in values and not isinstance(holdout, float):
+        c.error(
+            "input.seed",
+            "'input.seed' seeds the split of input.holdout (a fraction); no fraction is given.",
+        )
+
+
+def check_evaluation(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checker) -> None:
+    """Held-out entries are scored by RMSE, which missing-entry models provide."""
+    if inp.get("holdout", MISSING) is not MISSING and model.get("missing") != "ignore":
+        c.error(
+            "input.holdout",
+            "input.holdout needs model.missing: ignore (held-out entries are scored as "
+            "predictions of unobserved entries); model.missing is "
+            f"{model.get('missing')!r}.",
+        )
 
 
 def check_model(values: dict[str, Any], c: Checker) -> None:

@@ -311,14 +311,28 @@ def test_model_combinations(model, text, tmp_path, matrix_file):
         ({"path": "s3://bucket/v.zarr", "chunks": [10, 10]}, "input.chunks", "keeps its own"),
         ({"path": "{file}", "rows": 10}, "input.rows", "only to example inputs"),
         ({"path": "{file}", "storage_options": {"anon": True}}, "input.storage_options", "URLs"),
+        ({"path": "{file}", "holdout": 0.2}, "input.holdout", "splits triplet files"),
+        ({"path": "{file}", "holdout": 1.5}, "input.holdout", "fraction in (0, 1)"),
+        ({"path": "{file}", "holdout": "{file}"}, "input.holdout", "must be a store"),
+        ({"path": "{file}", "holdout": "nowhere.zarr"}, "input.holdout", "does not exist"),
+        ({"path": "example:ratings", "seed": 3}, "input.seed", "no fraction is given"),
     ],
 )
 def test_input_combinations(inp, key, text, tmp_path, matrix_file):
-    job = base_job(matrix_file, tmp_path / "out")
+    job = base_job(matrix_file, tmp_path / "out", missing="ignore")
     job["input"] = {k: (str(matrix_file) if v == "{file}" else v) for k, v in inp.items()}
     with pytest.raises(JobConfigError, match=re.escape(text)) as excinfo:
         parse_config(job)
     assert excinfo.value.keys == [key]
+
+
+def test_holdout_needs_a_missing_entry_model(tmp_path):
+    job = base_job("example:ratings", tmp_path / "out")
+    job["input"].update(holdout=0.2)
+    with pytest.raises(JobConfigError, match=r"input\.holdout needs model\.missing: ignore"):
+        parse_config(job)
+    job["model"]["missing"] = "ignore"
+    assert parse_config(job).input.holdout == 0.2
 
 
 @pytest.mark.parametrize("directory", ["{data}", "{parent}", "s3://bucket/out"])
@@ -429,7 +443,7 @@ def test_override_fixes_a_mistake_of_the_file(write_job, matrix_file, tmp_path):
 # -- shipped configs -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["example.yaml", "cluster.yaml"])
+@pytest.mark.parametrize("name", ["example.yaml", "cluster.yaml", "ratings.yaml"])
 def test_shipped_configs_are_valid_as_they_are(name):
     job = load_config(CONFIGS / name)
     assert isinstance(job, JobConfig)

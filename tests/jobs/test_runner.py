@@ -328,3 +328,64 @@ def test_crash_while_writing_a_new_output_leaves_nothing(matrix_file, tmp_path, 
         run_job(parse_config(base_job(matrix_file, tmp_path / "out")))
     assert written == ["H.zarr"]
     assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+# -- missing-entry models: RMSE ------------------------------------------------------
+
+
+def test_ratings_example_reports_train_and_held_out_rmse(tmp_path):
+    """The in-memory example split by input.holdout: the job's RMSEs are those of the
+    same fit made here on the same split."""
+    from dasknmf.datasets import ratings
+    from dasknmf.storage.split import split_matrix
+
+    job = base_job("example:ratings", tmp_path / "out", missing="ignore", max_iter=30)
+    job["input"] = {"path": "example:ratings", "rows": 300, "cols": 100, "holdout": 0.25}
+    result = run_job(parse_config(job), progress=(recorder := Recorder()))
+    X, _, _ = ratings(300, 100, int(0.02 * 300 * 100), seed=0)
+    train, test = split_matrix(X, 0.25, seed=0)
+    model = dasknmf.NMF(3, missing="ignore", max_iter=30, tol=0, random_state=0).fit(train)
+    evaluation = json.loads((tmp_path / "out" / "summary.json").read_text())["evaluation"]
+    assert evaluation == result.summary["evaluation"]
+    assert evaluation["train_entries"] == train.nnz
+    assert evaluation["holdout_entries"] == test.nnz > 0
+    np.testing.assert_allclose(evaluation["train_rmse"], model.rmse(train), rtol=1e-5)
+    np.testing.assert_allclose(evaluation["holdout_rmse"], model.rmse(test), rtol=1e-5)
+    assert any(e.startswith("RMSE: train ") and "held out" in e for e in recorder.events)
+
+
+def test_triplet_file_split_and_held_out_store(tmp_path):
+    """A triplet file split by the job equals `ingest --holdout` followed by a job on
+    the two stores; both score the held-out ratings the same way."""
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 60, 900), rng.integers(0, 30, 900)
+    pairs = np.unique(np.c_[users, items], axis=0)
+    lines = [f"u{u},i{i},{1 + (u * i) % 5}" for u, i in pairs]
+    src = tmp_path / "ratings.csv"
+    src.write_text("user,item,rating\n" + "\n".join(lines) + "\n")
+
+    split_job = base_job(src, tmp_path / "a", missing="ignore")
+    split_job["input"] = {"path": str(src), "holdout": 0.2, "seed": 4}
+    a = run_job(parse_config(split_job)).summary["evaluation"]
+
+    dasknmf.storage.ingest_triplets(src, tmp_path / "r.zarr", holdout=0.2, seed=4)
+    store_job = base_job(tmp_path / "r.zarr", tmp_path / "b", missing="ignore")
+    store_job["input"] = {
+        "path": str(tmp_path / "r.zarr"),
+        "holdout": str(tmp_path / "r.holdout.zarr"),
+    }
+    b = run_job(parse_config(store_job)).summary["evaluation"]
+    assert a["holdout_entries"] == b["holdout_entries"] > 0
+    assert a["train_entries"] + a["holdout_entries"] == len(lines)
+    np.testing.assert_allclose(a["holdout_rmse"], b["holdout_rmse"], rtol=1e-6)
+    np.testing.assert_allclose(a["train_rmse"], b["train_rmse"], rtol=1e-6)
+
+
+def test_held_out_store_of_another_shape_is_refused(tmp_path, matrix):
+    dasknmf.write_matrix(matrix, tmp_path / "v.zarr")
+    dasknmf.write_matrix(matrix[:10], tmp_path / "other.zarr")
+    job = base_job(tmp_path / "v.zarr", tmp_path / "out", missing="ignore")
+    job["input"] = {"path": str(tmp_path / "v.zarr"), "holdout": str(tmp_path / "other.zarr")}
+    with pytest.raises(dasknmf.InvalidParameterError, match="must index the same matrix"):
+        run_job(parse_config(job))
+    assert not (tmp_path / "out").exists()
