@@ -10,6 +10,8 @@ Examples
 
     $ dasknmf demo --rows 20000 --cols 5000 --k 10
     $ dasknmf ingest counts.mtx counts.zarr --chunks 10000 5000
+    $ dasknmf ingest cells.h5ad cells.zarr --layer counts
+    $ dasknmf ingest abstracts.txt abstracts.zarr --corpus --stop-words english --min-df 5
     $ dasknmf info counts.zarr
 """
 
@@ -32,14 +34,18 @@ from dasknmf.datasets import term_document
 from dasknmf.errors import DaskNMFError, InvalidParameterError, StoreExistsError
 from dasknmf.jobs.cli import add_job_commands
 from dasknmf.storage import (
+    AnnDataIngest,
+    CorpusIngest,
     MatrixInfo,
     TripletIngest,
     ingest,
+    ingest_anndata,
+    ingest_corpus,
     ingest_triplets,
     matrix_info,
     write_matrix,
 )
-from dasknmf.storage.triplet_columns import triplet_suffix
+from dasknmf.storage.importers import input_kind
 
 __all__ = ["build_parser", "main"]
 
@@ -94,6 +100,25 @@ def _fraction(text: str) -> float:
     if not 0 <= value < 1:  # also rejects NaN
         raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
     return value
+
+
+def _document_frequency(text: str) -> int | float:
+    # scikit-learn's convention: an integer is a number of documents, a number with a
+    # decimal point or an exponent a proportion of them.
+    if text.strip().lstrip("+-").isdigit():
+        count = int(text)
+        if count < 1:
+            raise argparse.ArgumentTypeError(f"a number of documents must be >= 1, got {count}")
+        return count
+    try:
+        proportion = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= proportion <= 1:  # also rejects NaN
+        raise argparse.ArgumentTypeError(
+            f"a proportion must be in [0, 1], got {text} (an integer counts documents)"
+        )
+    return proportion
 
 
 _positive_int = _bounded_int(1)
@@ -165,16 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     ing = commands.add_parser(
         "ingest",
-        help="import a matrix file or a row,col,value triplet file into a store",
+        help="import a matrix, triplet, AnnData or text file into a store",
         description=(
             "Import a MatrixMarket (.mtx, .mtx.gz, .mtx.bz2), .npz or .npy file into a "
             "tiled zarr store and describe the result; or a triplet file (one row id, "
             "column id and value per line: .csv, .tsv, .txt, optionally .gz/.bz2, or "
             ".parquet), optionally holding out a random part of its entries in a "
-            "second store, and summarise the result."
+            "second store; or the X matrix (or a layer) of an AnnData file (.h5ad, or "
+            "an AnnData .zarr directory), keeping obs_names and var_names as ids; or a "
+            "text corpus (a directory of .txt documents, or with --corpus a file of one "
+            "document per line) as a documents x terms count matrix tokenised by "
+            "scikit-learn's CountVectorizer, keeping the vocabulary as column ids. "
+            "Everything but .npz and dense .mtx is streamed with bounded memory."
         ),
     )
-    ing.add_argument("src", metavar="SRC", help="matrix file to import")
+    ing.add_argument(
+        "src",
+        metavar="SRC",
+        help="file (or AnnData .zarr / corpus directory) to import",
+    )
     ing.add_argument("dst", metavar="DST", help="store to create (directory or fsspec URL)")
     ing.add_argument(
         "--chunks",
@@ -243,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
         "header name or 0-based index (default: the first three; without VALUE every "
         "value is 1)",
     )
+    _add_anndata_and_corpus_flags(ing)
     ing.set_defaults(handler=_cmd_ingest)
 
     info = commands.add_parser(
@@ -257,6 +292,78 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_anndata_and_corpus_flags(ing: argparse.ArgumentParser) -> None:
+    anndata = ing.add_argument_group("AnnData files (.h5ad, AnnData .zarr directories)")
+    anndata.add_argument("--layer", metavar="NAME", help="import layers/NAME instead of X")
+    corpus = ing.add_argument_group(
+        "text corpora (a directory of .txt files, one document each; or --corpus)",
+        "Tokenised by scikit-learn's CountVectorizer; these are its options, with its defaults.",
+    )
+    corpus.add_argument(
+        "--corpus",
+        action="store_true",
+        help="SRC is a text file of one document per line (a .txt file is otherwise read "
+        "as triplets; .gz/.bz2 names are decompressed)",
+    )
+    lowercase = corpus.add_mutually_exclusive_group()
+    lowercase.add_argument(
+        "--lowercase",
+        dest="lowercase",
+        action="store_const",
+        const=True,
+        help="lowercase the text before tokenising (the default)",
+    )
+    lowercase.add_argument(
+        "--no-lowercase",
+        dest="lowercase",
+        action="store_const",
+        const=False,
+        help="keep the case",
+    )
+    corpus.add_argument(
+        "--stop-words", choices=("english",), help="drop scikit-learn's English stop words"
+    )
+    corpus.add_argument(
+        "--ngram-range",
+        nargs=2,
+        type=_positive_int,
+        metavar=("MIN", "MAX"),
+        help="count n-grams of MIN to MAX tokens (default: 1 1)",
+    )
+    for flag, what, default in (
+        ("--min-df", "fewer", "1"),
+        ("--max-df", "more", "1.0: none dropped"),
+    ):
+        corpus.add_argument(
+            flag,
+            type=_document_frequency,
+            metavar="DF",
+            help=f"drop terms in {what} documents than DF: an integer counts documents, a "
+            f"number with a decimal point is a proportion of them (default {default})",
+        )
+    corpus.add_argument(
+        "--max-features",
+        type=_positive_int,
+        metavar="N",
+        help="keep the N terms of largest total count (default: all)",
+    )
+    corpus.add_argument(
+        "--token-pattern",
+        metavar="REGEX",
+        help="regular expression of a token (default: (?u)\\b\\w\\w+\\b, words of 2+ characters)",
+    )
+    corpus.add_argument(
+        "--analyzer",
+        choices=("word", "char", "char_wb"),
+        help="n-grams of words (the default) or of characters",
+    )
+    corpus.add_argument(
+        "--strip-accents",
+        choices=("ascii", "unicode"),
+        help="remove accents before tokenising (default: keep them)",
+    )
+
+
 # -- commands --------------------------------------------------------------------------
 
 
@@ -265,26 +372,55 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_ingest(args: argparse.Namespace) -> int:
-    triplet_flags = {
-        "--holdout": args.holdout,
-        "--holdout-output": args.holdout_output,
-        "--seed": args.seed,
-        "--delimiter": args.delimiter,
-        "--header/--no-header": args.header,
-        "--columns": args.columns,
+# Flags that apply to one kind of input only (input_kind's names), by that kind.
+_KIND_NAMES = {
+    "triplets": "triplet files (.csv, .tsv, .txt, .parquet)",
+    "anndata": "AnnData files (.h5ad, AnnData .zarr)",
+    "corpus": "text corpora (a directory of .txt files, or --corpus)",
+}
+
+
+def _kind_flags(args: argparse.Namespace) -> dict[str, dict[str, object]]:
+    return {
+        "triplets": {
+            "--holdout": args.holdout,
+            "--holdout-output": args.holdout_output,
+            "--seed": args.seed,
+            "--delimiter": args.delimiter,
+            "--header/--no-header": args.header,
+            "--columns": args.columns,
+        },
+        "anndata": {"--layer": args.layer},
+        "corpus": {
+            "--lowercase/--no-lowercase": args.lowercase,
+            "--stop-words": args.stop_words,
+            "--ngram-range": args.ngram_range,
+            "--min-df": args.min_df,
+            "--max-df": args.max_df,
+            "--max-features": args.max_features,
+            "--token-pattern": args.token_pattern,
+            "--analyzer": args.analyzer,
+            "--strip-accents": args.strip_accents,
+        },
     }
-    is_triplets = triplet_suffix(args.src) is not None
-    given = [flag for flag, value in triplet_flags.items() if value is not None]
-    if given and not is_triplets:
-        raise InvalidParameterError(
-            f"{', '.join(given)}: only for triplet files (.csv, .tsv, .txt, .parquet); "
-            f"{args.src!r} is not one"
-        )
+
+
+def _cmd_ingest(args: argparse.Namespace) -> int:
+    kind = input_kind(args.src, corpus=args.corpus)
+    for flags_kind, flags in _kind_flags(args).items():
+        given = [flag for flag, value in flags.items() if value is not None]
+        if given and kind != flags_kind:
+            raise InvalidParameterError(
+                f"{', '.join(given)}: only for {_KIND_NAMES[flags_kind]}; {args.src!r} is not one"
+            )
     chunks = tuple(args.chunks) if args.chunks else None
     try:
-        if is_triplets:
+        if kind == "triplets":
             print(_ingest_triplets(args, chunks))
+        elif kind == "corpus":
+            print(_ingest_corpus(args, chunks))
+        elif kind == "anndata":
+            print(_ingest_anndata(args, chunks))
         else:
             print(
                 ingest(
@@ -300,6 +436,43 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         # The library's message speaks of the Python keyword; name the CLI flag too.
         raise StoreExistsError(f"{exc} (on the command line: --overwrite)") from exc
     return EXIT_OK
+
+
+def _ingest_anndata(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> AnnDataIngest:
+    return ingest_anndata(
+        args.src,
+        args.dst,
+        layer=args.layer,
+        chunks=chunks,
+        format=args.format,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+    )
+
+
+def _ingest_corpus(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> CorpusIngest:
+    if args.format == "dense":
+        raise InvalidParameterError("--format dense does not apply to text corpora (sparse)")
+    options = {
+        "lowercase": args.lowercase,
+        "stop_words": args.stop_words,
+        "ngram_range": tuple(args.ngram_range) if args.ngram_range else None,
+        "min_df": args.min_df,
+        "max_df": args.max_df,
+        "max_features": args.max_features,
+        "token_pattern": args.token_pattern,
+        "analyzer": args.analyzer,
+        "strip_accents": args.strip_accents,
+    }
+    given = {name: value for name, value in options.items() if value is not None}
+    return ingest_corpus(
+        args.src,
+        args.dst,
+        chunks=chunks,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        **given,  # type: ignore[arg-type]
+    )
 
 
 def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> TripletIngest:

@@ -356,3 +356,114 @@ def test_ingest_holdout_must_be_a_fraction(capsys, value):
         main(["ingest", "r.csv", "r.zarr", "--holdout", value])
     assert exc.value.code == 2
     assert "--holdout" in capsys.readouterr().err
+
+
+# -- ingest: AnnData files and text corpora --------------------------------------------
+
+DOCS = [
+    "The quick brown fox jumps over the lazy dog",
+    "the lazy dog sleeps; The Dog dreams",
+    "",
+    "Quick brown foxes and quick brown dogs",
+    "a fox, a dog and the quick brown fox",
+]
+
+
+def test_ingest_anndata_layer(capsys, sparse_matrix, tmp_path):
+    ad = pytest.importorskip("anndata")
+    pd = pytest.importorskip("pandas")
+    m, n = sparse_matrix.shape
+    adata = ad.AnnData(
+        X=sparse_matrix.toarray(),
+        obs=pd.DataFrame(index=[f"cell{i}" for i in range(m)]),
+        var=pd.DataFrame(index=[f"gene{j}" for j in range(n)]),
+        layers={"counts": (2 * sparse_matrix).tocsc()},
+    )
+    adata.write_h5ad(tmp_path / "cells.h5ad")
+    dst = tmp_path / "cells.zarr"
+    args = ["ingest", str(tmp_path / "cells.h5ad"), str(dst), "--layer", "counts"]
+    assert main([*args, "--chunks", "10", "7"]) == 0
+    out = capsys.readouterr().out
+    assert "57 x 23" in out and "layers/counts" in out and "csc" in out
+    assert f"{dst}/row_ids" in out and "var_names" in out
+    np.testing.assert_array_equal(_dense(dst), 2 * sparse_matrix.toarray())
+    assert read_ids(dst, "rows").tolist() == list(adata.obs_names)
+    assert read_ids(dst, "columns").tolist() == list(adata.var_names)
+
+    # A missing layer: one line naming the file and the layers there are.
+    assert main([*args[:2], str(tmp_path / "other.zarr"), "--layer", "raw"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cells.h5ad" in err and "'raw'" in err and "counts" in err
+    assert not (tmp_path / "other.zarr").exists()
+
+
+def test_ingest_corpus_file_with_vectorizer_flags(capsys, tmp_path):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    src = tmp_path / "docs.txt"
+    src.write_text("\n".join(DOCS) + "\n")
+    dst = tmp_path / "docs.zarr"
+    args = ["ingest", str(src), str(dst), "--corpus", "--no-lowercase", "--stop-words", "english"]
+    assert main([*args, "--ngram-range", "1", "2", "--min-df", "2", "--max-df", "0.9"]) == 0
+    out = capsys.readouterr().out
+
+    reference = CountVectorizer(
+        lowercase=False, stop_words="english", ngram_range=(1, 2), min_df=2, max_df=0.9
+    )
+    expected = reference.fit_transform(DOCS).toarray()
+    np.testing.assert_array_equal(_dense(dst), expected)
+    terms = reference.get_feature_names_out().tolist()
+    assert read_ids(dst, "columns").tolist() == terms
+    assert f"{len(DOCS)} documents x {len(terms)} terms" in out
+    assert "vocabulary" in out and f"{dst}/col_ids" in out
+
+
+def test_ingest_corpus_directory(capsys, tmp_path):
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    (tmp_path / "docs").mkdir()
+    names = [f"d{i}.txt" for i in range(len(DOCS))]
+    for name, doc in zip(names, DOCS, strict=True):
+        (tmp_path / "docs" / name).write_text(doc)
+    dst = tmp_path / "docs.zarr"
+    assert main(["ingest", str(tmp_path / "docs"), str(dst), "--max-features", "4"]) == 0
+    assert "file names" in capsys.readouterr().out
+    reference = CountVectorizer(max_features=4)
+    np.testing.assert_array_equal(_dense(dst), reference.fit_transform(DOCS).toarray())
+    assert read_ids(dst, "columns").tolist() == reference.get_feature_names_out().tolist()
+    assert read_ids(dst, "rows").tolist() == names
+
+
+@pytest.mark.parametrize(
+    ("source", "flags", "message"),
+    [
+        ("m.mtx", ["--layer", "counts"], "--layer: only for AnnData"),
+        ("r.csv", ["--min-df", "2"], "--min-df: only for text corpora"),
+        ("r.txt", ["--no-lowercase"], "--lowercase/--no-lowercase: only for text corpora"),
+        ("r.txt", ["--corpus", "--holdout", "0.1"], "--holdout: only for triplet files"),
+        ("r.txt", ["--corpus", "--format", "dense"], "--format dense"),
+        ("r.txt", ["--corpus", "--min-df", "5", "--max-df", "2"], "max_df=2"),
+        ("empty.txt", ["--corpus"], "holds no documents"),
+    ],
+)
+def test_ingest_flags_for_another_kind_are_errors(capsys, tmp_path, source, flags, message):
+    scipy.io.mmwrite(tmp_path / "m.mtx", sp.eye(3, format="coo"))
+    _write_ratings(tmp_path / "r.csv", _ratings(10))
+    (tmp_path / "r.txt").write_text("u1 i1 4\nu2 i1 3\n")
+    (tmp_path / "empty.txt").write_text("")
+    dst = tmp_path / "out.zarr"
+    assert main(["ingest", str(tmp_path / source), str(dst), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("dasknmf: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    ("flag", "value"), [("--min-df", "0"), ("--max-df", "1.5"), ("--min-df", "x")]
+)
+def test_ingest_document_frequencies_are_checked(capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["ingest", "docs.txt", "d.zarr", "--corpus", flag, value])
+    assert exc.value.code == 2
+    assert flag in capsys.readouterr().err

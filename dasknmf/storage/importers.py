@@ -1,6 +1,8 @@
 """Importers: matrix files (MatrixMarket, .npz, .npy) to in-memory matrices and stores,
 and the :func:`ingest` dispatcher, which also sends triplet files to
-:func:`~dasknmf.storage.triplets.ingest_triplets`."""
+:func:`~dasknmf.storage.triplets.ingest_triplets`, AnnData files to
+:func:`~dasknmf.storage.anndata_ingest.ingest_anndata` and text corpora to
+:func:`~dasknmf.storage.corpus.ingest_corpus`."""
 
 from __future__ import annotations
 
@@ -24,9 +26,12 @@ from dasknmf.errors import (
 )
 from dasknmf.params import check_float_dtype, check_option
 
+from .anndata_elements import is_zarr_directory
+from .anndata_ingest import ingest_anndata
 from .api import MatrixInfo, clip_chunks, matrix_info, write_matrix
 from .atomic import check_target
 from .chunking import default_chunks
+from .corpus import ingest_corpus
 from .location import StoreLocation
 from .mtx import check_streamable, iter_mtx_entries, read_mtx_header
 from .spill import RowBlockSpill
@@ -34,15 +39,20 @@ from .tiling import stored_dtype
 from .triplet_files import triplet_suffix
 from .triplets import ingest_triplets
 
-__all__ = ["ingest", "read_matrix_file"]
+__all__ = ["ACCEPTED", "ingest", "input_kind", "read_matrix_file"]
 
 logger = logging.getLogger(__name__)
 
 ACCEPTED = (
     ".mtx, .mtx.gz, .mtx.bz2 (MatrixMarket), .npz (scipy.sparse or one numpy array), .npy; "
-    "row,col,value triplets: .csv, .tsv, .txt (each optionally .gz or .bz2), .parquet"
+    "row,col,value triplets: .csv, .tsv, .txt (each optionally .gz or .bz2), .parquet; "
+    "AnnData: .h5ad, AnnData .zarr directories; text corpora: a directory of .txt "
+    "documents, or a file of one document per line with corpus=True (--corpus)"
 )
 _MTX_SUFFIXES = (".mtx", ".mtx.gz", ".mtx.bz2")
+
+InputKind = Literal["mtx", "npz", "npy", "triplets", "anndata", "corpus"]
+_IN_MEMORY_KINDS = ("mtx", "npz", "npy")
 
 # Errors that mean "this file's content is not what its name says" (OSError covers
 # bad gzip / bz2 streams; access errors are re-raised as they are).
@@ -57,18 +67,43 @@ _DECODE_ERRORS = (
 )
 
 
-def _file_kind(path: Path) -> str:
-    name = path.name.lower()
+def input_kind(path: str | os.PathLike[str], *, corpus: bool = False) -> InputKind:
+    """What :func:`ingest` takes ``path`` for, from its name (and, for a directory,
+    whether it holds a zarr group).
+
+    ``corpus=True`` makes any file or directory a text corpus. Otherwise ``.h5ad``
+    files and zarr directories (``.zarr`` names, or any directory holding a zarr
+    group) are AnnData, other directories are corpora of ``.txt`` documents, and
+    files go by extension.
+
+    Raises
+    ------
+    UnsupportedFormatError
+        An unknown extension, naming the accepted formats.
+
+    Examples
+    --------
+    >>> input_kind("cells.h5ad"), input_kind("r.txt"), input_kind("docs.txt", corpus=True)
+    ('anndata', 'triplets', 'corpus')
+    """
+    p = Path(path)
+    if corpus:
+        return "corpus"
+    name = p.name.lower()
+    if name.endswith(".h5ad") or name.endswith(".zarr") or is_zarr_directory(p):
+        return "anndata"
+    if p.is_dir():
+        return "corpus"
     if name.endswith(_MTX_SUFFIXES):
         return "mtx"
     if name.endswith(".npz"):
         return "npz"
     if name.endswith(".npy"):
         return "npy"
-    if triplet_suffix(path) is not None:
+    if triplet_suffix(p) is not None:
         return "triplets"
     raise UnsupportedFormatError(
-        f"cannot import {str(path)!r}: unknown file extension; accepted formats: {ACCEPTED}"
+        f"cannot import {str(p)!r}: unknown file extension; accepted formats: {ACCEPTED}"
     )
 
 
@@ -104,11 +139,12 @@ def read_matrix_file(path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix
     (2, 2)
     """
     p = Path(path)
-    kind = _file_kind(p)
-    if kind == "triplets":
+    kind = input_kind(p)
+    if kind not in _IN_MEMORY_KINDS:
+        what = {"triplets": "a triplet file", "anndata": "an AnnData file"}.get(kind, "a corpus")
         raise UnsupportedFormatError(
-            f"{str(p)!r} is a triplet file; it is read into a store with ingest "
-            "(or ingest_triplets), not into memory"
+            f"{str(p)!r} is {what}; it is read into a store with ingest "
+            f"(or ingest_{kind}), not into memory"
         )
     _require_file(p)
     try:
@@ -165,6 +201,8 @@ def ingest(
     dtype: Any = None,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
+    layer: str | None = None,
+    corpus: bool = False,
 ) -> MatrixInfo:
     """Import a matrix file into a store; return the new store's :class:`MatrixInfo`.
 
@@ -184,6 +222,18 @@ def ingest(
     call it directly for that and for parsing options) into a sparse store that
     keeps explicit zeros; ``format`` must then be None or ``"sparse"``.
 
+    AnnData files (``.h5ad``, and ``.zarr`` directories holding an AnnData group)
+    are streamed by :func:`~dasknmf.storage.ingest_anndata`: ``X``, or
+    ``layers/<layer>`` when ``layer`` is given, with ``obs_names`` / ``var_names``
+    as the store's row / column ids.
+
+    Text corpora are streamed by :func:`~dasknmf.storage.ingest_corpus` with its
+    defaults (scikit-learn's ``CountVectorizer`` defaults; call it directly for the
+    tokenisation and vocabulary options) into a documents x terms count store: any
+    directory that is not a zarr store (its ``.txt`` files are the documents), or,
+    with ``corpus=True``, a file of one document per line (without it a ``.txt``
+    file is a triplet file). ``format`` must then be None or ``"sparse"``.
+
     Raises
     ------
     InputFileNotFoundError
@@ -196,7 +246,11 @@ def ingest(
         written to ``dst`` then.
     InvalidInputError
         A triplet file with a bad line, naming it (see
-        :func:`~dasknmf.storage.ingest_triplets`).
+        :func:`~dasknmf.storage.ingest_triplets`); an AnnData file without the
+        matrix asked for; a corpus without documents or terms.
+    InvalidParameterError
+        ``layer`` for a file that is not AnnData, or ``format="dense"`` for triplet
+        files and corpora.
 
     Examples
     --------
@@ -206,27 +260,29 @@ def ingest(
     >>> ingest(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr")).nnz
     3
     """
-    options = dict(
-        chunks=chunks, format=format, dtype=dtype, overwrite=overwrite,
-        storage_options=storage_options,
-    )  # fmt: skip
     p = Path(src)
-    kind = _file_kind(p)
+    kind = input_kind(p, corpus=corpus)
+    if layer is not None and kind != "anndata":
+        raise InvalidParameterError(
+            f"The 'layer' parameter applies to AnnData files only; got layer={layer!r} "
+            f"for {str(p)!r}, a {kind} input."
+        )
+    if kind in ("triplets", "corpus") and format not in (None, "sparse"):
+        raise InvalidParameterError(
+            f"The 'format' parameter must be None or 'sparse' for {kind} input; got {format!r}."
+        )
+    options = dict(chunks=chunks, dtype=dtype, overwrite=overwrite,
+                   storage_options=storage_options)  # fmt: skip
     if kind == "triplets":
-        if format not in (None, "sparse"):
-            raise InvalidParameterError(
-                "The 'format' parameter must be None or 'sparse' for triplet files; "
-                f"got {format!r}."
-            )
-        result = ingest_triplets(
-            p, dst, chunks=chunks, dtype=dtype, overwrite=overwrite,
-            storage_options=storage_options,
-        )  # fmt: skip
-        return result.train
+        return ingest_triplets(p, dst, **options).train
+    if kind == "corpus":
+        return ingest_corpus(p, dst, **options).store
+    if kind == "anndata":
+        return ingest_anndata(p, dst, layer=layer, format=format, **options).store
     if kind == "mtx" and _is_coordinate_mtx(p):
-        _ingest_mtx(p, dst, **options)
+        _ingest_mtx(p, dst, format=format, **options)
     else:
-        write_matrix(read_matrix_file(src), dst, **options)
+        write_matrix(read_matrix_file(src), dst, format=format, **options)
     logger.info("ingested %s into %s", src, dst)
     return matrix_info(dst, storage_options=storage_options)
 
