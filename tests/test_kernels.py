@@ -106,3 +106,19 @@ def test_sampled_products_agree_with_dense(dtype, index_dtype):
     assert csr.nnz == tile.nnz and compiled.dtype == dtype
     np.testing.assert_allclose(compiled, expected, rtol=1e-6)
     np.testing.assert_allclose(kernels.sampled_product(w, h, tile), expected, rtol=1e-6)
+
+
+def test_numba_is_loaded_only_when_a_sampled_product_needs_it():
+    """A worker running the Frobenius solvers never pays numba's ≈ 50 MB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, scipy.sparse as sp, dasknmf\n"
+        "dasknmf.NMF(2, max_iter=3, tol=0).fit(np.ones((6, 5)))\n"
+        "assert 'numba' not in sys.modules\n"
+        "X = sp.random(6, 5, density=0.5, format='csr', random_state=0)\n"
+        "dasknmf.NMF(2, max_iter=3, tol=0, beta_loss=1).fit(X)\n"
+        "assert 'numba' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
