@@ -28,11 +28,15 @@ from dasknmf.errors import (
     UnsupportedFormatError,
 )
 from dasknmf.estimator import NMF
-from dasknmf.fit import IterationInfo
+from dasknmf.fit import FitState, IterationInfo
 from dasknmf.storage import (
+    AnnDataIngest,
+    CorpusIngest,
     MatrixInfo,
     TripletIngest,
     ingest,
+    ingest_anndata,
+    ingest_corpus,
     ingest_triplets,
     matrix_info,
     open_matrix,
@@ -44,8 +48,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "NMF",
+    "AnnDataIngest",
+    "CorpusIngest",
     "CorruptStoreError",
     "DaskNMFError",
+    "FitState",
     "InputFileNotFoundError",
     "InvalidInputError",
     "InvalidParameterError",
@@ -59,6 +66,8 @@ __all__ = [
     "UnsupportedFormatError",
     "__version__",
     "ingest",
+    "ingest_anndata",
+    "ingest_corpus",
     "ingest_triplets",
     "matrix_info",
     "open_matrix",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import replace
 from numbers import Integral, Real
 
 import dask
@@ -129,7 +130,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         tiles on every pass (``False``, out of core). ``'auto'`` persists when ``X``
         takes less than half the memory the scheduler has.
     callbacks : list of callables or None, default=None
-        Each called with a :class:`dasknmf.fit.IterationInfo` after every iteration.
+        Each called with a :class:`dasknmf.fit.IterationInfo` after every iteration;
+        ``info.state()`` is where the fit stands, to continue it later with
+        ``fit(X, resume=state)``.
     verbose : int, default=0
         If positive, print one progress line per iteration to standard output.
 
@@ -218,7 +221,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     def _n_features_out(self) -> int:
         return self.components_.shape[0]
 
-    def fit(self, X, y=None, W=None, H=None):
+    def fit(self, X, y=None, W=None, H=None, *, resume=None):
         """Learn ``H`` (:attr:`components_`) from ``X``.
 
         Parameters
@@ -228,17 +231,38 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         y : ignored
         W, H : array-like, optional
             Initial factors for ``init='custom'``.
+        resume : dasknmf.FitState, optional
+            Continue an earlier fit of the same ``X`` with the same parameters from
+            the state it reached (``info.state()`` in a callback), instead of starting
+            from ``init``: see :meth:`fit_transform`.
 
         Returns
         -------
         self
         """
-        self.fit_transform(X, W=W, H=H)
+        self.fit_transform(X, W=W, H=H, resume=resume)
         return self
 
     @blas_guarded
-    def fit_transform(self, X, y=None, W=None, H=None):
+    def fit_transform(self, X, y=None, W=None, H=None, *, resume=None):
         """Learn the factorisation and return ``W``.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, dask array or str
+            ``m × n`` non-negative data, or the path of a dasknmf store.
+        y : ignored
+        W, H : array-like, optional
+            Initial factors for ``init='custom'``.
+        resume : dasknmf.FitState, optional
+            Where an earlier fit of this ``X`` stood after some iteration
+            (:meth:`dasknmf.IterationInfo.state`). The fit continues from its factors
+            with the iterations after it, up to ``max_iter`` counted from the start,
+            the stopping rule restored: with the same parameters (``tol``,
+            ``check_every``, ``chunks``, ...) it ends with the factors, ``n_iter_``
+            and ``error_curve_`` of the fit that was never stopped. ``init``,
+            ``random_state`` and ``W``/``H`` play no part (giving ``W`` or ``H`` is
+            an error); ``n_components``, if set, must be the state's.
 
         Returns
         -------
@@ -250,12 +274,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
         W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
         V = self._as_tiled(X, reset=True)
-        stats = self._checked_stats(V)
         m, n = V.shape
-        k = self._resolve_n_components(m, n, W, H)
+        if resume is not None:
+            W, H = self._check_resume(resume, W, H, m, n)
+        stats = self._checked_stats(V)
+        k = self._resolve_n_components(m, n, W, H, custom=resume is not None)
         V = self._maybe_persist(V, stats)
 
-        method = self._resolve_init(W, H)
+        method = "custom" if resume is not None else self._resolve_init(W, H)
         seed = seed_from(self.random_state)
         mean = stats.observed_mean if self._masked else stats.mean
         W0, H0 = initialize(
@@ -267,11 +293,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         callbacks = list(self.callbacks or [])
         if self.verbose:
             callbacks.append(PrintProgress())
-        result = fit_loop.run(
-            self._solver(V, stats, m, n), W0, H0,
+        options = dict(
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             callbacks=callbacks,
         )  # fmt: skip
+        solver = self._solver(V, stats, m, n)
+        if resume is not None:
+            result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
+        else:
+            result = fit_loop.run(solver, W0, H0, **options)
         if self.tol > 0 and not result.converged and self.max_iter > 0:
             warn_user(
                 f"Maximum number of iterations {self.max_iter} reached. Increase it to "
@@ -573,13 +603,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return stats
 
-    def _resolve_n_components(self, m: int, n: int, W, H) -> int:
+    def _resolve_n_components(self, m: int, n: int, W, H, *, custom: bool = False) -> int:
         k = self.n_components
+        custom = custom or self.init == "custom"
         if k is None or k == "auto":
             # A W or H that is not 2-D is reported by the initialisation.
-            if self.init == "custom" and H is not None and H.ndim == 2:
+            if custom and H is not None and H.ndim == 2:
                 k = H.shape[0]
-            elif self.init == "custom" and W is not None and W.ndim == 2:
+            elif custom and W is not None and W.ndim == 2:
                 k = W.shape[1]
             else:
                 k = min(m, n)
@@ -589,6 +620,38 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"n_features)] = [1, {min(m, n)}] for X of shape {(m, n)}; got {k!r}."
             )
         return int(k)
+
+    def _check_resume(self, state, W, H, m: int, n: int) -> tuple:
+        """The factors of a :class:`~dasknmf.fit.FitState` to resume from, checked
+        against the parameters (the arrays themselves are checked as custom ones)."""
+        if not isinstance(state, fit_loop.FitState):
+            raise InvalidParameterError(
+                "The 'resume' parameter must be a dasknmf.FitState (from "
+                f"IterationInfo.state()); got {type(state).__name__}."
+            )
+        if W is not None or H is not None:
+            raise InvalidParameterError(
+                "fit(resume=state) continues from the state's W and H; do not pass W or H too."
+            )
+        if state.iteration > self.max_iter:
+            raise InvalidParameterError(
+                f"The 'max_iter' parameter {self.max_iter} is below the iteration "
+                f"{state.iteration} of the state to resume from (max_iter counts from the "
+                "start of the fit)."
+            )
+        shapes = tuple(getattr(f, "shape", None) for f in (state.W, state.H))
+        k = shapes[1][0] if shapes[1] is not None and len(shapes[1]) == 2 else None
+        if k is None or shapes != ((m, k), (k, n)):
+            raise InvalidParameterError(
+                f"The state to resume from has W of shape {shapes[0]} and H of shape "
+                f"{shapes[1]}; X of shape {(m, n)} needs ({m}, k) and (k, {n})."
+            )
+        if self.n_components not in (None, "auto") and self.n_components != k:
+            raise InvalidParameterError(
+                f"The 'n_components' parameter {self.n_components} differs from the "
+                f"{k} components of the state to resume from."
+            )
+        return state.W, state.H
 
     def _resolve_init(self, W, H) -> str:
         if self.init != "custom" and (W is not None or H is not None):

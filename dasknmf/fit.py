@@ -4,6 +4,11 @@ The loop knows nothing of storage or of the update rule: each iteration asks the
 solver for a lazy :class:`~dasknmf.solvers.base.Step`, persists the new factors (on
 the workers when a ``distributed.Client`` is active) and reads back one number, the
 error. Stopping follows scikit-learn (:class:`dasknmf.stopping.ToleranceRule`).
+
+A loop can be stopped and continued: :meth:`IterationInfo.state` captures where it
+stands after an iteration (a :class:`FitState`: the factors and the few numbers the
+loop carries), and :func:`resume` continues from there as if it had never stopped.
+Keeping a state across processes (files, checkpoints) is the caller's business.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import dask
 import dask.array as da
@@ -28,6 +34,65 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class FitState:
+    """Where the iteration loop stands after an iteration: enough to continue it exactly.
+
+    Made by :meth:`IterationInfo.state` (in a callback) and continued by
+    :func:`resume` or ``NMF.fit(X, resume=state)``: the iterations after
+    :attr:`iteration` run from ``(W, H)`` with the stopping rule where it was, so the
+    continued loop ends with the factors, iteration count, error curve and
+    convergence of a loop that never stopped. It holds nothing of the input or the
+    solver; the caller keeps it (``dasknmf run`` writes it to checkpoint files).
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done (0: the initial factors).
+    W, H : numpy.ndarray or dask.array.Array
+        The factors after them.
+    error : float
+        The error after them.
+    error_at_init : float
+        Error of the initial factors, the scale of the ``tol`` rule.
+    check_error : float
+        Error at the last convergence check (``error_at_init`` before the first):
+        what the next check compares with.
+    errors : tuple of (int, float)
+        ``(iteration, error)`` of each iteration whose error was computed, up to this
+        one.
+    converged : bool
+        Whether the ``tol`` rule stopped the loop at this iteration (continuing it
+        runs no more iterations).
+    elapsed : float
+        Seconds the loop has run.
+
+    Examples
+    --------
+    >>> import numpy as np, dasknmf
+    >>> X = np.random.default_rng(0).random((30, 20))
+    >>> states = []
+    >>> params = dict(n_components=3, init="random", random_state=0, tol=0)
+    >>> keep = lambda info: states.append(info.state())
+    >>> W = dasknmf.NMF(**params, max_iter=8, callbacks=[keep]).fit_transform(X)
+    >>> states[3].iteration
+    4
+    >>> W2 = dasknmf.NMF(**params, max_iter=8).fit_transform(X, resume=states[3])
+    >>> np.allclose(W, W2, rtol=1e-6)
+    True
+    """
+
+    iteration: int
+    W: Any = field(repr=False)
+    H: Any = field(repr=False)
+    error: float
+    error_at_init: float
+    check_error: float
+    errors: tuple[tuple[int, float], ...] = field(default=(), repr=False)
+    converged: bool = False
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True)
 class IterationInfo:
     """What a callback sees after each iteration.
 
@@ -40,9 +105,18 @@ class IterationInfo:
     error_at_init : float
         Error of the initial factors.
     elapsed : float
-        Seconds since the loop started.
+        Seconds since the loop started (counting the run of a resumed loop before
+        it stopped).
     W, H : dask.array.Array
-        The factors after this iteration (persisted).
+        The factors after this iteration (persisted; NumPy arrays for a single-tile
+        input fitted in memory).
+    check_error : float or None
+        The stopping rule's reference after this iteration: the error at the last
+        convergence check (``error_at_init`` before the first).
+    converged : bool
+        Whether the ``tol`` rule stops the loop at this iteration.
+    errors : tuple of (int, float)
+        The error curve up to this iteration.
     """
 
     iteration: int
@@ -51,6 +125,17 @@ class IterationInfo:
     elapsed: float
     W: da.Array = field(repr=False)
     H: da.Array = field(repr=False)
+    check_error: float | None = None
+    converged: bool = False
+    errors: tuple[tuple[int, float], ...] = field(default=(), repr=False)
+
+    def state(self) -> FitState:
+        """The loop's state after this iteration, for :func:`resume`."""
+        check = self.error_at_init if self.check_error is None else self.check_error
+        return FitState(
+            self.iteration, self.W, self.H, self.error, self.error_at_init, check,
+            tuple(self.errors), self.converged, self.elapsed,
+        )  # fmt: skip
 
 
 Callback = Callable[[IterationInfo], object]
@@ -108,15 +193,77 @@ def run(
     -------
     FitResult
     """
-    start = time.perf_counter()
+    started = time.perf_counter()
     with single_threaded_blas():
         W, H = dask.persist(W, H)
-        error_at_init = error = float(dask.compute(solver.error(W, H))[0])
-        stopping = ToleranceRule(tol, check_every, error_at_init)
+        error = float(dask.compute(solver.error(W, H))[0])
+    state = FitState(0, W, H, error, error, error)
+    return _iterate(solver, state, started, max_iter, tol, check_every, callbacks)
+
+
+def resume(
+    solver: Solver,
+    state: FitState,
+    *,
+    max_iter: int,
+    tol: float,
+    check_every: int = 10,
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Continue the loop of :func:`run` from ``state``.
+
+    Runs iterations ``state.iteration + 1`` to ``max_iter`` (none if ``state``
+    converged) from ``state.W``, ``state.H``, with the stopping rule restored
+    (``error_at_init`` and the last check's error, not recomputed) and the error
+    curve continued. With the same solver, ``tol`` and ``check_every``, the result
+    equals that of the uninterrupted :func:`run` (same factors, ``n_iter``,
+    ``errors`` and ``converged``), whether or not errors were computed at every
+    iteration.
+
+    Parameters
+    ----------
+    solver : Solver
+        The update rule, bound to the same ``V`` as the loop that made ``state``.
+    state : FitState
+        Where to continue; its ``W`` and ``H`` chunked like ``V``'s rows and columns.
+    max_iter, tol, check_every, callbacks
+        As for :func:`run`; ``max_iter`` counts from the start of the original loop
+        and may not be below ``state.iteration``.
+
+    Returns
+    -------
+    FitResult
+    """
+    if state.iteration > max_iter:
+        raise ValueError(
+            f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
+        )
+    started = time.perf_counter()
+    with single_threaded_blas():
+        W, H = dask.persist(state.W, state.H)
+    state = replace(state, W=W, H=H)
+    return _iterate(solver, state, started, max_iter, tol, check_every, callbacks)
+
+
+def _iterate(
+    solver: Solver,
+    state: FitState,
+    started: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
+    callbacks: Sequence[Callback],
+) -> FitResult:
+    """The loop from ``state`` (persisted factors) to ``max_iter`` or convergence."""
+    W, H, error, n_iter = state.W, state.H, state.error, state.iteration
+    error_at_init, converged = state.error_at_init, state.converged
+    errors = list(state.errors)
+    stopping = ToleranceRule(tol, check_every, error_at_init, previous=state.check_error)
+    if converged or n_iter >= max_iter:
+        return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+    with single_threaded_blas():
         advance = _stepper(solver, W, H)
-        errors: list[tuple[int, float]] = []
-        converged, n_iter = False, 0
-        for n_iter in range(1, max_iter + 1):
+        for n_iter in range(state.iteration + 1, max_iter + 1):
             check = stopping.is_check(n_iter)
             want_error = bool(callbacks) or check or n_iter == max_iter
             W, H, err = advance(W, H, want_error)
@@ -125,11 +272,18 @@ def run(
             error = err
             errors.append((n_iter, error))
             logger.debug("iteration %d: error %.6g", n_iter, error)
-            info = IterationInfo(n_iter, error, error_at_init, time.perf_counter() - start, W, H)
-            for callback in callbacks:
-                callback(info)
-            if check and stopping.converged(error):
-                converged = True
+            # The rule decides before the callbacks see the iteration, so that the
+            # state they may keep includes the decision.
+            converged = check and stopping.converged(error)
+            if callbacks:
+                elapsed = state.elapsed + time.perf_counter() - started
+                info = IterationInfo(
+                    n_iter, error, error_at_init, elapsed, W, H,
+                    check_error=stopping.previous, converged=converged, errors=tuple(errors),
+                )  # fmt: skip
+                for callback in callbacks:
+                    callback(info)
+            if converged:
                 break
     return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
 

@@ -97,3 +97,48 @@ def test_stops_at_a_check_when_progress_is_below_tol():
     result = fit.run(solver, W, H, max_iter=1000, tol=1e-2, check_every=5)
     assert result.converged and result.n_iter % 5 == 0 and result.n_iter < 1000
     assert [i for i, _ in result.errors] == list(range(5, result.n_iter + 1, 5))
+
+
+# -- stopping and resuming -------------------------------------------------------------
+
+
+def test_resume_from_a_state_continues_the_same_loop():
+    """fit.resume from the state at iteration k equals the loop that never stopped,
+    with errors computed at every iteration (callbacks) or at checks only."""
+    _, _, _, solver, W, H = setup()
+    seen = []
+    options = dict(max_iter=400, tol=1e-3, check_every=3)
+    full = fit.run(solver, W, H, callbacks=[seen.append], **options)
+    assert full.converged and 7 < full.n_iter < 400
+    plain = fit.run(solver, W, H, **options)  # errors at checks only
+    for k in (4, 6):  # between checks, and at a check (the rule's reference moved)
+        state = seen[k - 1].state()
+        assert state.iteration == k and state.errors == tuple(full.errors[:k])
+        with_callbacks = fit.resume(solver, state, callbacks=[lambda info: None], **options)
+        quiet = fit.resume(solver, state, **options)
+        for result in (with_callbacks, quiet):
+            np.testing.assert_array_equal(result.W.compute(), full.W.compute())
+            np.testing.assert_array_equal(result.H.compute(), full.H.compute())
+            assert (result.n_iter, result.converged) == (full.n_iter, True)
+            assert result.error == full.error and result.error_at_init == full.error_at_init
+        assert with_callbacks.errors == full.errors
+        assert quiet.errors == full.errors[:k] + [e for e in plain.errors if e[0] > k]
+
+
+def test_resume_from_the_converged_iteration_runs_nothing_more():
+    _, _, _, solver, W, H = setup()
+    seen = []
+    full = fit.run(solver, W, H, max_iter=400, tol=1e-3, check_every=3, callbacks=[seen.append])
+    last = seen[-1].state()
+    assert last.converged and last.iteration == full.n_iter
+    again = fit.resume(solver, last, max_iter=400, tol=1e-3, check_every=3)
+    assert (again.n_iter, again.converged, again.errors) == (full.n_iter, True, full.errors)
+    np.testing.assert_array_equal(again.H.compute(), full.H.compute())
+
+
+def test_resume_refuses_a_state_past_max_iter():
+    _, _, _, solver, W, H = setup()
+    seen = []
+    fit.run(solver, W, H, max_iter=5, tol=0, callbacks=[seen.append])
+    with pytest.raises(ValueError, match="iteration 5 a loop of max_iter=3"):
+        fit.resume(solver, seen[-1].state(), max_iter=3, tol=0)

@@ -1,4 +1,4 @@
-"""``dasknmf run`` and ``dasknmf validate``: YAML job files on the command line.
+"""``dasknmf run``, ``submit`` and ``validate``: YAML job files on the command line.
 
 Registered on the ``dasknmf`` parser by :func:`add_job_commands`; errors are raised,
 and :func:`dasknmf.cli.main` prints them as ``dasknmf: error: ...`` with exit code 2
@@ -10,24 +10,27 @@ Examples
 
     $ dasknmf validate configs/example.yaml
     $ dasknmf run configs/example.yaml --set model.max_iter=50 --overwrite
+    $ dasknmf submit job.yaml --scheduler-file /shared/dask/scheduler.json
+    $ dasknmf resume runs/example      # after a job with checkpoint.every > 0 stopped
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import TextIO
 
 from dasknmf.fit import IterationInfo
 from dasknmf.jobs.config import JobConfig, load_config
 from dasknmf.jobs.outputs import OutputExistsError, check_output_target
-from dasknmf.jobs.runner import run_job
+from dasknmf.jobs.runner import resume_job, run_job
 
 __all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
 
 
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``run`` and ``validate`` subcommands to the ``dasknmf`` parser.
+    """Add the ``run``, ``submit`` and ``validate`` subcommands to the ``dasknmf`` parser.
 
     Examples
     --------
@@ -55,6 +58,42 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         "--quiet", action="store_true", help="print only where the outputs are (and errors)"
     )
     run.set_defaults(handler=_cmd_run)
+
+    resume = subparsers.add_parser(
+        "resume",
+        help="continue a job that stopped, from its latest checkpoint",
+        description=(
+            "Continue the job whose output directory is OUTPUT_DIR from the latest "
+            "checkpoint in its work area (written every checkpoint.every iterations): "
+            "the job as it was configured, on its input, with the same results as a run "
+            "that was never interrupted."
+        ),
+    )
+    resume.add_argument("directory", metavar="OUTPUT_DIR", help="the job's output.directory")
+    resume.add_argument(
+        "--quiet", action="store_true", help="print only where the outputs are (and errors)"
+    )
+    resume.set_defaults(handler=_cmd_resume)
+
+    submit = subparsers.add_parser(
+        "submit",
+        help="run a YAML job on a running dask cluster",
+        description=(
+            "Run a job file on an existing dask scheduler: 'run' with the file's cluster "
+            "section replaced by type 'existing' and the scheduler given here (any "
+            "--set cluster... is replaced too). The input must be readable by every worker."
+        ),
+    )
+    _add_config_arguments(submit)
+    target = submit.add_mutually_exclusive_group(required=True)
+    target.add_argument("--scheduler-file", metavar="FILE", help="the scheduler's JSON file")
+    target.add_argument("--address", metavar="ADDRESS", help="e.g. tcp://host:8786")
+    submit.add_argument("--tls-ca-file", metavar="FILE", help="CA certificate (TLS)")
+    submit.add_argument("--tls-cert", metavar="FILE", help="client certificate (TLS)")
+    submit.add_argument("--tls-key", metavar="FILE", help="client key, if not in --tls-cert")
+    submit.add_argument("--overwrite", action="store_true", help="as for run")
+    submit.add_argument("--quiet", action="store_true", help="as for run")
+    submit.set_defaults(handler=_cmd_submit)
 
     validate = subparsers.add_parser(
         "validate",
@@ -104,6 +143,54 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return _exit_ok()
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    result = resume_job(args.directory, progress=None if args.quiet else ProgressPrinter())
+    if args.quiet:
+        print(f"outputs: {result.directory}")
+    return _exit_ok()
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    args.overrides = [*args.overrides, *submit_overrides(args)]
+    return _cmd_run(args)
+
+
+def submit_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` items by which ``submit`` is ``run`` on the cluster it names.
+
+    They come after the user's own, so the file's ``cluster`` section and any
+    ``--set cluster...`` are replaced; paths and addresses are JSON strings, which
+    YAML reads back verbatim.
+
+    Examples
+    --------
+    >>> ns = argparse.Namespace(scheduler_file="s.json", address=None,
+    ...                         tls_ca_file="ca.pem", tls_cert="c.pem", tls_key=None)
+    >>> for item in submit_overrides(ns):
+    ...     print(item)
+    cluster={type: existing}
+    cluster.scheduler_file="s.json"
+    cluster.tls.ca_file="ca.pem"
+    cluster.tls.cert="c.pem"
+    """
+    items = ["cluster={type: existing}"]
+    for option, key in _SUBMIT_KEYS.items():
+        value = getattr(args, option)
+        if value is not None:
+            items.append(f"cluster.{key}={json.dumps(value)}")
+    return items
+
+
+#: ``submit``'s options and the ``cluster`` keys they set.
+_SUBMIT_KEYS = {
+    "scheduler_file": "scheduler_file",
+    "address": "address",
+    "tls_ca_file": "tls.ca_file",
+    "tls_cert": "tls.cert",
+    "tls_key": "tls.key",
+}
+
+
 def describe_job(config: JobConfig) -> str:
     """A few lines saying what a job will do (printed by ``validate``).
 
@@ -146,7 +233,7 @@ def describe_job(config: JobConfig) -> str:
     if config.report.top_features:
         report.append(f"top {config.report.top_features} features (if the input has column ids)")
     every = config.checkpoint.every
-    checkpoint = f"every {every} iterations (recorded; not written yet)" if every else "off"
+    checkpoint = f"every {every} iterations, kept if the job stops" if every else "off"
     rows = [
         ("input", source),
         ("model", ", ".join(params)),

@@ -10,6 +10,7 @@ default one, which is how :class:`dasknmf.NMF` finds it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -19,11 +20,30 @@ from typing import Any
 
 import dask
 
+from dasknmf.errors import DaskNMFError
 from dasknmf.jobs.config import ClusterConfig
 
-__all__ = ["SchedulerInfo", "connect"]
+__all__ = [
+    "SchedulerFileError",
+    "SchedulerFileNotFoundError",
+    "SchedulerInfo",
+    "SchedulerTLSError",
+    "connect",
+]
 
 logger = logging.getLogger(__name__)
+
+
+class SchedulerFileNotFoundError(DaskNMFError, FileNotFoundError):
+    """``cluster.scheduler_file`` does not exist when the job connects."""
+
+
+class SchedulerFileError(DaskNMFError, ValueError):
+    """``cluster.scheduler_file`` is not a scheduler file."""
+
+
+class SchedulerTLSError(DaskNMFError, ValueError):
+    """The scheduler requires TLS and neither the job nor dask's config gives any."""
 
 
 @dataclass(frozen=True)
@@ -111,25 +131,50 @@ def _local_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
 @contextmanager
 def _existing_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
     from distributed import Client
+    from distributed.security import Security
 
-    security = None
     if config.tls is not None:
-        from distributed.security import Security
-
         security = Security(
             tls_ca_file=config.tls.ca_file,
             tls_client_cert=config.tls.cert,
             tls_client_key=config.tls.key,
             require_encryption=True,
         )
-    if config.scheduler_file is not None:
-        client = Client(scheduler_file=config.scheduler_file, security=security)
     else:
-        client = Client(config.address, security=security)
+        security = Security()  # TLS from dask's config (distributed.comm.tls), if any
+    address = config.address or _scheduler_address(config.scheduler_file)
+    if (
+        address.startswith("tls://")
+        and security.get_connection_args("client")["ssl_context"] is None
+    ):
+        raise SchedulerTLSError(
+            f"the scheduler at {address} requires TLS: give cluster.tls (with dasknmf submit: "
+            "--tls-ca-file, --tls-cert, --tls-key), or TLS in dask's configuration."
+        )
+    client = Client(address, security=security)
     try:
         yield _describe(client, "existing", client.dashboard_link, None)
     finally:
         client.close()  # the cluster itself is not ours to stop
+
+
+def _scheduler_address(path: str | None) -> str:
+    """The address in a scheduler file (which ``distributed.Client`` would wait for, for
+    ever, when it does not exist)."""
+    assert path is not None  # validation: address or scheduler_file
+    try:
+        with open(path) as f:
+            return str(json.load(f)["address"])
+    except FileNotFoundError:
+        raise SchedulerFileNotFoundError(
+            f"cluster.scheduler_file {path!r} does not exist: start the scheduler first "
+            "(e.g. deploy/processes/start-cluster.sh) or correct the path."
+        ) from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SchedulerFileError(
+            f"cluster.scheduler_file {path!r} is not a dask scheduler file (JSON with an "
+            f"'address'): {exc!r}"
+        ) from None
 
 
 def _describe(client: Any, kind: str, link: str | None, note: str | None) -> SchedulerInfo:

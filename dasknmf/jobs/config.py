@@ -24,7 +24,7 @@ documented in ``configs/README.md``.
     output:
       directory: runs/counts-k20
     checkpoint:
-      every: 0                      # parsed and recorded; writing comes with resume
+      every: 10                     # write a checkpoint every 10 iterations (dasknmf resume)
     report:
       top_features: 10
 
@@ -200,8 +200,9 @@ class OutputConfig:
 
 @dataclass(frozen=True)
 class CheckpointConfig:
-    """``checkpoint``: ``every`` iterations (0: off). Validated and recorded; writing
-    checkpoints and resuming from them is the next step of the batch-job work."""
+    """``checkpoint``: write the fit's state every ``every`` iterations (0: off) to the
+    job's work area, from which ``dasknmf resume`` continues a job that stopped (see
+    :mod:`dasknmf.jobs.checkpoints`)."""
 
     every: int = 0
 
@@ -245,6 +246,8 @@ class JobConfig:
         data["cluster"] = {k: v for k, v in data["cluster"].items() if k in cluster_keys}
         if self.input.kind != "example":
             del data["input"]["rows"], data["input"]["cols"]
+        if self.input.kind == "store":
+            del data["input"]["chunks"]  # a store keeps its tiles
         if self.input.holdout is None:
             del data["input"]["holdout"]
         if not isinstance(self.input.holdout, float):

@@ -1,25 +1,33 @@
-"""Running a validated job: scheduler, input, fit, outputs.
+"""Running a validated job: scheduler, input, fit, checkpoints, outputs; and resuming
+a job that stopped.
 
 Wiring only: the scheduler comes from :mod:`dasknmf.jobs.cluster`, the matrix from
-:mod:`dasknmf.storage`, the factorisation from :class:`dasknmf.NMF`, the files from
-:mod:`dasknmf.jobs.outputs`; nothing here computes anything itself.
+:mod:`dasknmf.jobs.inputs`, the factorisation from :class:`dasknmf.NMF`, the files
+from :mod:`dasknmf.jobs.outputs` and :mod:`dasknmf.jobs.checkpoints`; nothing here
+computes anything itself.
 
 Order of a run, each step failing before the next costs anything:
 
-1. the output directory is checked (refused if it exists without ``overwrite``);
+1. the output directory is checked (refused if it exists without ``overwrite``), and
+   a work area left by an earlier run that did not finish is removed;
 2. the scheduler is set up (``cluster``);
 3. the input is opened: a store as it is, a matrix file ingested into a store in
-   the job's *work area* (a hidden sibling of the output directory, so that workers
-   that can read the output location can read it too), the example built in memory;
-4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress``; a
+   the job's *work area* (:mod:`dasknmf.jobs.workarea`: a hidden sibling of the
+   output directory, so that workers that can read the output location can read it
+   too), the example built in memory;
+4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress`` and
+   writing a checkpoint to the work area every ``checkpoint.every`` iterations; a
    missing-entry model is then scored (RMSE on its training entries and on the
    held-out ones, ``input.holdout``);
 5. the outputs are written atomically while the scheduler still holds ``W``;
-6. the scheduler is torn down and the work area removed.
+6. the scheduler is torn down and the work area removed. After a failure the work
+   area is kept when the job writes checkpoints.
 
-Checkpoints (``checkpoint.every``) are validated and recorded but not written yet:
-:func:`_checkpoint_callbacks` is where they will be attached to the fit, and the work
-area is where they will live, so that a killed job can resume from them.
+:func:`resume_job` continues such a job from the directory alone: the latest
+checkpoint holds the resolved job configuration, the input's fingerprint and the
+fit's :class:`~dasknmf.fit.FitState`; the job then runs steps 2 to 6 as above, with
+the input reopened (not ingested again) and the fit continued from the state, and
+ends with the outputs an uninterrupted run would have written.
 """
 
 from __future__ import annotations
@@ -28,34 +36,41 @@ import importlib.metadata
 import logging
 import os
 import platform
-import shutil
 import time
+import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
 from dasknmf import NMF
-from dasknmf.errors import InvalidParameterError
-from dasknmf.fit import IterationInfo
+from dasknmf.errors import DaskNMFError, InvalidParameterError
+from dasknmf.fit import FitState, IterationInfo
 from dasknmf.jobs import report
+from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter
 from dasknmf.jobs.cluster import SchedulerInfo, connect
-from dasknmf.jobs.config import CheckpointConfig, InputConfig, JobConfig, ModelConfig
+from dasknmf.jobs.config import JobConfig, ModelConfig
+from dasknmf.jobs.inputs import JobInput, open_input
 from dasknmf.jobs.outputs import SUMMARY_VERSION, check_output_target, write_outputs
+from dasknmf.jobs.resume import (
+    check_resume_target,
+    check_same_input,
+    find_checkpoint,
+    saved_config,
+)
+from dasknmf.jobs.workarea import WorkArea, work_area
 
-__all__ = ["JobResult", "Progress", "run_job"]
+__all__ = ["JobResult", "Progress", "resume_job", "run_job"]
 
 logger = logging.getLogger(__name__)
 
 #: Distributions whose versions are recorded in ``summary.json``.
 VERSIONED = ("dask", "distributed", "numpy", "scipy", "zarr", "scikit-learn")
-WORK_SUFFIX = ".dasknmf-work"
 
 
 class Progress(Protocol):
@@ -90,15 +105,6 @@ class JobResult:
     model: NMF = field(repr=False)
 
 
-@dataclass(frozen=True)
-class _Input:
-    X: Any  # what NMF.fit receives
-    chunks: tuple[int, int] | None  # NMF's chunks (in-memory inputs only)
-    description: dict[str, Any]
-    column_ids: list[Any] | None
-    holdout: Any = None  # held-out entries (a store path or an in-memory matrix)
-
-
 def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult:
     """Run a job: fit :class:`dasknmf.NMF` as ``config`` says and write its outputs.
 
@@ -117,6 +123,9 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
     ------
     OutputExistsError
         The output directory exists and may not be replaced; raised before any work.
+    UnfinishedRunError
+        An earlier run of the job left checkpoints (``dasknmf resume`` continues it)
+        and ``output.overwrite`` is false; raised before any work.
 
     Examples
     --------
@@ -136,7 +145,89 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
     check_output_target(out.directory, overwrite=out.overwrite)
     _check_supported(config.model)
     say = progress.event if progress is not None else logger.info
+    stale = WorkArea(out.directory)
+    if stale.exists():
+        if (stale.checkpoints / STATE).exists() and not out.overwrite:
+            # Checkpoints are the user's hours of computing: never discarded silently.
+            raise UnfinishedRunError(
+                f"{str(stale.path)!r} holds checkpoints of an earlier run of this job "
+                f"that did not finish: `dasknmf resume {out.directory}` continues it; "
+                "run with --overwrite (output.overwrite: true) to discard them and start "
+                "over."
+            )
+        say(
+            f"note: removing {stale.path}, left by an earlier run of this job that did not "
+            f"finish (`dasknmf resume {out.directory}` continues such a run instead)"
+        )
+        stale.remove()
+    job = {"run_id": uuid.uuid4().hex, "started_at": started_at}
+    return _execute(config, job, progress, started, started_at)
+
+
+class UnfinishedRunError(DaskNMFError, FileExistsError):
+    """``run`` would discard the checkpoints of an unfinished run of the same job."""
+
+
+def resume_job(
+    directory: str | os.PathLike[str], *, progress: Progress | None = None
+) -> JobResult:
+    """Continue a job that stopped (killed, failed) from its latest checkpoint.
+
+    Everything comes from the checkpoint in the work area of ``directory``: the job as
+    it was resolved (the job file is not read again), the state of the fit and the
+    fingerprint of the input. The scheduler is set up as configured, the input
+    reopened (a store as it is, an ingested file from the store kept in the work
+    area), the fit continued from the state, and the outputs written as
+    :func:`run_job` writes them; ``summary.json`` says from which iteration
+    (``resumed``). They equal those of a run that was never interrupted.
+
+    Parameters
+    ----------
+    directory : str or os.PathLike
+        The job's ``output.directory``.
+    progress : Progress, optional
+        Told of each step and each iteration.
+
+    Returns
+    -------
+    JobResult
+
+    Raises
+    ------
+    NoCheckpointError
+        No work area, or no checkpoint in it.
+    CorruptCheckpointError
+        The checkpoint is unreadable or incomplete (the message names the file).
+    OutputExistsError
+        ``directory`` holds the completed output of this job (nothing to resume), or
+        another output that the job may not replace.
+    InputChangedError
+        The input's shape, non-zeros or store uuid differ from the checkpoint's.
+    """
+    started, started_at = time.perf_counter(), _now()
+    directory = os.path.abspath(directory)
+    checkpoint = find_checkpoint(directory)
+    config = saved_config(checkpoint, directory)
+    check_resume_target(config, checkpoint)
+    _check_supported(config.model)
+    return _execute(config, checkpoint.job, progress, started, started_at, resume=checkpoint)
+
+
+def _execute(
+    config: JobConfig,
+    job: dict[str, Any],
+    progress: Progress | None,
+    started: float,
+    started_at: str,
+    *,
+    resume: Checkpoint | None = None,
+) -> JobResult:
+    """Steps 2 to 6 of a run (see the module docstring). ``job`` holds the run's id
+    and first start, recorded in checkpoints and in the summary."""
+    out = config.output
+    say = progress.event if progress is not None else logger.info
     timings: dict[str, float] = {}
+    every = config.checkpoint.every
     with ExitStack() as stack:
         t0 = time.perf_counter()
         scheduler = stack.enter_context(connect(config.cluster))
@@ -144,8 +235,10 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
         say(_describe_scheduler(scheduler))
 
         t0 = time.perf_counter()
-        work = stack.enter_context(_work_area(out.directory))
-        source = _open_input(config.input, work)
+        work = stack.enter_context(work_area(out.directory, keep_on_failure=every > 0))
+        source = open_input(config.input, work, reuse=resume is not None)
+        if resume is not None:
+            check_same_input(resume, source)
         timings["input"] = time.perf_counter() - t0
         say(_describe_input(source.description))
 
@@ -155,10 +248,28 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
         callbacks: list[Callable[[IterationInfo], object]] = [_log_iteration]
         if progress is not None:
             callbacks.append(progress.iteration)
-        callbacks += _checkpoint_callbacks(config.checkpoint, work, say)
+        writer = None
+        if every:
+            record = {
+                "run_id": job["run_id"],
+                "started_at": job["started_at"],
+                "config": config.to_dict(),
+                "config_file": _absolute_file(config.source),
+                "input": source.fingerprint,
+            }
+            written = int(job.get("checkpoints_written", 0)) if resume is not None else 0
+            writer = CheckpointWriter(
+                work.checkpoints, every, lambda n: {**record, "checkpoints_written": n},
+                written=written, say=say,
+            )  # fmt: skip
+            callbacks.append(writer)
         model = NMF(**config.model.nmf_params(), chunks=source.chunks, callbacks=callbacks)
+        state = None
+        if resume is not None:
+            state = resume.state
+            say(f"resuming from the checkpoint at iteration {state.iteration} ({resume.path})")
         t0 = time.perf_counter()
-        W, converged = _fit(model, source.X)
+        W, converged = _fit(model, source.X, state)
         timings["fit"] = time.perf_counter() - t0
         say(
             f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}, "
@@ -177,6 +288,14 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
                 model.components_, source.column_ids, config.report.top_features
             )
         summary = _summary(config, source, model, converged, scheduler, timings, started_at)
+        summary["run_id"] = job["run_id"]
+        summary["checkpoint"]["written"] = writer.written if writer is not None else 0
+        if resume is not None:
+            summary["resumed"] = {
+                "from_iteration": resume.state.iteration,
+                "checkpoint_written_at": resume.written_at,
+                "first_started_at": job["started_at"],
+            }
         if evaluation is not None:
             summary["evaluation"] = evaluation
         names = write_outputs(
@@ -196,7 +315,7 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
 
 def _summary(
     config: JobConfig,
-    source: _Input,
+    source: JobInput,
     model: NMF,
     converged: bool,
     scheduler: SchedulerInfo,
@@ -221,6 +340,7 @@ def _summary(
         },
         "scheduler": scheduler.to_dict(),
         "checkpoint": {"every": config.checkpoint.every, "written": 0},
+        "resumed": None,
         "timings": timings,
         "versions": versions(),
         "started_at": started_at,
@@ -235,7 +355,7 @@ def _check_supported(model: ModelConfig) -> None:
         )
 
 
-def _fit(model: NMF, X: Any) -> tuple[Any, bool]:
+def _fit(model: NMF, X: Any, resume: FitState | None = None) -> tuple[Any, bool]:
     """``W`` and whether the ``tol`` rule stopped the fit.
 
     NMF warns (``ConvergenceWarning``) exactly when ``tol > 0`` and ``max_iter``
@@ -244,7 +364,7 @@ def _fit(model: NMF, X: Any) -> tuple[Any, bool]:
     """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        W = model.fit_transform(X)
+        W = model.fit_transform(X, resume=resume)
     warned = False
     for w in caught:
         if issubclass(w.category, ConvergenceWarning):
@@ -255,7 +375,7 @@ def _fit(model: NMF, X: Any) -> tuple[Any, bool]:
     return W, bool(getattr(model, "converged_", converged))
 
 
-def _evaluate(model: NMF, source: _Input) -> dict[str, Any]:
+def _evaluate(model: NMF, source: JobInput) -> dict[str, Any]:
     """RMSE of a missing-entry model on its training entries and, when the job has
     them, on held-out entries."""
     result: dict[str, Any] = {
@@ -282,117 +402,6 @@ def _describe_evaluation(e: dict[str, Any]) -> str:
 
 def _log_iteration(info: IterationInfo) -> None:
     logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, info.error, info.elapsed)
-
-
-# -- input -----------------------------------------------------------------------------
-
-
-class _WorkArea:
-    """A hidden sibling of the output directory, created on first use."""
-
-    def __init__(self, directory: str) -> None:
-        target = Path(directory)
-        self.path = target.parent / f".{target.name}{WORK_SUFFIX}"
-        self.used = False
-
-    def __truediv__(self, name: str) -> Path:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.used = True
-        return self.path / name
-
-
-@contextmanager
-def _work_area(directory: str) -> Iterator[_WorkArea]:
-    work = _WorkArea(directory)
-    try:
-        yield work
-    finally:
-        # Nothing in it outlives the job yet; with checkpoints, a failed job will keep
-        # it so that the next run can resume.
-        if work.used:
-            shutil.rmtree(work.path, ignore_errors=True)
-
-
-def _open_input(config: InputConfig, work: _WorkArea) -> _Input:
-    from dasknmf.storage import ingest, ingest_triplets, matrix_info, open_matrix
-
-    kind = config.kind
-    description: dict[str, Any] = {"kind": kind, "path": config.path}
-    if kind == "example":
-        return _example_input(config, description)
-    holdout = None
-    if kind == "file" and isinstance(config.holdout, float):
-        store, options = str(work / "input.zarr"), None
-        holdout = str(work / "holdout.zarr")
-        split = ingest_triplets(
-            config.path, store, holdout=config.holdout, holdout_dst=holdout,
-            seed=config.seed, chunks=config.chunks, overwrite=True,
-        )  # fmt: skip
-        info, X = split.train, store
-        description["holdout_entries"] = split.n_holdout
-    elif kind == "file":
-        store, options = str(work / "input.zarr"), None
-        info = ingest(config.path, store, chunks=config.chunks, overwrite=True)
-        X = store
-    else:
-        store, options = config.path, config.storage_options or None
-        info = matrix_info(store, storage_options=options)
-        X = open_matrix(store, storage_options=options)
-    if isinstance(config.holdout, str):
-        holdout = config.holdout
-        held = matrix_info(holdout, storage_options=options)
-        if held.shape != info.shape:
-            raise InvalidParameterError(
-                f"input.holdout {holdout!r} has shape {held.shape}, the input "
-                f"{config.path!r} {info.shape}: held-out entries must index the same matrix."
-            )
-        description["holdout_entries"] = held.nnz
-    if holdout is not None:
-        description["holdout"] = holdout
-    description.update(
-        shape=list(info.shape),
-        nnz=int(info.nnz),
-        dtype=str(info.dtype),
-        format=info.format,
-        tile_shape=list(info.tile_shape),
-    )
-    return _Input(X, None, description, report.column_ids(store, options), holdout)
-
-
-def _example_input(config: InputConfig, description: dict[str, Any]) -> _Input:
-    """The built-in examples, made in memory: a term-document count matrix, or a
-    ratings matrix (2% of entries rated) split as ``input.holdout`` says."""
-    from dasknmf.datasets import ratings, term_document
-    from dasknmf.storage.split import split_matrix
-
-    holdout = None
-    if config.path.endswith("ratings"):
-        V, _, _ = ratings(config.rows, config.cols, int(0.02 * config.rows * config.cols), seed=0)
-        if config.holdout is not None:
-            V, holdout = split_matrix(V, config.holdout, config.seed)
-            description["holdout_entries"] = int(holdout.nnz)
-    else:
-        V = term_document(config.rows, config.cols, seed=0)
-    description.update(shape=list(V.shape), nnz=int(V.nnz), dtype=str(V.dtype))
-    return _Input(V, config.chunks, description, None, holdout)
-
-
-# -- checkpoints (next step) -----------------------------------------------------------
-
-
-def _checkpoint_callbacks(
-    config: CheckpointConfig, work: _WorkArea, say: Callable[[str], object]
-) -> list[Callable[[IterationInfo], object]]:
-    """The callbacks that write checkpoints: none yet.
-
-    The next step attaches here a callback writing ``info.W``/``info.H`` every
-    ``config.every`` iterations to ``work / "checkpoints"`` (atomically, as stores),
-    and :func:`run_job` gains a resume path that fits with ``init='custom'`` from the
-    last one and keeps the work area after a failure.
-    """
-    if config.every:
-        say(f"note: checkpoint.every={config.every} is recorded; checkpoints are not written yet")
-    return []
 
 
 # -- reporting -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import dataclasses
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import dasknmf
@@ -72,6 +73,12 @@ def test_minimal_job_gets_the_defaults_and_absolute_paths(tmp_path, matrix_file,
 
 def test_resolved_config_parses_back_to_itself(tmp_path, matrix_file):
     job = parse_config(base_job(matrix_file, tmp_path / "out", loss=1.5, alpha_H=0.2))
+    assert parse_config(job.to_dict()) == job
+    # A store input too (what `dasknmf resume` reads back from a checkpoint).
+    store = tmp_path / "V.zarr"
+    dasknmf.write_matrix(np.eye(3), store)
+    stored = {**base_job(store, tmp_path / "out"), "input": {"path": str(store)}}
+    job = parse_config(stored)
     assert parse_config(job.to_dict()) == job
 
 

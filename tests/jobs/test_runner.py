@@ -110,7 +110,8 @@ def test_summary_records_config_input_result_scheduler_timings_versions(matrix_f
         "type": "threads", "address": None, "dashboard_link": None, "workers": 1,
         "threads": 2, "note": None,
     }  # fmt: skip
-    assert summary["checkpoint"] == {"every": 5, "written": 0}
+    assert summary["checkpoint"] == {"every": 5, "written": 3}  # iterations 5, 10, 15
+    assert summary["resumed"] is None and len(summary["run_id"]) == 32
     assert set(summary["timings"]) == {"setup", "input", "fit", "write", "total"}
     assert all(t >= 0 for t in summary["timings"].values())
     assert summary["timings"]["total"] >= summary["timings"]["fit"]
