@@ -112,6 +112,14 @@ class InputConfig:
         of a store of held-out entries of the input's shape.
     seed : int
         Seed of the hold-out split (a fractional ``holdout`` only).
+    corpus : bool
+        A file to ingest is a text corpus, one document per line (a directory that
+        is not a store is one without it).
+    options : dict
+        Keyword arguments of the ingest function for the file's kind
+        (:func:`dasknmf.storage.importers.ingest_function`): ``delimiter``,
+        ``columns`` for triplets, ``layer`` for AnnData, ``min_df``, ``stop_words``
+        for corpora...
     """
 
     path: str
@@ -121,6 +129,8 @@ class InputConfig:
     cols: int | None = None
     holdout: float | str | None = None
     seed: int = 0
+    corpus: bool = False
+    options: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @property
     def kind(self) -> Literal["example", "file", "store"]:
@@ -252,6 +262,8 @@ class JobConfig:
             del data["input"]["holdout"]
         if not isinstance(self.input.holdout, float):
             del data["input"]["seed"]
+        if self.input.kind != "file":
+            del data["input"]["corpus"], data["input"]["options"]
         ordered = {"version": self.version, **{name: data[name] for name in SECTIONS}}
         return _jsonable(ordered)
 

@@ -8,12 +8,15 @@ problem is recorded on the :class:`~dasknmf.jobs.validation.Checker`.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from dasknmf.errors import DaskNMFError
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
+from dasknmf.storage.api import is_store_directory
 from dasknmf.storage.triplet_columns import triplet_suffix
 
 __all__ = [
@@ -139,6 +142,16 @@ def _holdout(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     return MISSING
 
 
+def _ingest_options(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["options"]
+    if value is None:
+        return {}
+    if isinstance(value, Mapping) and all(isinstance(k, str) for k in value):
+        return dict(value)
+    c.error(key, f"The {key!r} parameter must be a mapping of option names; got {show(value)}.")
+    return MISSING
+
+
 def _chunks(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     from dasknmf import params
 
@@ -198,6 +211,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "cols": integer(1),
         "holdout": _holdout,
         "seed": integer(0),
+        "corpus": boolean,
+        "options": _ingest_options,
     },
     "model": {
         "n_components": integer(1),
@@ -282,8 +297,12 @@ def input_kind(path: str) -> Literal["example", "file", "store"]:
         return "example"
     if path.lower().endswith(MATRIX_FILE_SUFFIXES):
         return "file"
-    if not is_url(path) and os.path.isfile(absolute(path)):
-        return "file"
+    if not is_url(path):
+        local = Path(absolute(path))
+        # A directory that is not a dasknmf store (an AnnData .zarr, a corpus of .txt
+        # files) is something to ingest.
+        if local.is_file() or (local.is_dir() and not is_store_directory(local)):
+            return "file"
     return "store"
 
 
@@ -351,6 +370,7 @@ def check_input(values: dict[str, Any], c: Checker, *, check_paths: bool) -> Non
             f"(s3://..., gs://...); input.path is {path!r}.",
         )
     _check_holdout(values, path, kind, c, check_paths=check_paths)
+    _check_ingest_options(values, path, kind, c)
     if kind != "example":
         values["path"] = absolute(path)
 
@@ -392,6 +412,58 @@ def _check_holdout(
             "input.seed",
             "'input.seed' seeds the split of input.holdout (a fraction); no fraction is given.",
         )
+
+
+#: Ingest arguments that are job keys of their own (or the job's to decide).
+_JOB_OWNED = {
+    "chunks": "input.chunks", "holdout": "input.holdout", "seed": "input.seed",
+    "holdout_dst": "input.holdout", "corpus": "input.corpus", "overwrite": None,
+    "storage_options": None,
+}  # fmt: skip
+
+
+def _check_ingest_options(values: dict[str, Any], path: str, kind: str, c: Checker) -> None:
+    """``input.corpus`` and ``input.options`` apply to files to ingest; options must be
+    keyword arguments of the ingest function for that kind of file."""
+    from dasknmf.storage.importers import ingest_function
+
+    corpus, options = values.get("corpus", False), values.get("options") or {}
+    if kind != "file":
+        for name, given in (("corpus", corpus), ("options", options)):
+            if given and given is not MISSING:
+                c.error(
+                    f"input.{name}",
+                    f"'input.{name}' applies to files to ingest; input.path {path!r} is "
+                    f"{'a built-in example' if kind == 'example' else 'a store'}.",
+                )
+        return
+    if options is MISSING or corpus is MISSING:
+        return
+    try:
+        function = ingest_function(path, corpus=bool(corpus))
+    except DaskNMFError as exc:
+        c.error("input.path", str(exc))
+        return
+    accepted = sorted(
+        p.name
+        for p in inspect.signature(function).parameters.values()
+        if p.kind is p.KEYWORD_ONLY and p.name not in _JOB_OWNED
+    )
+    for name in options:
+        if name in _JOB_OWNED:
+            instead = _JOB_OWNED[name]
+            c.error(
+                f"input.options.{name}",
+                f"'input.options.{name}' is set by the job"
+                + (f": use {instead!r}." if instead else "."),
+            )
+        elif name not in accepted:
+            c.error(
+                f"input.options.{name}",
+                f"unknown option {name!r} for {function.__name__} ({path!r}); accepted: "
+                f"{', '.join(accepted)}.",
+            )
+            c.suggest(name, accepted)
 
 
 def check_evaluation(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checker) -> None:

@@ -203,6 +203,7 @@ def ingest(
     storage_options: dict[str, Any] | None = None,
     layer: str | None = None,
     corpus: bool = False,
+    **options: Any,
 ) -> MatrixInfo:
     """Import a matrix file into a store; return the new store's :class:`MatrixInfo`.
 
@@ -233,6 +234,10 @@ def ingest(
     directory that is not a zarr store (its ``.txt`` files are the documents), or,
     with ``corpus=True``, a file of one document per line (without it a ``.txt``
     file is a triplet file). ``format`` must then be None or ``"sparse"``.
+
+    Further keyword ``options`` go to the function for the file's kind
+    (:func:`ingest_function` says which: e.g. ``delimiter=``, ``columns=`` for
+    triplets, ``min_df=``, ``stop_words=`` for corpora); other kinds take none.
 
     Raises
     ------
@@ -271,7 +276,12 @@ def ingest(
         raise InvalidParameterError(
             f"The 'format' parameter must be None or 'sparse' for {kind} input; got {format!r}."
         )
-    options = dict(chunks=chunks, dtype=dtype, overwrite=overwrite,
+    if options and kind not in ("triplets", "corpus", "anndata"):
+        raise InvalidParameterError(
+            f"{str(p)!r} is a {kind} file, which takes no ingest options; got "
+            f"{', '.join(sorted(options))}."
+        )
+    options.update(chunks=chunks, dtype=dtype, overwrite=overwrite,
                    storage_options=storage_options)  # fmt: skip
     if kind == "triplets":
         return ingest_triplets(p, dst, **options).train
@@ -285,6 +295,22 @@ def ingest(
         write_matrix(read_matrix_file(src), dst, format=format, **options)
     logger.info("ingested %s into %s", src, dst)
     return matrix_info(dst, storage_options=storage_options)
+
+
+def ingest_function(path: str | os.PathLike[str], *, corpus: bool = False):
+    """The function that ingests ``path``: :func:`~dasknmf.storage.ingest_triplets`,
+    :func:`~dasknmf.storage.ingest_corpus`, :func:`~dasknmf.storage.ingest_anndata`,
+    or :func:`ingest` itself for matrix files (its keyword-only parameters are the
+    options that kind of file takes).
+
+    Examples
+    --------
+    >>> ingest_function("ratings.csv").__name__, ingest_function("v.mtx").__name__
+    ('ingest_triplets', 'ingest')
+    """
+    kind = input_kind(path, corpus=corpus)
+    special = {"triplets": ingest_triplets, "corpus": ingest_corpus, "anndata": ingest_anndata}
+    return special.get(kind, ingest)
 
 
 # How each MatrixMarket field is held before write_matrix's dtype rule applies.

@@ -323,6 +323,13 @@ def test_model_combinations(model, text, tmp_path, matrix_file):
         ({"path": "{file}", "holdout": "{file}"}, "input.holdout", "must be a store"),
         ({"path": "{file}", "holdout": "nowhere.zarr"}, "input.holdout", "does not exist"),
         ({"path": "example:ratings", "seed": 3}, "input.seed", "no fraction is given"),
+        ({"path": "{file}", "options": {"min_df": 2}}, "input.options.min_df", "accepted:"),
+        (
+            {"path": "{file}", "options": {"chunks": [2, 2]}},
+            "input.options.chunks",
+            "input.chunks",
+        ),
+        ({"path": "example:ratings", "corpus": True}, "input.corpus", "files to ingest"),
     ],
 )
 def test_input_combinations(inp, key, text, tmp_path, matrix_file):

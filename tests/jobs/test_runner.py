@@ -390,3 +390,44 @@ def test_held_out_store_of_another_shape_is_refused(tmp_path, matrix):
     with pytest.raises(dasknmf.InvalidParameterError, match="must index the same matrix"):
         run_job(parse_config(job))
     assert not (tmp_path / "out").exists()
+
+
+# -- other files to ingest: corpora and AnnData --------------------------------------
+
+
+def test_corpus_directory_with_ingest_options_gives_vocabulary_top_features(tmp_path):
+    """A directory of .txt documents is ingested with the job's options (scikit-learn's
+    CountVectorizer semantics) and its vocabulary names the top features."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    docs = [
+        "the cat sat on the mat", "dogs and cats are pets", "the stock market fell",
+        "markets rally as stocks rise", "a cat and a dog", "investors sold stocks",
+    ] * 3  # fmt: skip
+    corpus = tmp_path / "docs"
+    corpus.mkdir()
+    for i, doc in enumerate(docs):
+        (corpus / f"{i:03d}.txt").write_text(doc)
+    job = base_job(corpus, tmp_path / "out", max_iter=20)
+    job["input"] = {"path": str(corpus), "options": {"stop_words": "english", "min_df": 2}}
+    job["report"] = {"plot": False, "top_features": 3}
+    result = run_job(parse_config(job))
+    vectorizer = CountVectorizer(stop_words="english", min_df=2)
+    X = vectorizer.fit_transform(docs)
+    assert result.summary["input"]["shape"] == list(X.shape)
+    top = json.loads((tmp_path / "out" / "top_features.json").read_text())
+    vocabulary = set(vectorizer.get_feature_names_out())
+    terms = [f["feature"] for comp in top["components"] for f in comp]
+    assert terms and set(terms) <= vocabulary
+
+
+def test_anndata_file_input(tmp_path, matrix):
+    anndata = pytest.importorskip("anndata")
+    path = tmp_path / "cells.h5ad"
+    anndata.AnnData(matrix.astype(np.float32)).write_h5ad(path)
+    result = run_job(parse_config(base_job(path, tmp_path / "out")))
+    _, model = reference_fit(matrix.astype(np.float32), tmp_path, n_components=3,
+                             max_iter=15, tol=0, random_state=0)  # fmt: skip
+    H_job = read_back(tmp_path / "out")[1]
+    assert result.summary["input"]["shape"] == list(matrix.shape)
+    np.testing.assert_allclose(H_job, model.components_, rtol=1e-5, atol=1e-7)
