@@ -26,6 +26,7 @@ import numpy as np
 from dask.base import get_scheduler, tokenize
 from dask.core import flatten
 
+from dasknmf.lineage import REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, single_threaded_blas
 from dasknmf.solvers.base import Solver
 from dasknmf.stopping import ToleranceRule
@@ -254,38 +255,82 @@ def _iterate(
     check_every: int,
     callbacks: Sequence[Callback],
 ) -> FitResult:
-    """The loop from ``state`` (persisted factors) to ``max_iter`` or convergence."""
+    """The loop from ``state`` (persisted factors) to ``max_iter`` or convergence.
+
+    On a ``distributed`` cluster the factors are re-rooted every
+    :data:`~dasknmf.lineage.REROOT_EVERY` iterations (see :mod:`dasknmf.lineage`); if
+    a worker dies with some of them, the loop goes back to the last re-root and
+    replays the iterations since, so callbacks may see those iterations again.
+    """
     W, H, error, n_iter = state.W, state.H, state.error, state.iteration
     error_at_init, converged = state.error_at_init, state.converged
     errors = list(state.errors)
     stopping = ToleranceRule(tol, check_every, error_at_init, previous=state.check_error)
     if converged or n_iter >= max_iter:
         return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+    client = active_client() if isinstance(W, da.Array) else None
     with single_threaded_blas():
+        anchor = None
+        if client is not None:
+            anchor = take_anchor(
+                n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
+            )
+            W, H = planted(client, anchor)
         advance = _stepper(solver, W, H)
-        for n_iter in range(state.iteration + 1, max_iter + 1):
-            check = stopping.is_check(n_iter)
-            want_error = bool(callbacks) or check or n_iter == max_iter
-            W, H, err = advance(W, H, want_error)
-            if not want_error:
-                continue
-            error = err
-            errors.append((n_iter, error))
-            logger.debug("iteration %d: error %.6g", n_iter, error)
-            # The rule decides before the callbacks see the iteration, so that the
-            # state they may keep includes the decision.
-            converged = check and stopping.converged(error)
-            if callbacks:
-                elapsed = state.elapsed + time.perf_counter() - started
-                info = IterationInfo(
-                    n_iter, error, error_at_init, elapsed, W, H,
-                    check_error=stopping.previous, converged=converged, errors=tuple(errors),
+        while n_iter < max_iter:
+            n_iter += 1
+            try:
+                W, H, error, converged = _one_iteration(
+                    advance, W, H, n_iter, max_iter, stopping, errors, error, error_at_init,
+                    lambda: state.elapsed + time.perf_counter() - started, callbacks,
                 )  # fmt: skip
-                for callback in callbacks:
-                    callback(info)
+                if anchor is not None and n_iter % REROOT_EVERY == 0 and not converged:
+                    anchor = take_anchor(
+                        n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
+                    )
+                    W, H = planted(client, anchor)
+            except Exception as exc:
+                if anchor is None or not is_lost_data(exc):
+                    raise
+                logger.warning(
+                    "factor blocks were lost with a worker (%s): replaying from iteration %d",
+                    exc, anchor.iteration,
+                )  # fmt: skip
+                W, H = planted(client, anchor)
+                n_iter, error = anchor.iteration, anchor.carry["error"]
+                stopping.previous = anchor.carry["check"]
+                errors = list(anchor.carry["errors"])
+                continue
             if converged:
                 break
     return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+
+
+def _one_iteration(
+    advance, W, H, n_iter: int, max_iter: int, stopping: ToleranceRule,
+    errors: list[tuple[int, float]], error: float, error_at_init: float,
+    elapsed: Callable[[], float], callbacks: Sequence[Callback],
+):  # fmt: skip
+    """Iteration ``n_iter``: the new factors, the error (unchanged when not computed),
+    and whether the ``tol`` rule stops the loop here; callbacks are called."""
+    check = stopping.is_check(n_iter)
+    want_error = bool(callbacks) or check or n_iter == max_iter
+    W, H, err = advance(W, H, want_error)
+    if not want_error:
+        return W, H, error, False
+    errors.append((n_iter, err))
+    logger.debug("iteration %d: error %.6g", n_iter, err)
+    # The rule decides before the callbacks see the iteration, so that the state
+    # they may keep includes the decision.
+    converged = check and stopping.converged(err)
+    if callbacks:
+        info = IterationInfo(
+            n_iter, err, error_at_init, elapsed(), W, H,
+            check_error=stopping.previous, converged=converged, errors=tuple(errors),
+        )  # fmt: skip
+        for callback in callbacks:
+            callback(info)
+    return W, H, err, converged
 
 
 Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, float | None]]

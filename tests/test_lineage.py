@@ -1,0 +1,99 @@
+"""Bounded scheduler state on a cluster: re-rooting the factors, and restoring them."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import numpy as np
+import pytest
+from distributed import Client, LocalCluster, futures_of
+
+import dasknmf
+from dasknmf import fit as fit_loop
+from tests.helpers import make_factors, make_matrix
+
+M, N, CHUNKS = 400, 300, (100, 150)  # a 4 × 2 grid of tiles
+TILES = 8
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+def fit(cluster, reroot_every, monkeypatch, callbacks=(), **params):
+    """A 40-iteration fit on the cluster; the scheduler's task count after each one."""
+    monkeypatch.setattr(fit_loop, "REROOT_EVERY", reroot_every)
+    X = make_matrix(M, N, density=0.2, seed=3)
+    W0, H0 = make_factors(M, N, 4, seed=5)
+    counts = []
+    with Client(cluster) as client:
+        scheduler = cluster.scheduler
+
+        def count(info):
+            counts.append(len(scheduler.tasks))
+
+        model = dasknmf.NMF(
+            4, init="custom", max_iter=40, tol=0, chunks=CHUNKS,
+            callbacks=[count, *callbacks], **params,
+        )  # fmt: skip
+        W = np.asarray(model.fit_transform(X, W=W0, H=H0))
+        client.run_on_scheduler(lambda: None)  # let releases settle
+    return W, model, counts
+
+
+@pytest.mark.parametrize("solver", ["mu", "hals"])
+def test_scheduler_state_stays_bounded(cluster, monkeypatch, solver):
+    """The scheduler holds as many tasks after 40 iterations as after 10: O(tiles),
+    one iteration's worth. Without the cut (factors planted as they are, their history
+    attached) it grows by O(tiles) every iteration."""
+    _, _, bounded = fit(cluster, 5, monkeypatch, solver=solver)
+    assert max(bounded[20:]) <= max(bounded[:10]) + TILES
+    assert max(bounded) <= 20 * TILES
+    monkeypatch.setattr(fit_loop, "planted", lambda client, anchor: (anchor.W_like, anchor.H_like))
+    _, _, growing = fit(cluster, 5, monkeypatch, solver=solver)
+    assert growing[-1] - growing[9] >= 30 * TILES  # the test can tell the difference
+
+
+def test_rerooting_does_not_change_the_result(cluster, monkeypatch):
+    W1, m1, _ = fit(cluster, 3, monkeypatch)
+    W2, m2, _ = fit(cluster, 10**6, monkeypatch)
+    np.testing.assert_array_equal(W1, W2)
+    np.testing.assert_array_equal(m1.components_, m2.components_)
+    assert m1.error_curve_ == m2.error_curve_
+
+
+def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog):
+    """A worker process holding blocks of W is killed after iteration 12: the loop
+    goes back to its last anchor (iteration 10), replays, and ends where a fit that
+    lost nothing ends."""
+    monkeypatch.setattr(fit_loop, "REROOT_EVERY", 5)
+    X = make_matrix(M, N, density=0.2, seed=3)
+    W0, H0 = make_factors(M, N, 4, seed=5)
+    params = dict(init="custom", max_iter=20, tol=0, chunks=CHUNKS)
+    reference = dasknmf.NMF(4, **params).fit(X, W=W0, H=H0)
+    seen = []
+    with LocalCluster(
+        n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, Client(cluster) as client:  # fmt: skip
+        pids = client.run(os.getpid)
+
+        def kill_a_holder_of_w(info):
+            seen.append(info.iteration)
+            if info.iteration == 12 and seen.count(12) == 1:
+                blocks = [f for f in futures_of(info.W) if f.key[0] == info.W.name]
+                holder = next(iter(client.who_has(blocks).values()))[0]
+                os.kill(pids[holder], signal.SIGKILL)
+
+        with caplog.at_level(logging.WARNING, logger="dasknmf.fit"):
+            model = dasknmf.NMF(4, callbacks=[kill_a_holder_of_w], **params)
+            model.fit(X, W=W0, H=H0)
+    assert "replaying from iteration 10" in caplog.text
+    assert seen[:12] == list(range(1, 13)) and seen[12] in (11, 12, 13)
+    np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-6)
+    assert model.n_iter_ == 20
