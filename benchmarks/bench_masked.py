@@ -70,16 +70,22 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="20,000 × 5,000, 500k ratings")
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quality-iter", type=int, default=100)
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only checks the script works"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats, args.quality_iter = 1, 10
     warnings.simplefilter("ignore", ConvergenceWarning)
 
     size = (20_000, 5_000, 500_000) if args.small else (100_000, 20_000, 5_000_000)
+    size = (2_000, 500, 20_000) if args.smoke else size
     X, _, _ = ratings(*size, seed=0)
     train, (hr, hc, hv) = split(X, 0.2, seed=1)
     k, short, long = args.k, 5, 25

@@ -61,7 +61,7 @@ def kernel_floor(X, k: int, repeats: int = 5) -> float:
     return min(samples)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="20,000 × 5,000 matrix")
     parser.add_argument("--k", type=int, default=20)
@@ -69,10 +69,16 @@ def main() -> None:
     parser.add_argument(
         "--chunks", type=int, nargs=2, metavar=("ROWS", "COLS"), help="dasknmf tile shape"
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only checks the script works"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.repeats = 1
     warnings.simplefilter("ignore", ConvergenceWarning)
 
     shape = (20_000, 5_000) if args.small else (200_000, 50_000)
+    shape = (2_000, 500) if args.smoke else shape
     X = term_document(*shape)
     short, long = 10, 40
     common = dict(n_components=args.k, init="random", random_state=0, tol=0)

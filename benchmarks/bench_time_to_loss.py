@@ -59,15 +59,21 @@ def dasknmf_curve(X, W0, H0, solver: str, n_iter: int) -> list[tuple[int, float,
     return [(i.iteration, setup + i.elapsed, i.error) for i in seen]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="20,000 × 5,000 matrix")
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--cap", type=int, default=400, help="most iterations per method")
-    args = parser.parse_args()
+    parser.add_argument(
+        "--smoke", action="store_true", help="a tiny run that only checks the script works"
+    )
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.cap = 20
     warnings.simplefilter("ignore", ConvergenceWarning)
 
-    X = term_document(*((20_000, 5_000) if args.small else (200_000, 50_000)))
+    shape = (20_000, 5_000) if args.small else (200_000, 50_000)
+    X = term_document(*((2_000, 500) if args.smoke else shape))
     W0, H0 = initial_factors(X, args.k)
     t_cd, target = sklearn_run(X, W0, H0, "cd", 100)
 
