@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from benchmarks import bench_masked, bench_mu, bench_time_to_loss
+from benchmarks import bench_masked, bench_mu, bench_tiles, bench_time_to_loss
 
 
 @pytest.mark.parametrize(
@@ -15,6 +15,7 @@ from benchmarks import bench_masked, bench_mu, bench_time_to_loss
         (bench_mu, "| implementation | s / iteration | ratio to scikit-learn |"),
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
+        (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
     ],
     ids=lambda x: getattr(x, "__name__", "").rpartition(".")[2],
 )
