@@ -34,21 +34,23 @@ from dasknmf.kernels import (
 
 
 def _observed(w: Array, h: Array, tile: Tile) -> tuple[Tile, Array, Array]:
-    """``(tile, v, wh)``: the observed values and ``W_i H_j`` at them, as flat arrays
-    in the tile's storage order (a dense tile: its non-NaN entries, row-major)."""
+    """``(where, v, wh)``: the observed values and ``W_i H_j`` at them, as flat arrays
+    in the tile's storage order, and where they sit: the tile as CSR, or the boolean
+    mask of a dense tile's non-NaN entries (row-major)."""
     if is_sparse(tile):
         tile, wh = wh_at_nonzeros(w, h, tile)
         return tile, tile.data, wh
     seen = ~np.isnan(tile)
-    return tile, tile[seen], (w @ h)[seen]
+    return seen, tile[seen], (w @ h)[seen]
 
 
-def _like_tile(tile: Tile, values: Array) -> Tile:
-    """A tile with ``tile``'s observed positions holding ``values``, zero elsewhere."""
-    if is_sparse(tile):
-        return _with_values(tile, values)
-    out = np.zeros(tile.shape, dtype=values.dtype)
-    out[~np.isnan(tile)] = values
+def _like_tile(where: Tile, values: Array) -> Tile:
+    """A tile holding ``values`` at the observed positions ``where`` (a CSR tile, or
+    a dense tile's mask), zero elsewhere."""
+    if is_sparse(where):
+        return _with_values(where, values)
+    out = np.zeros(where.shape, dtype=values.dtype)
+    out[where] = values
     return out
 
 
@@ -58,14 +60,14 @@ def observed_terms(w: Array, h: Array, tile: Tile, beta: float) -> tuple[Tile, T
     ``WH`` is floored at EPSILON for β < 2 (the powers are then negative or the
     logarithm's limit), as scikit-learn does.
     """
-    tile, v, wh = _observed(w, h, tile)
+    where, v, wh = _observed(w, h, tile)
     if beta == 2:
-        return _like_tile(tile, v.astype(wh.dtype, copy=False)), _like_tile(tile, wh)
+        return _like_tile(where, v.astype(wh.dtype, copy=False)), _like_tile(where, wh)
     np.maximum(wh, EPSILON, out=wh)
     if beta == 1:
-        return _like_tile(tile, v / wh), _like_tile(tile, np.ones_like(wh))
+        return _like_tile(where, v / wh), _like_tile(where, np.ones_like(wh))
     power = wh ** (beta - 2)
-    return _like_tile(tile, v * power), _like_tile(tile, power * wh)
+    return _like_tile(where, v * power), _like_tile(where, power * wh)
 
 
 def update_rows(

@@ -49,12 +49,12 @@ from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
 from dasknmf import NMF
-from dasknmf.errors import DaskNMFError, InvalidParameterError
+from dasknmf.errors import DaskNMFError
 from dasknmf.fit import FitState, IterationInfo
 from dasknmf.jobs import report
 from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter
 from dasknmf.jobs.cluster import SchedulerInfo, connect
-from dasknmf.jobs.config import JobConfig, ModelConfig
+from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput, open_input
 from dasknmf.jobs.outputs import SUMMARY_VERSION, check_output_target, write_outputs
 from dasknmf.jobs.resume import (
@@ -143,7 +143,6 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
     started, started_at = time.perf_counter(), _now()
     out = config.output
     check_output_target(out.directory, overwrite=out.overwrite)
-    _check_supported(config.model)
     say = progress.event if progress is not None else logger.info
     stale = WorkArea(out.directory)
     if stale.exists():
@@ -209,7 +208,6 @@ def resume_job(
     checkpoint = find_checkpoint(directory)
     config = saved_config(checkpoint, directory)
     check_resume_target(config, checkpoint)
-    _check_supported(config.model)
     return _execute(config, checkpoint.job, progress, started, started_at, resume=checkpoint)
 
 
@@ -345,14 +343,6 @@ def _summary(
         "versions": versions(),
         "started_at": started_at,
     }
-
-
-def _check_supported(model: ModelConfig) -> None:
-    if model.missing is not None and "missing" not in NMF().get_params():
-        raise InvalidParameterError(
-            f"model.missing={model.missing!r} needs a dasknmf whose NMF has the 'missing' "
-            f"parameter; dasknmf {dasknmf.__version__} has not"
-        )
 
 
 def _fit(model: NMF, X: Any, resume: FitState | None = None) -> tuple[Any, bool]:
