@@ -6,7 +6,13 @@ import re
 
 import pytest
 
-from benchmarks import bench_masked, bench_mu, bench_tiles, bench_time_to_loss
+from benchmarks import (
+    bench_masked,
+    bench_mu,
+    bench_out_of_core,
+    bench_tiles,
+    bench_time_to_loss,
+)
 
 
 @pytest.mark.parametrize(
@@ -16,6 +22,7 @@ from benchmarks import bench_masked, bench_mu, bench_tiles, bench_time_to_loss
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
+        (bench_out_of_core, "| measurement | seconds | ratio to in memory |"),
     ],
     ids=lambda x: getattr(x, "__name__", "").rpartition(".")[2],
 )

@@ -1,0 +1,181 @@
+"""Out of core on a local cluster: V several times larger than the workers' memory.
+
+A term-document matrix of ``--blocks`` × 100,000 documents (≈ 3.7M non-zeros, 28 MiB
+of CSR per block) is generated block by block and written to a store, never held
+whole. On a ``LocalCluster`` of ``--workers`` processes with ``--memory-limit`` each,
+this measures in one run:
+
+* the time to read every tile of V once (decode and checksum, no arithmetic);
+* s/iteration of ``NMF(persist=False)``: every iteration re-reads V (one pass);
+* s/iteration in memory (``persist=True``) on the first blocks of V, as many as fit
+  in a quarter of the workers' memory, scaled up by the ratio of non-zeros;
+* the peak resident memory of each worker process during the out-of-core fit
+  (sampled every 0.2 s with psutil), against its limit and V's in-memory size.
+
+Targets (issue 5): out of core ≤ 2 × in memory, and ≤ 1.5 × (read once + in memory).
+
+Run: ``python -m benchmarks.bench_out_of_core`` (``--blocks``, ``--workers``,
+``--memory-limit``, ``--dir`` for the store; ``--smoke`` for a tiny check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import threading
+import time
+import warnings
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+import scipy.sparse as sp
+from dask.utils import parse_bytes
+from distributed import Client, LocalCluster
+from sklearn.exceptions import ConvergenceWarning
+
+import dasknmf
+from dasknmf.datasets import term_document
+
+N_TERMS = 50_000
+
+
+def _block(rows: int, block_info=None) -> sp.csr_matrix:
+    """Block ``i`` of the matrix: its own documents, seeded by its index."""
+    i = block_info[None]["chunk-location"][0]
+    return term_document(rows, N_TERMS, seed=1000 + i)
+
+
+def write_store(path: str, blocks: int, rows: int) -> dasknmf.MatrixInfo:
+    lazy = da.map_blocks(
+        _block, rows, chunks=((rows,) * blocks, (N_TERMS,)), dtype=np.float32,
+        meta=sp.csr_matrix((0, 0), dtype=np.float32),
+    )  # fmt: skip
+    dasknmf.write_matrix(lazy, path, chunks=(rows, N_TERMS))
+    return dasknmf.matrix_info(path)
+
+
+def stored_entries(V: da.Array) -> da.Array:
+    """Σ nnz over the tiles of ``V`` (lazy): reading every tile and nothing else."""
+    return V.map_blocks(lambda t: np.array([[t.nnz]]), chunks=(1, 1), dtype=np.int64).sum()
+
+
+def read_once(path: str) -> float:
+    counts = stored_entries(dasknmf.open_matrix(path))
+    start = time.perf_counter()
+    counts.compute()
+    return time.perf_counter() - start
+
+
+def per_iteration(X, k: int, short: int, long: int, persist: bool) -> float:
+    times = []
+    for n in (short, long):
+        model = dasknmf.NMF(k, init="random", random_state=0, tol=0, max_iter=n, persist=persist)
+        start = time.perf_counter()
+        model.fit(X)
+        times.append(time.perf_counter() - start)
+    return (times[1] - times[0]) / (long - short)
+
+
+class PeakMemory:
+    """Samples the resident memory of each worker process while it is running."""
+
+    def __init__(self, client: Client, interval: float = 0.2) -> None:
+        self.client, self.interval = client, interval
+        self.peak: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self.client.run(lambda: psutil.Process().memory_info().rss)
+            for worker, value in rss.items():
+                self.peak[worker] = max(self.peak.get(worker, 0), value)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> PeakMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, default=160, help="blocks of documents")
+    parser.add_argument("--rows", type=int, default=100_000, help="documents per block")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--memory-limit", default="768MiB", help="per worker")
+    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--dir", help="where to write the store (default: a temp dir)")
+    parser.add_argument("--smoke", action="store_true", help="a tiny run (checks the script)")
+    args = parser.parse_args(argv)
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    if args.smoke:
+        args.blocks, args.rows, args.memory_limit = 4, 2_000, "1GiB"
+    short, long = (1, 2) if args.smoke else (2, 5)
+    limit = parse_bytes(args.memory_limit)
+
+    root = tempfile.mkdtemp(prefix="dasknmf-ooc-", dir=args.dir)
+    try:
+        path = os.path.join(root, "V.zarr")
+        start = time.perf_counter()
+        with dask.config.set(scheduler="threads"):
+            info = write_store(path, args.blocks, args.rows)
+        written = time.perf_counter() - start
+        v_bytes = info.nnz * 8 + info.shape[0] * 4
+        with LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, memory_limit=limit,
+            dashboard_address=None,
+        ) as cluster, Client(cluster) as client:  # fmt: skip
+            t_read = min(read_once(path) for _ in range(2))
+            with PeakMemory(client) as peak:
+                t_ooc = per_iteration(path, args.k, short, long, persist=False)
+            fit_blocks = max(
+                1, min(args.blocks, int(limit * args.workers / 4 // (v_bytes / args.blocks)))
+            )
+            small = dasknmf.open_matrix(path)[: fit_blocks * args.rows]
+            small_nnz = int(stored_entries(small).compute())
+            t_small = per_iteration(small, args.k, short, long, persist=True)
+            t_mem = t_small * info.nnz / small_nnz
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, python "
+        f"{platform.python_version()}, dasknmf {dasknmf.__version__}"
+    )
+    print(
+        f"V: {info.shape[0]:,} × {info.shape[1]:,}, {info.nnz:,} non-zeros, "
+        f"{v_bytes / 2**30:.2f} GiB as CSR, {info.bytes_on_disk / 2**30:.2f} GiB on disk "
+        f"(written in {written:.0f} s); k = {args.k}"
+    )
+    print(
+        f"cluster: {args.workers} worker processes × 1 thread, memory limit "
+        f"{limit / 2**30:.2f} GiB each: V is {v_bytes / (limit * args.workers):.1f}× "
+        "the workers' memory"
+    )
+    print()
+    print("| measurement | seconds | ratio to in memory |")
+    print("| --- | --- | --- |")
+    print(f"| in memory, s/iteration (first {fit_blocks} blocks, scaled by nnz) "
+          f"| {t_mem:.3f} | 1.00 |")  # fmt: skip
+    print(f"| read V once (all tiles, decode + checksum) | {t_read:.3f} | {t_read / t_mem:.2f} |")
+    print(f"| out of core, s/iteration | {t_ooc:.3f} | {t_ooc / t_mem:.2f} |")
+    print(f"| out of core / (read once + in memory) | | {t_ooc / (t_read + t_mem):.2f} |")
+    print()
+    print("| worker | peak resident memory | share of its limit | share of V |")
+    print("| --- | --- | --- | --- |")
+    for worker, rss in sorted(peak.peak.items()):
+        print(f"| {worker} | {rss / 2**20:.0f} MiB | {rss / limit:.2f} | {rss / v_bytes:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
