@@ -44,16 +44,16 @@ from dasknmf.datasets import term_document
 N_TERMS = 50_000
 
 
-def _block(rows: int, block_info=None) -> sp.csr_matrix:
+def _block(rows: int, terms_per_doc: float, block_info=None) -> sp.csr_matrix:
     """Block ``i`` of the matrix: its own documents, seeded by its index."""
     i = block_info[None]["chunk-location"][0]
-    return term_document(rows, N_TERMS, seed=1000 + i)
+    return term_document(rows, N_TERMS, mean_terms_per_doc=terms_per_doc, seed=1000 + i)
 
 
-def write_store(path: str, blocks: int, rows: int) -> dasknmf.MatrixInfo:
+def write_store(path: str, blocks: int, rows: int, terms_per_doc: float) -> dasknmf.MatrixInfo:
     lazy = da.map_blocks(
-        _block, rows, chunks=((rows,) * blocks, (N_TERMS,)), dtype=np.float32,
-        meta=sp.csr_matrix((0, 0), dtype=np.float32),
+        _block, rows, terms_per_doc, chunks=((rows,) * blocks, (N_TERMS,)),
+        dtype=np.float32, meta=sp.csr_matrix((0, 0), dtype=np.float32),
     )  # fmt: skip
     dasknmf.write_matrix(lazy, path, chunks=(rows, N_TERMS))
     return dasknmf.matrix_info(path)
@@ -108,11 +108,12 @@ class PeakMemory:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=160, help="blocks of documents")
-    parser.add_argument("--rows", type=int, default=100_000, help="documents per block")
+    parser.add_argument("--blocks", type=int, default=40, help="blocks of documents")
+    parser.add_argument("--rows", type=int, default=50_000, help="documents per block")
+    parser.add_argument("--terms-per-doc", type=float, default=300.0, help="mean, before merging")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="768MiB", help="per worker")
-    parser.add_argument("--k", type=int, default=20)
+    parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--dir", help="where to write the store (default: a temp dir)")
     parser.add_argument("--smoke", action="store_true", help="a tiny run (checks the script)")
     args = parser.parse_args(argv)
@@ -121,13 +122,22 @@ def main(argv: list[str] | None = None) -> None:
         args.blocks, args.rows, args.memory_limit = 4, 2_000, "1GiB"
     short, long = (1, 2) if args.smoke else (2, 5)
     limit = parse_bytes(args.memory_limit)
+    # The factors live in the workers' memory (persisted blocks of W, m · k values):
+    # V can be out of core, W cannot. Refuse a setup where W alone would crowd them.
+    w_bytes = args.blocks * args.rows * args.k * 4
+    if w_bytes > 0.25 * limit * args.workers:
+        raise SystemExit(
+            f"W ({w_bytes / 2**20:.0f} MiB) would take more than a quarter of the workers' "
+            f"memory ({args.workers} × {limit / 2**20:.0f} MiB): fewer --rows/--blocks, "
+            "a smaller --k, or more memory"
+        )
 
     root = tempfile.mkdtemp(prefix="dasknmf-ooc-", dir=args.dir)
     try:
         path = os.path.join(root, "V.zarr")
         start = time.perf_counter()
         with dask.config.set(scheduler="threads"):
-            info = write_store(path, args.blocks, args.rows)
+            info = write_store(path, args.blocks, args.rows, args.terms_per_doc)
         written = time.perf_counter() - start
         v_bytes = info.nnz * 8 + info.shape[0] * 4
         with LocalCluster(
