@@ -283,10 +283,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
 
         method = "custom" if resume is not None else self._resolve_init(W, H)
         seed = seed_from(self.random_state)
-        mean = stats.observed_mean if self._masked else stats.mean
         W0, H0 = initialize(
             _zero_missing(V) if self._masked else V, k, method,
-            mean=mean, seed=seed, dtype=V.dtype, W=W, H=H,
+            mean=self._scale_mean(stats), seed=seed, dtype=V.dtype, W=W, H=H,
         )  # fmt: skip
         if _runs_eagerly(V):
             V, W0, H0 = dask.compute(V, W0, H0)
@@ -336,8 +335,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         k = self.n_components_
         H = da.from_array(self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1]))
         # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
-        mean = stats.observed_mean if self._masked else stats.mean
-        start = math.sqrt(mean / k) if self._solver_name == "mu" else 0.0
+        start = math.sqrt(self._scale_mean(stats) / k) if self._solver_name == "mu" else 0.0
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
@@ -532,6 +530,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     @property
     def _masked(self) -> bool:
         return self.missing == "ignore"
+
+    def _scale_mean(self, stats: inputs.MatrixStats) -> float:
+        """The mean that scales starting factors: over observed entries when some are
+        missing, else over all ``m · n``."""
+        return stats.observed_mean if self._masked else stats.mean
 
     def _check_pairs(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
         """Validated integer index arrays for :meth:`predict`."""

@@ -26,7 +26,7 @@ import numpy as np
 from dask.base import get_scheduler, tokenize
 from dask.core import flatten
 
-from dasknmf.lineage import REROOT_EVERY, is_lost_data, planted, take_anchor
+from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, single_threaded_blas
 from dasknmf.solvers.base import Solver
 from dasknmf.stopping import ToleranceRule
@@ -270,7 +270,7 @@ def _iterate(
         return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
     client = active_client() if isinstance(W, da.Array) else None
     with single_threaded_blas():
-        anchor = None
+        anchor, replays = None, 0
         if client is not None:
             anchor = take_anchor(
                 n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
@@ -289,9 +289,11 @@ def _iterate(
                         n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
                     )
                     W, H = planted(client, anchor)
+                    replays = 0
             except Exception as exc:
-                if anchor is None or not is_lost_data(exc):
+                if anchor is None or not is_lost_data(exc) or replays >= MAX_REPLAYS:
                     raise
+                replays += 1
                 logger.warning(
                     "factor blocks were lost with a worker (%s): replaying from iteration %d",
                     exc, anchor.iteration,

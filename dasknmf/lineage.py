@@ -32,6 +32,10 @@ import numpy as np
 #: factor traffic).
 REROOT_EVERY = 25
 
+#: Restores from one anchor before the loop gives up: data lost again and again is
+#: not a worker that died once, and replaying for ever would hide it.
+MAX_REPLAYS = 3
+
 
 @dataclass(frozen=True)
 class Anchor:

@@ -97,3 +97,19 @@ def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog)
     assert seen[:12] == list(range(1, 13)) and seen[12] in (11, 12, 13)
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-6)
     assert model.n_iter_ == 20
+
+
+def test_data_lost_again_and_again_is_an_error(cluster, monkeypatch):
+    """Replays are bounded: a loss that recurs from the same anchor is raised."""
+    from concurrent.futures import CancelledError
+
+    seen = []
+
+    def always_lost(info):
+        seen.append(info.iteration)
+        if info.iteration == 3:
+            raise CancelledError("data lost with a worker (simulated)")
+
+    with pytest.raises(CancelledError, match="simulated"):
+        fit(cluster, 5, monkeypatch, callbacks=[always_lost])
+    assert seen.count(3) == fit_loop.MAX_REPLAYS + 1
