@@ -147,7 +147,7 @@ fi
 
 for pid_file in "$run_dir"/*.pid; do
     [ -e "$pid_file" ] || continue
-    case "$(ps -p "$(cat "$pid_file")" -o args= 2>/dev/null || true)" in
+    case "$(ps -ww -p "$(cat "$pid_file")" -o args= 2>/dev/null || true)" in
     *dask*)
         die "$pid_file: process $(cat "$pid_file") is running; stop that cluster first" \
             "(deploy/processes/stop-cluster.sh --run-dir $run_dir) or use another --run-dir"

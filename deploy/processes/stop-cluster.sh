@@ -38,39 +38,73 @@ done
 case "$grace" in '' | *[!0-9]*) die "--grace must be whole seconds; got '$grace'" ;; esac
 [ -d "$run_dir" ] || die "no run directory '$run_dir'"
 
-# The live processes of group $1 (its leader, a worker's nanny, and the process the
-# nanny started), provided one of them is a dask process: a PID file can outlive its
-# process. Zombies (exited, not yet reaped) count as gone.
+# The live processes that leader $1 stands for: itself, the members of its process
+# group (a worker's nanny and the process the nanny started), and the descendants of
+# any of them; printed only when one of them is a dask process, since a PID file can
+# outlive its process. Descendants count too because a process group alone is not
+# enough: a leader whose background start did not make it a group leader, or a child
+# that moved to a group of its own, must still be stopped. Zombies (exited, not yet
+# reaped) count as gone.
 group() {
-    ps -eo pid=,pgid=,stat=,args= | awk -v g="$1" '
-        $2 == g && $3 !~ /^Z/ { pids = pids " " $1; if ($0 ~ /dask|spawn_main/) ours = 1 }
-        END { if (ours) print pids }'
+    ps -ww -eo pid=,ppid=,pgid=,stat=,args= | awk -v g="$1" '
+        { pid[NR] = $1; ppid[NR] = $2; pgid[NR] = $3; stat[NR] = $4; line[NR] = $0
+          if ($1 == g || $3 == g) member[$1] = 1 }
+        END {
+            do {
+                grown = 0
+                for (i = 1; i <= NR; i++)
+                    if (!(pid[i] in member) && (ppid[i] in member)) { member[pid[i]] = 1; grown = 1 }
+            } while (grown)
+            for (i = 1; i <= NR; i++)
+                if ((pid[i] in member) && stat[i] !~ /^Z/) {
+                    pids = pids " " pid[i]
+                    if (line[i] ~ /dask|spawn_main/) ours = 1
+                }
+            if (ours) print pids
+        }'
+}
+
+# live PID...: those of PID... that are still running (zombies count as gone).
+live() {
+    [ "$#" -gt 0 ] || return 0
+    ps -o pid=,stat= -p "$(
+        IFS=,
+        echo "$*"
+    )" | awk '$2 !~ /^Z/ { print $1 }' || true # ps fails when none is left
+}
+
+# What is left of the processes stop() signalled, one line of PIDs (empty: none).
+remaining() {
+    { for pid in "${leaders[@]}"; do group "$pid"; done; live "${tracked[@]}"; } |
+        tr ' ' '\n' | awk 'NF' | sort -un | paste -sd ' ' - || true
 }
 
 # stop NAME...: SIGTERM the leaders of NAME.pid, wait up to $grace s, then SIGKILL
-# every process left in their groups.
+# every process left of theirs: what group() finds now, and what it found before the
+# SIGTERM (a worker whose nanny exited first is no longer anyone's descendant).
 stop() {
-    local name pid leaders=() names=() waited=0
+    local name pid members left leaders=() names=() tracked=() waited=0
     for name in "$@"; do
         [ -f "$run_dir/$name.pid" ] || continue
         pid=$(cat "$run_dir/$name.pid")
-        if [ -n "$(group "$pid")" ]; then
+        members=$(group "$pid")
+        if [ -n "$members" ]; then
             kill -TERM "$pid" 2>/dev/null || true # a dead leader may leave its group
             leaders+=("$pid")
             names+=("$name")
+            read -ra members <<<"$members"
+            tracked+=("${members[@]}")
         fi
     done
     [ "${#leaders[@]}" -gt 0 ] || return 0
     echo "stop-cluster: stopping ${names[*]}"
-    while [ -n "$(for pid in "${leaders[@]}"; do group "$pid"; done)" ]; do
+    while left=$(remaining); [ -n "$left" ]; do
         if [ "$waited" = $((grace * 5)) ]; then
-            echo "stop-cluster: still running after ${grace}s: SIGKILL" >&2
-            for pid in "${leaders[@]}"; do
-                # shellcheck disable=SC2046
-                kill -KILL $(group "$pid") 2>/dev/null || true
-            done
+            echo "stop-cluster: still running after ${grace}s: SIGKILL $left" >&2
+            # shellcheck disable=SC2086
+            kill -KILL $left 2>/dev/null || true
         elif [ "$waited" -gt $((grace * 5 + 50)) ]; then
-            die "processes of ${names[*]} survived SIGKILL for 10s"
+            die "processes of ${names[*]} survived SIGKILL for 10s: $left"
         fi
         sleep 0.2
         waited=$((waited + 1))

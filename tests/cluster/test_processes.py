@@ -3,6 +3,7 @@ started by ``deploy/processes/start-cluster.sh``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -12,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import yaml
 from distributed import Client
@@ -21,6 +23,7 @@ from tests.cluster.conftest import (
     PARAMS,
     REPO,
     START,
+    STOP,
     dask_command,
     start_cluster,
     stop_cluster,
@@ -150,3 +153,44 @@ def test_start_cluster_rejects_bad_options_before_starting_anything(options, mes
     assert done.returncode == 2
     assert message in done.stderr
     assert not (tmp_path / "run").exists() or not list((tmp_path / "run").iterdir())
+
+
+def test_stop_cluster_stops_a_worker_that_leads_no_process_group(tmp_path):
+    """A PID file's process that shares its caller's process group (its start did not make
+    it a group leader), with a child of its own that ignores SIGTERM: both are stopped.
+    Its command line names dask only past column 80, where ``ps`` cuts ``args`` when
+    COLUMNS says so (as under pytest in CI, whose long virtual-environment path left a
+    cluster running)."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    far = "x" * 80  # pushes the word dask past column 80 of ps's output
+    child = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(120)"
+    parent = (
+        "import subprocess, sys, time; "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}, {far!r}, 'spawn_main']); "
+        "time.sleep(120)"
+    )
+    worker = subprocess.Popen([sys.executable, "-c", parent, far, "dask-worker"])
+    children: list[psutil.Process] = []
+    try:
+        deadline = time.monotonic() + 10
+        while not (children := psutil.Process(worker.pid).children()):
+            assert time.monotonic() < deadline, "the child did not start"
+            time.sleep(0.05)
+        assert os.getpgid(worker.pid) == os.getpgid(0) != worker.pid
+        (run_dir / "worker-0.pid").write_text(f"{worker.pid}\n")
+        done = subprocess.run(
+            [str(STOP), "--run-dir", str(run_dir), "--grace", "1"],
+            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert "still running after 1s: SIGKILL" in done.stderr  # the child ignored SIGTERM
+        assert worker.wait(timeout=5) == -signal.SIGTERM
+        _, alive = psutil.wait_procs(children, timeout=5)
+        assert not alive
+        assert not list(run_dir.glob("*.pid"))
+    finally:
+        worker.kill()
+        for process in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.kill()
