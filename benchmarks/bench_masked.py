@@ -19,8 +19,6 @@ Run: ``python benchmarks/bench_masked.py`` (``--small`` for a quick look).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 import warnings
@@ -30,6 +28,7 @@ import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
+from benchmarks.common import machine
 from dasknmf.datasets import ratings
 
 EPS = np.finfo(np.float32).eps
@@ -118,11 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     rmse_plain = float(np.sqrt(np.mean((plain_pred - hv) ** 2)))
     rmse_mean = float(np.sqrt(np.mean((hv - train.data.mean()) ** 2)))
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"dasknmf {dasknmf.__version__}"
-    )
+    print(machine("numpy", "scipy"))
     print(
         f"ratings: {X.shape[0]:,} users × {X.shape[1]:,} items, {train.nnz:,} train / "
         f"{hv.size:,} held-out ratings, k = {k}"

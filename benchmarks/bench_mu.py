@@ -13,32 +13,19 @@ Run: ``python benchmarks/bench_mu.py`` (add ``--small`` for a quick look).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import statistics
 import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import sklearn
 from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 import dasknmf
+from benchmarks.common import machine, per_iteration
 from dasknmf.datasets import term_document
-
-
-def per_iteration(make, X, short: int, long: int) -> float:
-    """(time(long) - time(short)) / (long - short) for one implementation."""
-    times = []
-    for n in (short, long):
-        model = make(n)
-        start = time.perf_counter()
-        model.fit(X)
-        times.append(time.perf_counter() - start)
-    return (times[1] - times[0]) / (long - short)
 
 
 def kernel_floor(X, k: int, repeats: int = 5) -> float:
@@ -95,8 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     for _ in range(args.repeats):
         samples.append(
             (
-                per_iteration(make_sklearn, X, short, long),
-                per_iteration(make_dasknmf, X, short, long),
+                per_iteration(lambda n: make_sklearn(n).fit(X), short, long),
+                per_iteration(lambda n: make_dasknmf(n).fit(X), short, long),
             )
         )
         floors.append(kernel_floor(X, args.k))
@@ -104,11 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     t_dn = statistics.median(d for _, d in samples)
     ratio = statistics.median(d / s for s, d in samples)
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, dasknmf {dasknmf.__version__}"
-    )
+    print(machine("numpy", "scipy", "scikit-learn"))
     print(
         f"matrix: {X.shape[0]:,} × {X.shape[1]:,} CSR float32, {X.nnz:,} non-zeros, k = {args.k}"
     )

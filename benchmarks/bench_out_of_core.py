@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import tempfile
 import threading
@@ -39,6 +38,7 @@ from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
+from benchmarks.common import machine, per_iteration
 from dasknmf.datasets import term_document
 
 N_TERMS = 50_000
@@ -71,14 +71,14 @@ def read_once(path: str) -> float:
     return time.perf_counter() - start
 
 
-def per_iteration(X, k: int, short: int, long: int, persist: bool) -> float:
-    times = []
-    for n in (short, long):
+def fit_seconds(X, k: int, short: int, long: int, persist: bool) -> float:
+    """Seconds per iteration of ``NMF(k, persist=persist)`` on ``X``."""
+
+    def fit(n: int) -> None:
         model = dasknmf.NMF(k, init="random", random_state=0, tol=0, max_iter=n, persist=persist)
-        start = time.perf_counter()
         model.fit(X)
-        times.append(time.perf_counter() - start)
-    return (times[1] - times[0]) / (long - short)
+
+    return per_iteration(fit, short, long)
 
 
 class PeakMemory:
@@ -146,22 +146,18 @@ def main(argv: list[str] | None = None) -> None:
         ) as cluster, Client(cluster) as client:  # fmt: skip
             t_read = min(read_once(path) for _ in range(2))
             with PeakMemory(client) as peak:
-                t_ooc = per_iteration(path, args.k, short, long, persist=False)
+                t_ooc = fit_seconds(path, args.k, short, long, persist=False)
             fit_blocks = max(
                 1, min(args.blocks, int(limit * args.workers / 4 // (v_bytes / args.blocks)))
             )
             small = dasknmf.open_matrix(path)[: fit_blocks * args.rows]
             small_nnz = int(stored_entries(small).compute())
-            t_small = per_iteration(small, args.k, short, long, persist=True)
+            t_small = fit_seconds(small, args.k, short, long, persist=True)
             t_mem = t_small * info.nnz / small_nnz
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"{psutil.virtual_memory().total / 2**30:.0f} GiB RAM, python "
-        f"{platform.python_version()}, dasknmf {dasknmf.__version__}"
-    )
+    print(machine("numpy", "scipy", "dask", "distributed", "zarr"))
     print(
         f"V: {info.shape[0]:,} × {info.shape[1]:,}, {info.nnz:,} non-zeros, "
         f"{v_bytes / 2**30:.2f} GiB as CSR, {info.bytes_on_disk / 2**30:.2f} GiB on disk "

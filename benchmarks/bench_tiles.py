@@ -13,32 +13,29 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import statistics
 import tempfile
-import time
 import warnings
 
-import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
+from benchmarks.common import machine, per_iteration
 from dasknmf.datasets import term_document
 from dasknmf.storage.chunking import default_chunks
 from dasknmf.storage.reader import clear_cache
 
 
 def seconds_per_iteration(path: str, k: int, short: int, long: int) -> float:
-    """(time(long) − time(short)) / (long − short) for a fit from ``path``."""
-    times = []
-    for n in (short, long):
+    """Seconds per out-of-core iteration of a fit from ``path``, tile cache emptied."""
+
+    def fit(n: int) -> None:
         clear_cache()
         model = dasknmf.NMF(k, init="random", random_state=0, tol=0, max_iter=n, persist=False)
-        start = time.perf_counter()
         model.fit(path)
-        times.append(time.perf_counter() - start)
-    return (times[1] - times[0]) / (long - short)
+
+    return per_iteration(fit, short, long)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -75,11 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         shutil.rmtree(root, ignore_errors=True)
 
     reference = statistics.median(samples[default[0]])
-    print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"dasknmf {dasknmf.__version__}"
-    )
+    print(machine("numpy", "scipy", "zarr"))
     print(
         f"matrix: {X.shape[0]:,} × {X.shape[1]:,} CSR float32, {X.nnz:,} non-zeros, "
         f"k = {args.k}; out of core (persist=False), threaded scheduler"

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import platform
 import time
 import warnings
 
 import numpy as np
-import sklearn
 from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
+from benchmarks.common import machine
 from dasknmf.datasets import term_document
 
 
@@ -89,10 +87,7 @@ def main(argv: list[str] | None = None) -> None:
     reached = "" if err_mu <= target else "> "
     rows.insert(1, ("scikit-learn NMF(solver='mu')", f"{reached}{args.cap}", t_mu))
 
-    print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, numpy {np.__version__}, "
-        f"scikit-learn {sklearn.__version__}, dasknmf {dasknmf.__version__}"
-    )
+    print(machine("numpy", "scipy", "scikit-learn"))
     print(
         f"matrix: {X.shape[0]:,} × {X.shape[1]:,} CSR float32, {X.nnz:,} non-zeros, "
         f"k = {args.k}; target error {target:.6g} (scikit-learn cd, 100 iterations)"
