@@ -10,6 +10,7 @@ from benchmarks import (
     bench_masked,
     bench_mu,
     bench_out_of_core,
+    bench_scaling,
     bench_tiles,
     bench_time_to_loss,
 )
@@ -23,6 +24,7 @@ from benchmarks import (
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
         (bench_out_of_core, "| measurement | seconds | ratio to in memory |"),
+        (bench_scaling, "| f | (m + n) · k · 4 | transferred / iteration | ratio |"),
     ],
     ids=lambda x: getattr(x, "__name__", "").rpartition(".")[2],
 )
