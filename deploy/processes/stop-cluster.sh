@@ -38,6 +38,9 @@ done
 case "$grace" in '' | *[!0-9]*) die "--grace must be whole seconds; got '$grace'" ;; esac
 [ -d "$run_dir" ] || die "no run directory '$run_dir'"
 
+# What marks a process as one of ours: the dask command, or the process a nanny spawned.
+OURS='dask|spawn_main'
+
 # The live processes that leader $1 stands for: itself, the members of its process
 # group (a worker's nanny and the process the nanny started), and the descendants of
 # any of them; printed only when one of them is a dask process, since a PID file can
@@ -46,7 +49,7 @@ case "$grace" in '' | *[!0-9]*) die "--grace must be whole seconds; got '$grace'
 # that moved to a group of its own, must still be stopped. Zombies (exited, not yet
 # reaped) count as gone.
 group() {
-    ps -ww -eo pid=,ppid=,pgid=,stat=,args= | awk -v g="$1" '
+    ps -ww -eo pid=,ppid=,pgid=,stat=,args= | awk -v g="$1" -v ours="$OURS" '
         { pid[NR] = $1; ppid[NR] = $2; pgid[NR] = $3; stat[NR] = $4; line[NR] = $0
           if ($1 == g || $3 == g) member[$1] = 1 }
         END {
@@ -58,19 +61,20 @@ group() {
             for (i = 1; i <= NR; i++)
                 if ((pid[i] in member) && stat[i] !~ /^Z/) {
                     pids = pids " " pid[i]
-                    if (line[i] ~ /dask|spawn_main/) ours = 1
+                    if (line[i] ~ ours) found = 1
                 }
-            if (ours) print pids
+            if (found) print pids
         }'
 }
 
-# live PID...: those of PID... that are still running (zombies count as gone).
+# live PID...: those of PID... still running a dask process (zombies count as gone,
+# and so does a PID the system has given to another program since).
 live() {
     [ "$#" -gt 0 ] || return 0
-    ps -o pid=,stat= -p "$(
+    ps -ww -o pid=,stat=,args= -p "$(
         IFS=,
         echo "$*"
-    )" | awk '$2 !~ /^Z/ { print $1 }' || true # ps fails when none is left
+    )" | awk -v ours="$OURS" '$2 !~ /^Z/ && $0 ~ ours { print $1 }' || true # ps fails when none is left
 }
 
 # What is left of the processes stop() signalled, one line of PIDs (empty: none).
