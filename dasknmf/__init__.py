@@ -19,6 +19,7 @@ from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import (
     CorruptStoreError,
     DaskNMFError,
+    DeviceUnavailableError,
     InputFileNotFoundError,
     InvalidInputError,
     InvalidParameterError,
@@ -52,6 +53,7 @@ __all__ = [
     "CorpusIngest",
     "CorruptStoreError",
     "DaskNMFError",
+    "DeviceUnavailableError",
     "FitState",
     "InputFileNotFoundError",
     "InvalidInputError",

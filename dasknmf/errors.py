@@ -47,6 +47,10 @@ class InputFileNotFoundError(DaskNMFError, FileNotFoundError):
     """An input file to import (MatrixMarket, .npz, .npy ...) does not exist."""
 
 
+class DeviceUnavailableError(DaskNMFError, RuntimeError):
+    """The requested device cannot be used here (CuPy missing, no GPU seen)."""
+
+
 def warn_user(message: str, category: type[Warning]) -> None:
     """``warnings.warn`` pointing at the first caller outside dasknmf and scikit-learn.
 

@@ -16,8 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
+from dasknmf import devices, inputs, products
 from dasknmf import fit as fit_loop
-from dasknmf import inputs, products
 from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.init import INIT_METHODS, initialize
@@ -59,11 +59,20 @@ def _zero_missing(V: da.Array) -> da.Array:
     return V.map_blocks(lambda t: np.where(np.isnan(t), 0, t), dtype=V.dtype)
 
 
-def _like_input(X, W):
-    """``W`` as a dask array for lazy inputs (dask arrays, store paths), else NumPy."""
-    if _is_lazy(X):
-        return W if isinstance(W, da.Array) else da.from_array(W)
-    return np.asarray(W)
+def _result(W, *, lazy: bool, device: str, output: str):
+    """A result factor as the user gets it: a (persisted) dask array for lazy inputs
+    (dask arrays, store paths), else in memory; NumPy blocks unless ``output='cupy'``."""
+    if device != "cpu":
+        W = devices.to_host(W)
+    if lazy:
+        W = W if isinstance(W, da.Array) else da.from_array(W)
+        if output == "cupy":
+            W = devices.to_device(W, "cuda")
+        if device != "cpu" or output == "cupy":
+            (W,) = dask.persist(W)
+        return W
+    W = np.asarray(W)
+    return W if output == "numpy" else devices.to_device(W, "cuda")
 
 
 class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
@@ -135,6 +144,19 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         ``fit(X, resume=state)``.
     verbose : int, default=0
         If positive, print one progress line per iteration to standard output.
+    device : {'cpu', 'cuda'}, default='cpu'
+        Where the iterations run. ``'cuda'``: ``X``'s tiles and the factors are moved to
+        the GPU (CuPy arrays, cupyx CSR matrices) inside the dask graph and the same
+        kernels run there; a tile read from a store is copied to the GPU of the worker
+        that reads it, on every pass when ``X`` is not persisted (out of core: ``X`` may
+        be larger than GPU memory). One GPU with dask's default scheduler, or one per
+        worker on a ``distributed`` cluster of GPU workers (dask-cuda's
+        ``LocalCUDACluster``). Needs ``pip install 'dasknmf[gpu]'``; with
+        ``persist='auto'`` the budget is the GPUs' free memory. Callbacks see factors
+        on the GPU; the statistics and the initialisation are computed on the host.
+    output : {'numpy', 'cupy'}, default='numpy'
+        Array type of the results (:attr:`components_`, the ``W`` returned by
+        :meth:`fit_transform` and :meth:`transform`, the blocks of a dask result).
 
     Attributes
     ----------
@@ -190,6 +212,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         persist="auto",
         callbacks=None,
         verbose=0,
+        device="cpu",
+        output="numpy",
     ):
         self.n_components = n_components
         self.init = init
@@ -207,6 +231,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         self.persist = persist
         self.callbacks = callbacks
         self.verbose = verbose
+        self.device = device
+        self.output = output
 
     # -- scikit-learn protocol ---------------------------------------------------------
 
@@ -271,6 +297,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             ``X``'s rows when ``X`` is a dask array or a store path.
         """
         self._check_params()
+        self._check_device()
         # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
         W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
         V = self._as_tiled(X, reset=True)
@@ -289,6 +316,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         )  # fmt: skip
         if _runs_eagerly(V):
             V, W0, H0 = dask.compute(V, W0, H0)
+        V, W0, H0 = self._on_device(V, W0, H0, persist=self.persisted_)
         callbacks = list(self.callbacks or [])
         if self.verbose:
             callbacks.append(PrintProgress())
@@ -307,13 +335,14 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "improve convergence.",
                 ConvergenceWarning,
             )
-        self.components_ = np.ascontiguousarray(result.H)
+        H = np.ascontiguousarray(_result(result.H, lazy=False, device=self.device, output="numpy"))
+        self.components_ = H if self.output == "numpy" else devices.to_device(H, "cuda")
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.reconstruction_err_ = result.error
         self.error_curve_ = result.errors
         self.n_observed_ = stats.n_observed if self._masked else m * n
-        self.W_ = _like_input(X, result.W)
+        self.W_ = _result(result.W, lazy=_is_lazy(X), device=self.device, output=self.output)
         return self.W_
 
     @blas_guarded
@@ -330,15 +359,18 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             rows for a dask array or store path.
         """
         check_is_fitted(self)
+        self._check_device()
         V = self._as_tiled(X, reset=False)
         stats = self._checked_stats(V)
         k = self.n_components_
-        H = da.from_array(self.components_.astype(V.dtype, copy=False), chunks=((k,), V.chunks[1]))
+        H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
+        H = da.from_array(H, chunks=((k,), V.chunks[1]))
         # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
         start = math.sqrt(self._scale_mean(stats) / k) if self._solver_name == "mu" else 0.0
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
+        V, W0, H = self._on_device(V, W0, H, persist=False)
         options = dict(
             max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
             penalty=self._penalty("W", *V.shape),
@@ -352,7 +384,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         else:
             W = transform_w(V, H, W0, rule=RULES[self._solver_name], **options)
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
-        return _like_input(X, W)
+        return _result(W, lazy=_is_lazy(X), device=self.device, output=self.output)
 
     @available_if(lambda self: self._masked)
     def predict(self, rows, cols=None):
@@ -386,9 +418,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 )
             rows, cols = pairs[:, 0], pairs[:, 1]
         rows, cols = self._check_pairs(rows, cols)
-        W = self.W_
+        W = devices.to_host(self.W_)
         w_rows = W[rows].compute() if isinstance(W, da.Array) else W[rows]
-        return predict_pairs(np.asarray(w_rows), self.components_[:, cols])
+        H = devices.block_to_host(self.components_)
+        return predict_pairs(np.asarray(w_rows), H[:, cols])
 
     @available_if(lambda self: self._masked)
     @blas_guarded
@@ -430,7 +463,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"X has {V.shape[0]} rows, but NMF was fitted on {self.W_.shape[0]}: rmse "
                 "needs entries of the training matrix's shape."
             )
-        W, H = self.W_, self.components_.astype(V.dtype, copy=False)
+        W = devices.to_host(self.W_)
+        H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
         if products.is_lazy(V) and V.numblocks != (1, 1):
             W = W.rechunk((V.chunks[0], -1)) if isinstance(W, da.Array) else (
                 da.from_array(W, chunks=(V.chunks[0], -1))
@@ -466,10 +500,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 f"X has shape {X.shape}, but NMF has {k} components: inverse_transform "
                 f"expects W of shape (n_samples, {k})."
             )
+        components = devices.block_to_host(self.components_)
         if isinstance(X, da.Array):
-            H = da.from_array(self.components_)
-            return products.times_small(X.rechunk({1: -1}), H)
-        return X @ self.components_.astype(X.dtype, copy=False)
+            return products.times_small(X.rechunk({1: -1}), da.from_array(components))
+        return X @ components.astype(X.dtype, copy=False)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -506,6 +540,17 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
+        check_option("device", self.device, devices.DEVICES)
+        check_option("output", self.output, devices.OUTPUTS)
+
+    def _check_device(self) -> None:
+        """Raise unless :attr:`device` can be used by the scheduler in use."""
+        check_option("device", self.device, devices.DEVICES)
+        check_option("output", self.output, devices.OUTPUTS)
+        if self.device == "cuda":
+            devices.require_gpu(active_client())
+        elif self.output == "cupy":
+            devices.require_gpu(None)  # the results are moved to this process's GPU
 
     def _solver(self, V: da.Array, stats: inputs.MatrixStats, m: int, n: int):
         penalties = dict(penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n))
@@ -586,13 +631,25 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                     f"{self.n_features_in_} features as input."
                 )
             return V
+        # A CuPy input is checked and tiled like any other, on the host: the checks and
+        # the tiling are NumPy/SciPy code, and the tiles go back to the GPU afterwards.
+        X = devices.block_to_host(X)
         # dtype="numeric": keep what NumPy infers (a list of floats is float64, which
         # is preserved); as_tiled then casts everything but float64 to float32.
         X = validate_data(
             self, X, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
             ensure_all_finite=False, reset=reset,
         )  # fmt: skip
-        return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
+        if self.device == "cpu":
+            return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
+        # A GPU gains nothing from splitting a tile among threads; one tile per worker
+        # (per GPU) up to GPU_SINGLE_TILE_BYTES runs the fewest, largest kernels.
+        client = active_client()
+        gpus = 1 if client is None else len(client.nthreads())
+        return inputs.as_tiled(
+            X, chunks=self.chunks, threads=gpus,
+            single_tile_bytes=devices.GPU_SINGLE_TILE_BYTES if gpus == 1 else 0,
+        )  # fmt: skip
 
     def _checked_stats(self, V: da.Array) -> inputs.MatrixStats:
         inputs.check_shape(V.shape)
@@ -672,10 +729,24 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return self.init or ("random" if self._masked else "nndsvda")
 
+    def _on_device(self, V, W, H, *, persist: bool):
+        """``V``, ``W`` and ``H`` on :attr:`device` (``V`` persisted there if asked)."""
+        if self.device == "cpu":
+            return V, W, H
+        V, W, H = (devices.to_device(X, self.device) for X in (V, W, H))
+        if persist and isinstance(V, da.Array):
+            (V,) = dask.persist(V)
+        return V, W, H
+
     def _maybe_persist(self, V: da.Array, stats: inputs.MatrixStats) -> da.Array:
+        """``V``, persisted on the host when the fit keeps it in memory on the CPU;
+        :attr:`persisted_` says whether it is kept in memory (on the GPU, by
+        :meth:`_on_device`, for ``device='cuda'``)."""
         if self.persist == "auto":
             needed = inputs.in_memory_bytes(V, stats)
-            budget = PERSIST_FRACTION * available_memory()
+            on_gpu = self.device == "cuda"
+            memory = devices.device_memory(active_client()) if on_gpu else available_memory()
+            budget = PERSIST_FRACTION * memory
             persist = needed < budget
             logger.info(
                 "V needs %.3g GB in memory, budget %.3g GB: %s",
@@ -684,6 +755,6 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         else:
             persist = self.persist
         self.persisted_ = bool(persist)
-        if persist:
+        if persist and self.device == "cpu":
             (V,) = dask.persist(V)
         return V

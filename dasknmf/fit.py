@@ -26,6 +26,7 @@ import numpy as np
 from dask.base import get_scheduler, tokenize
 from dask.core import flatten
 
+from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, single_threaded_blas
 from dasknmf.solvers.base import Solver
@@ -110,7 +111,7 @@ class IterationInfo:
         it stopped).
     W, H : dask.array.Array
         The factors after this iteration (persisted; NumPy arrays for a single-tile
-        input fitted in memory).
+        input fitted in memory). With ``device='cuda'`` their blocks are CuPy arrays.
     check_error : float or None
         The stopping rule's reference after this iteration: the error at the last
         convergence check (``error_at_init`` before the first).
@@ -131,10 +132,15 @@ class IterationInfo:
     errors: tuple[tuple[int, float], ...] = field(default=(), repr=False)
 
     def state(self) -> FitState:
-        """The loop's state after this iteration, for :func:`resume`."""
+        """The loop's state after this iteration, for :func:`resume`.
+
+        Its factors are on the host (NumPy blocks) even when the fit runs on a GPU, so
+        that a state can be written to files or continued on another device.
+        """
         check = self.error_at_init if self.check_error is None else self.check_error
         return FitState(
-            self.iteration, self.W, self.H, self.error, self.error_at_init, check,
+            self.iteration, to_host(self.W), to_host(self.H), self.error, self.error_at_init,
+            check,
             tuple(self.errors), self.converged, self.elapsed,
         )  # fmt: skip
 

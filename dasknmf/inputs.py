@@ -34,12 +34,18 @@ def working_dtype(dtype: np.dtype) -> np.dtype:
     return np.dtype(np.float64) if np.dtype(dtype) == np.float64 else np.dtype(np.float32)
 
 
-def auto_chunks(shape: tuple[int, int], *, nbytes: int, threads: int) -> tuple[int, int]:
-    """Tile shape for an in-memory input: one tile below :data:`SINGLE_TILE_BYTES`,
+def auto_chunks(
+    shape: tuple[int, int],
+    *,
+    nbytes: int,
+    threads: int,
+    single_tile_bytes: int = SINGLE_TILE_BYTES,
+) -> tuple[int, int]:
+    """Tile shape for an in-memory input: one tile below ``single_tile_bytes``,
     else at least one row block per thread (row-block products run in parallel),
     about :data:`TILE_BYTES` per tile, and full width up to :data:`MAX_TILE_COLS`."""
     m, n = shape
-    if nbytes < SINGLE_TILE_BYTES and n <= MAX_TILE_COLS:
+    if nbytes < single_tile_bytes and n <= MAX_TILE_COLS:
         return max(m, 1), max(n, 1)
     col_blocks = max(1, math.ceil(n / MAX_TILE_COLS))
     row_blocks = max(threads, math.ceil(nbytes / col_blocks / TILE_BYTES))
@@ -53,13 +59,15 @@ def _nbytes(X) -> int:
     return int(np.asarray(X).nbytes) if not isinstance(X, da.Array) else int(X.nbytes)
 
 
-def as_tiled(X, *, chunks: tuple[int, int] | None, threads: int) -> da.Array:
+def as_tiled(
+    X, *, chunks: tuple[int, int] | None, threads: int, single_tile_bytes: int = SINGLE_TILE_BYTES
+) -> da.Array:
     """A 2-D dask array of tiles for ``X`` in its working dtype (float32 or float64).
 
     ``X`` may be a path (opened with :func:`dasknmf.open_matrix`, nothing read), a
     dask array (rechunked only if ``chunks`` is given), or an in-memory NumPy array or
-    SciPy sparse matrix (tiled with ``chunks`` or :func:`auto_chunks`; sparse tiles
-    are CSR).
+    SciPy sparse matrix (tiled with ``chunks`` or :func:`auto_chunks`, given
+    ``threads`` and ``single_tile_bytes``; sparse tiles are CSR).
     """
     if isinstance(X, (str, os.PathLike)):
         from dasknmf.storage import open_matrix
@@ -74,7 +82,9 @@ def as_tiled(X, *, chunks: tuple[int, int] | None, threads: int) -> da.Array:
         if X.ndim != 2:
             raise InvalidInputError(f"Expected a 2-D matrix, got an array of shape {X.shape}.")
         if chunks is None:
-            chunks = auto_chunks(X.shape, nbytes=_nbytes(X), threads=threads)
+            chunks = auto_chunks(
+                X.shape, nbytes=_nbytes(X), threads=threads, single_tile_bytes=single_tile_bytes
+            )
         V = da.from_array(X, chunks=chunks, asarray=False)
     dtype = working_dtype(V.dtype)
     return V if V.dtype == dtype else V.astype(dtype)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from dasknmf.devices import array_module, block_to_host
 from dasknmf.jit import sddmm_csr
 
 #: Replaces exact zeros in multiplicative-update denominators (scikit-learn's choice:
@@ -85,7 +86,7 @@ def mu_step(
         denominator += penalty.l2 * x
     if not denominator.all():  # a cheap reduction; the masked write is rarely needed
         denominator[denominator == 0] = EPSILON
-    out = np.divide(numerator, denominator, out=denominator)
+    out = array_module(denominator).divide(numerator, denominator, out=denominator)
     out *= x
     return out
 
@@ -111,15 +112,19 @@ def hals_rule(x: Array, xht: Array, g: Array, penalty: Penalty = NO_PENALTY) -> 
     ``l2`` to the diagonal of ``g`` and subtracts ``l1`` from ``xht``. Columns are
     updated in a Fortran-ordered copy, where each is contiguous.
     """
-    g = g + penalty.l2 * np.eye(g.shape[0], dtype=g.dtype) if penalty.l2 else g
+    xp = array_module(x, g)
+    g = g + penalty.l2 * xp.eye(g.shape[0], dtype=g.dtype) if penalty.l2 else g
     xht = xht - penalty.l1 if penalty.l1 else xht
-    x = np.array(x, order="F")
+    x = xp.array(x, order="F")
+    # The diagonal on the host: on a GPU, testing each entry there would wait for the
+    # device once per column.
+    hessians = np.asarray(block_to_host(g.diagonal()))
     for t in range(x.shape[1]):
-        hess = g[t, t]
+        hess = hessians[t]
         if hess != 0:
             grad = x @ g[:, t] - xht[:, t]
-            np.maximum(x[:, t] - grad / hess, 0.0, out=x[:, t])
-    return np.ascontiguousarray(x)
+            xp.maximum(x[:, t] - grad / hess, 0.0, out=x[:, t])
+    return xp.ascontiguousarray(x)
 
 
 def update_rows(
@@ -190,7 +195,7 @@ def wh_at_nonzeros(w: Array, h: Array, tile: Tile) -> tuple[Tile, Array]:
     if not is_sparse(tile):
         return tile, w @ h
     tile = tile.tocsr()
-    if isinstance(w, np.ndarray) and isinstance(h, np.ndarray):
+    if array_module(w, h, tile) is np:
         return tile, sddmm_csr(tile.indptr, tile.indices, w, h)
     return tile, sampled_product(w, h, tile)
 
@@ -199,17 +204,21 @@ def sampled_product(w: Array, h: Array, tile: Tile) -> Array:
     """``W_i H_j`` at a CSR tile's stored entries with array operations only (any
     array module): one column of ``W`` and one row of ``H`` gathered at a time, k
     passes over contiguous vectors with O(nnz) scratch."""
-    rows = np.repeat(np.arange(tile.shape[0], dtype=tile.indices.dtype), np.diff(tile.indptr))
+    xp = array_module(w, h, tile)
+    # Row of each stored entry: CuPy's repeat takes no array of counts, searchsorted
+    # works in both modules.
+    positions = xp.arange(tile.nnz, dtype=tile.indptr.dtype)
+    rows = xp.searchsorted(tile.indptr, positions, side="right") - 1
     cols = tile.indices
-    dtype = np.result_type(w, h)
+    dtype = xp.result_type(w, h)
     wt = w.T.astype(dtype, order="C")  # one contiguous row per component
     h = h.astype(dtype, copy=False)
-    out = np.take(wt[0], rows)
-    out *= np.take(h[0], cols)
-    w_a, h_a = np.empty_like(out), np.empty_like(out)
+    out = xp.take(wt[0], rows)
+    out *= xp.take(h[0], cols)
+    w_a, h_a = xp.empty_like(out), xp.empty_like(out)
     for a in range(1, w.shape[1]):
-        np.take(wt[a], rows, out=w_a)
-        np.take(h[a], cols, out=h_a)
+        xp.take(wt[a], rows, out=w_a)
+        xp.take(h[a], cols, out=h_a)
         w_a *= h_a
         out += w_a
     return out
@@ -223,20 +232,22 @@ def _with_values(tile: Tile, values: Array) -> Tile:
 def kl_ratio(w: Array, h: Array, tile: Tile) -> Tile:
     """``V_ij / W_i H_j`` where ``V_ij ≠ 0`` (zero elsewhere), as a tile like ``V_ij``."""
     v, wh = wh_at_nonzeros(w, h, tile)
-    np.maximum(wh, EPSILON, out=wh)
+    xp = array_module(wh)
+    xp.maximum(wh, EPSILON, out=wh)
     if not is_sparse(v):
-        return np.divide(v, wh, out=wh)
+        return xp.divide(v, wh, out=wh)
     return _with_values(v, v.data / wh)
 
 
 def kl_divergence_terms(w: Array, h: Array, tile: Tile) -> np.ndarray:
     """``Σ V log(V / WH)`` over one tile's entries ``V > EPSILON`` (float64, 1 × 1)."""
     v, wh = wh_at_nonzeros(w, h, tile)
-    values = np.asarray(v.data if is_sparse(v) else v).ravel()
-    wh = np.asarray(wh).ravel()
+    xp = array_module(wh)
+    values = xp.asarray(v.data if is_sparse(v) else v).ravel()
+    wh = xp.asarray(wh).ravel()
     keep = values > EPSILON
-    values, wh = values[keep].astype(np.float64), np.maximum(wh[keep], EPSILON)
-    return np.asarray([[float(values @ np.log(values / wh))]])
+    values, wh = values[keep].astype(np.float64), xp.maximum(wh[keep], EPSILON)
+    return np.asarray([[float(values @ xp.log(values / wh))]])
 
 
 def kl_update_rows(
@@ -248,7 +259,7 @@ def kl_update_rows(
     numerator = tile_times_ht(kl_ratio(w, hs[0], tiles[0]), hs[0])
     for tile, h in zip(tiles[1:], hs[1:], strict=True):
         numerator += tile_times_ht(kl_ratio(w, h, tile), h)
-    denominator = np.broadcast_to(h_sum, w.shape).astype(w.dtype)
+    denominator = array_module(w).broadcast_to(h_sum, w.shape).astype(w.dtype)
     return mu_step(w, numerator, denominator, penalty)
 
 
@@ -271,8 +282,9 @@ def kl_row_pass(
 def kl_update_cols(penalty: Penalty, h: Array, wt_r: Array, w_sum: Array) -> Array:
     """KL update of a column block of ``H``: ``H_j ∘ (Wᵀ R)_j / (1ᵀ W)ᵀ``, then
     entries below float64 epsilon set to zero (scikit-learn's stabilisation)."""
-    w_sum = np.where(w_sum == 0, 1.0, w_sum)  # scikit-learn's guard for empty components
-    denominator = np.broadcast_to(w_sum.reshape(-1, 1), h.shape).astype(h.dtype)
+    xp = array_module(h, w_sum)
+    w_sum = xp.where(w_sum == 0, 1.0, w_sum)  # scikit-learn's guard for empty components
+    denominator = xp.broadcast_to(w_sum.reshape(-1, 1), h.shape).astype(h.dtype)
     out = mu_step(h, wt_r, denominator, penalty)
     out[out < np.finfo(np.float64).eps] = 0.0
     return out
@@ -297,6 +309,7 @@ def tile_stats(
     ``nan_is_missing``, NaN in a dense tile are missing entries: neither observed nor
     reported as non-finite (a NaN stored in a sparse tile still is).
     """
+    tile = block_to_host(tile)  # once per fit: not worth a device version
     if is_sparse(tile):
         coo = tile.tocoo()
         values, rows, cols = coo.data, coo.row, coo.col
@@ -346,13 +359,13 @@ def kl_solve_w_block(
     """KL updates of one row block of ``W`` with ``H`` fixed (``transform``), stopped by
     ``stopping_rule(error_at_init)`` (a :class:`dasknmf.stopping.ToleranceRule` factory)
     on the block's own divergence."""
-    total = sum(float(np.asarray(t.sum())) for t in tiles)
+    total = sum(float(t.sum()) for t in tiles)
 
     def error(x: Array) -> float:
         log_terms = sum(
             float(kl_divergence_terms(x, h, t)[0, 0]) for t, h in zip(tiles, hs, strict=True)
         )
-        res = log_terms - total + float(x.sum(axis=0) @ np.asarray(h_sum).ravel())
+        res = log_terms - total + float(x.sum(axis=0) @ h_sum.ravel())
         return float(np.sqrt(2 * max(res, 0.0)))
 
     rule = stopping_rule(error(w))
@@ -390,7 +403,7 @@ def beta_ratio(w: Array, h: Array, tile: Tile, beta: float) -> Tile:
     """``V ⊙ (WH)^(β−2)`` where ``V ≠ 0`` (``WH`` floored at EPSILON for β < 2)."""
     v, wh = wh_at_nonzeros(w, h, tile)
     if beta < 2:
-        np.maximum(wh, EPSILON, out=wh)
+        array_module(wh).maximum(wh, EPSILON, out=wh)
     wh = wh ** (beta - 2)
     if not is_sparse(v):
         return wh * v
@@ -400,13 +413,14 @@ def beta_ratio(w: Array, h: Array, tile: Tile, beta: float) -> Tile:
 def _wh_power(w: Array, h: Array, beta: float) -> Array:
     wh = w @ h
     if beta < 1:
-        np.maximum(wh, EPSILON, out=wh)
+        array_module(wh).maximum(wh, EPSILON, out=wh)
     return wh ** (beta - 1)
 
 
 def beta_denominator_rows(w: Array, h: Array, beta: float) -> Array:
     """``(W_i H_j)^(β−1) H_jᵀ`` (``r × k``), by batches of rows."""
-    out = np.empty(w.shape, dtype=np.result_type(w, h))
+    xp = array_module(w, h)
+    out = xp.empty(w.shape, dtype=xp.result_type(w, h))
     for rows in _row_batches(w.shape[0], h.shape[1]):
         out[rows] = _wh_power(w[rows], h, beta) @ h.T
     return out
@@ -414,7 +428,8 @@ def beta_denominator_rows(w: Array, h: Array, beta: float) -> Array:
 
 def beta_denominator_cols(w: Array, h: Array, beta: float) -> Array:
     """``W_iᵀ (W_i H_j)^(β−1)`` (``k × c``), by batches of rows."""
-    out = np.zeros((w.shape[1], h.shape[1]), dtype=np.result_type(w, h))
+    xp = array_module(w, h)
+    out = xp.zeros((w.shape[1], h.shape[1]), dtype=xp.result_type(w, h))
     for rows in _row_batches(w.shape[0], h.shape[1]):
         out += w[rows].T @ _wh_power(w[rows], h, beta)
     return out
@@ -437,13 +452,14 @@ def beta_h_terms(
 ) -> tuple[Array, list[Array], Array]:
     """A row block's H-side terms: per tile ``[W_iᵀ (V ⊙ WH^(β−2)); W_iᵀ WH^(β−1)]``
     stacked (``2k × c``), and a placeholder ``1 × 1`` small matrix."""
+    xp = array_module(w)
     parts = [
-        np.vstack(
+        xp.vstack(
             [wt_times_tile(w, beta_ratio(w, h, tile, beta)), beta_denominator_cols(w, h, beta)]
         )
         for tile, h in zip(tiles, hs, strict=True)
     ]
-    return w, parts, np.zeros((1, 1), dtype=w.dtype)
+    return w, parts, xp.zeros((1, 1), dtype=w.dtype)
 
 
 def beta_row_pass(
@@ -487,16 +503,17 @@ def beta_divergence_terms(w: Array, h: Array, tile: Tile, beta: float) -> np.nda
     ``V > EPSILON`` (scikit-learn's conventions).
     """
     v, wh = wh_at_nonzeros(w, h, tile)
-    values = np.asarray(v.data if is_sparse(v) else v, dtype=np.float64).ravel()
-    wh_nz = np.asarray(wh, dtype=np.float64).ravel()
+    xp = array_module(wh)
+    values = xp.asarray(v.data if is_sparse(v) else v, dtype=np.float64).ravel()
+    wh_nz = xp.asarray(wh, dtype=np.float64).ravel()
     keep = values > EPSILON
-    values, wh_nz = values[keep], np.maximum(wh_nz[keep], EPSILON)
+    values, wh_nz = values[keep], xp.maximum(wh_nz[keep], EPSILON)
     if beta == 0:
         div = values / wh_nz
-        return np.asarray([[div.sum(), np.log(div).sum(), float(keep.sum())]])
+        return np.asarray([[float(div.sum()), float(xp.log(div).sum()), float(keep.sum())]])
     total_wh_beta = 0.0
     for rows in _row_batches(w.shape[0], h.shape[1]):
         total_wh_beta += float(((w[rows] @ h).astype(np.float64) ** beta).sum())
     return np.asarray(
-        [[(values**beta).sum(), (values * wh_nz ** (beta - 1)).sum(), total_wh_beta]]
+        [[float((values**beta).sum()), float((values * wh_nz ** (beta - 1)).sum()), total_wh_beta]]
     )

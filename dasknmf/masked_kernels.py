@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dasknmf.devices import array_module
 from dasknmf.kernels import (
     EPSILON,
     Array,
@@ -40,7 +41,7 @@ def _observed(w: Array, h: Array, tile: Tile) -> tuple[Tile, Array, Array]:
     if is_sparse(tile):
         tile, wh = wh_at_nonzeros(w, h, tile)
         return tile, tile.data, wh
-    seen = ~np.isnan(tile)
+    seen = ~array_module(tile).isnan(tile)
     return seen, tile[seen], (w @ h)[seen]
 
 
@@ -49,7 +50,7 @@ def _like_tile(where: Tile, values: Array) -> Tile:
     a dense tile's mask), zero elsewhere."""
     if is_sparse(where):
         return _with_values(where, values)
-    out = np.zeros(where.shape, dtype=values.dtype)
+    out = array_module(values).zeros(where.shape, dtype=values.dtype)
     out[where] = values
     return out
 
@@ -63,9 +64,10 @@ def observed_terms(w: Array, h: Array, tile: Tile, beta: float) -> tuple[Tile, T
     where, v, wh = _observed(w, h, tile)
     if beta == 2:
         return _like_tile(where, v.astype(wh.dtype, copy=False)), _like_tile(where, wh)
-    np.maximum(wh, EPSILON, out=wh)
+    xp = array_module(wh)
+    xp.maximum(wh, EPSILON, out=wh)
     if beta == 1:
-        return _like_tile(where, v / wh), _like_tile(where, np.ones_like(wh))
+        return _like_tile(where, v / wh), _like_tile(where, xp.ones_like(wh))
     power = wh ** (beta - 2)
     return _like_tile(where, v * power), _like_tile(where, power * wh)
 
@@ -74,8 +76,9 @@ def update_rows(
     beta: float, penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], _g=None
 ) -> Array:
     """Masked β-MU of a row block of ``W`` from all its tiles."""
-    numerator = np.zeros(w.shape, dtype=w.dtype)
-    denominator = np.zeros(w.shape, dtype=w.dtype)
+    xp = array_module(w)
+    numerator = xp.zeros(w.shape, dtype=w.dtype)
+    denominator = xp.zeros(w.shape, dtype=w.dtype)
     for tile, h in zip(tiles, hs, strict=True):
         num, den = observed_terms(w, h, tile, beta)
         numerator += tile_times_ht(num, h)
@@ -89,11 +92,12 @@ def h_terms(
     """A row block's H-side terms: per tile ``[W_iᵀ (M∘V∘WH^(β−2)); W_iᵀ (M∘WH^(β−1))]``
     stacked (``2k × c``, the layout :func:`dasknmf.kernels.beta_update_cols` takes),
     and a placeholder ``1 × 1`` small matrix."""
+    xp = array_module(w)
     parts = []
     for tile, h in zip(tiles, hs, strict=True):
         num, den = observed_terms(w, h, tile, beta)
-        parts.append(np.vstack([wt_times_tile(w, num), wt_times_tile(w, den)]))
-    return w, parts, np.zeros((1, 1), dtype=w.dtype)
+        parts.append(xp.vstack([wt_times_tile(w, num), wt_times_tile(w, den)]))
+    return w, parts, xp.zeros((1, 1), dtype=w.dtype)
 
 
 def row_pass(
@@ -111,19 +115,20 @@ def divergence_terms(w: Array, h: Array, tile: Tile, beta: float) -> np.ndarray:
     ``x`` for KL and is undefined for β ≤ 0 (the estimator refuses such data).
     """
     _, v, wh = _observed(w, h, tile)
-    v = np.asarray(v, dtype=np.float64)
-    x = np.asarray(wh, dtype=np.float64)
-    squares = float(np.square(v - x).sum())
+    xp = array_module(wh)
+    v = xp.asarray(v, dtype=np.float64)
+    x = xp.asarray(wh, dtype=np.float64)
+    squares = float(xp.square(v - x).sum())
     if beta == 2:
         div = 0.5 * squares
     else:
-        x = np.maximum(x, EPSILON)
+        x = xp.maximum(x, EPSILON)
         if beta == 1:
             pos = v > 0
-            div = float((v[pos] * np.log(v[pos] / x[pos])).sum() - v.sum() + x.sum())
+            div = float((v[pos] * xp.log(v[pos] / x[pos])).sum() - v.sum() + x.sum())
         elif beta == 0:
             ratio = v / x
-            div = float((ratio - np.log(ratio) - 1).sum())
+            div = float((ratio - xp.log(ratio) - 1).sum())
         else:
             div = float(
                 (v**beta + (beta - 1) * x**beta - beta * v * x ** (beta - 1)).sum()
@@ -135,7 +140,7 @@ def divergence_terms(w: Array, h: Array, tile: Tile, beta: float) -> np.ndarray:
 def predict_pairs(w_rows: Array, h_cols: Array) -> Array:
     """``Σ_a W[r, a] H[a, c]`` for aligned rows ``w_rows`` (``p × k``) and columns
     ``h_cols`` (``k × p``): one prediction per pair."""
-    return np.einsum("pa,ap->p", w_rows, h_cols)
+    return array_module(w_rows).einsum("pa,ap->p", w_rows, h_cols)
 
 
 __all__ = [

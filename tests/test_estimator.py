@@ -669,6 +669,7 @@ def test_get_params_set_params_clone_round_trip():
         "random_state": None, "check_every": 10, "chunks": (4, 4), "persist": False,
         "callbacks": callbacks, "verbose": 0, "alpha_W": 0.0, "alpha_H": "same",
         "l1_ratio": 0.0, "solver": "mu", "beta_loss": "frobenius", "missing": None,
+        "device": "cpu", "output": "numpy",
     }  # fmt: skip
     assert model.set_params(max_iter=7, random_state=1, tol=0.0) is model
     assert (model.max_iter, model.random_state, model.tol) == (7, 1, 0.0)

@@ -26,6 +26,7 @@ import dask.array as da
 import numpy as np
 
 from dasknmf import kernels, products
+from dasknmf.devices import array_module
 from dasknmf.kernels import NO_PENALTY, Penalty
 from dasknmf.solvers.base import Step
 from dasknmf.stopping import ToleranceRule
@@ -181,7 +182,7 @@ def solve_w_block(
 
 def _row_block_norm2(tile) -> np.ndarray:
     data = tile.data if kernels.is_sparse(tile) else tile
-    return np.asarray([[np.square(data, dtype=np.float64).sum()]])
+    return np.asarray([[float(array_module(data).square(data, dtype=np.float64).sum())]])
 
 
 def transform_w(
