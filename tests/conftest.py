@@ -9,6 +9,28 @@ import pytest
 from tests.fake_cupy import make_modules
 
 
+def _gpu_missing() -> str | None:
+    """Why the ``gpu`` tests cannot run here, or ``None`` when they can."""
+    try:
+        import cupy
+    except ImportError:
+        return "CuPy is not installed"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "CuPy sees no GPU"
+    except Exception as exc:  # CUDARuntimeError without a driver
+        return f"CUDA cannot start: {exc}"
+    return None
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    gpu_items = [item for item in items if "gpu" in item.keywords]
+    reason = _gpu_missing() if gpu_items else None
+    if reason:
+        for item in gpu_items:
+            item.add_marker(pytest.mark.skip(reason=f"gpu test: {reason}"))
+
+
 @pytest.fixture(params=["sparse", "dense"])
 def kind(request) -> str:
     return request.param

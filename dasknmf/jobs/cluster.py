@@ -1,7 +1,8 @@
 """The scheduler a job runs on, set up from the ``cluster`` section and torn down after.
 
 ``threads`` runs dask's threaded scheduler in this process; ``local`` starts a
-``distributed.LocalCluster`` for the job and closes it afterwards; ``existing``
+``distributed.LocalCluster`` for the job and closes it afterwards, ``cuda`` the same
+with dask-cuda's ``LocalCUDACluster`` (one worker per GPU); ``existing``
 connects a ``Client`` to a running scheduler and closes only that client: the cluster
 belongs to whoever started it. While a ``distributed`` client is open it is the
 default one, which is how :class:`dasknmf.NMF` finds it.
@@ -20,7 +21,7 @@ from typing import Any
 
 import dask
 
-from dasknmf.errors import DaskNMFError
+from dasknmf.errors import DaskNMFError, DeviceUnavailableError
 from dasknmf.jobs.config import ClusterConfig
 
 __all__ = [
@@ -93,6 +94,9 @@ def connect(config: ClusterConfig) -> Iterator[SchedulerInfo]:
     elif config.type == "local":
         with _local_cluster(config) as info:
             yield info
+    elif config.type == "cuda":
+        with _cuda_cluster(config) as info:
+            yield info
     elif config.type == "existing":
         with _existing_cluster(config) as info:
             yield info
@@ -126,6 +130,33 @@ def _local_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
             else:
                 link = client.dashboard_link
         yield _describe(client, "local", link, note)
+
+
+@contextmanager
+def _cuda_cluster(config: ClusterConfig) -> Iterator[SchedulerInfo]:
+    from distributed import Client
+
+    try:
+        from dask_cuda import LocalCUDACluster
+    except ImportError as exc:
+        raise DeviceUnavailableError(
+            f"cluster.type 'cuda' needs dask-cuda, which is not installed ({exc}): "
+            "pip install 'dasknmf[gpu]', or use cluster.type 'threads' for one GPU."
+        ) from exc
+    # One thread per worker: a worker drives one GPU, and more threads would only
+    # queue kernels on the same device.
+    with (
+        LocalCUDACluster(
+            n_workers=config.n_workers,
+            threads_per_worker=1,
+            memory_limit=config.memory_limit,
+            dashboard_address=":0",
+            scheduler_kwargs={"dashboard": config.dashboard},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        link = client.dashboard_link if config.dashboard else None
+        yield _describe(client, "cuda", link, None)
 
 
 @contextmanager

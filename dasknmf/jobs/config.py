@@ -18,7 +18,7 @@ documented in ``configs/README.md``.
       max_iter: 300
       random_state: 0
     cluster:
-      type: local                   # threads | local | existing
+      type: local                   # threads | local | cuda | existing
       n_workers: 2
       memory_limit: 2GiB
     output:
@@ -157,6 +157,7 @@ class ModelConfig:
     l1_ratio: float = 0.0
     persist: bool | str = "auto"
     missing: str | None = None
+    device: str = "cpu"
 
     def nmf_params(self) -> dict[str, Any]:
         """Keyword arguments of :class:`dasknmf.NMF` (``missing`` only when set)."""
@@ -182,6 +183,8 @@ class ClusterConfig:
 
     ``type: threads`` runs in this process (``threads``: thread count, all cores when
     null); ``type: local`` starts a ``distributed.LocalCluster`` for the job;
+    ``type: cuda`` starts dask-cuda's ``LocalCUDACluster`` (one worker per GPU, or
+    ``n_workers`` of them), for ``model.device: cuda``;
     ``type: existing`` connects to a running scheduler by ``address`` or
     ``scheduler_file`` (exactly one), optionally over ``tls``.
     """

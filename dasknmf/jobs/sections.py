@@ -52,12 +52,13 @@ MATRIX_FILE_SUFFIXES = (
 LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
 SOLVERS = ("mu", "hals", "cd")
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar")
-CLUSTER_TYPES = ("threads", "local", "existing")
+CLUSTER_TYPES = ("threads", "local", "cuda", "existing")
 
 #: The ``cluster`` keys that each ``cluster.type`` accepts (besides ``type``).
 CLUSTER_KEYS = {
     "threads": ("threads",),
     "local": ("n_workers", "threads_per_worker", "memory_limit", "processes", "dashboard"),
+    "cuda": ("n_workers", "memory_limit", "dashboard"),
     "existing": ("address", "scheduler_file", "tls"),
 }
 
@@ -228,6 +229,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "l1_ratio": real(0.0, 1.0),
         "persist": choice("auto", True, False),
         "missing": choice(None, "ignore"),
+        "device": choice("cpu", "cuda"),
     },
     "cluster": {
         "type": choice(*CLUSTER_TYPES),
@@ -500,11 +502,11 @@ def check_cluster(values: dict[str, Any], c: Checker, *, check_paths: bool) -> N
     if kind is MISSING:
         return
     for name in values:
-        owner = next((t for t, keys in CLUSTER_KEYS.items() if name in keys), None)
-        if owner is not None and owner != kind:
+        owners = [t for t, keys in CLUSTER_KEYS.items() if name in keys]
+        if owners and kind not in owners:
             c.error(
                 f"cluster.{name}",
-                f"'cluster.{name}' applies to cluster.type {owner!r}, "
+                f"'cluster.{name}' applies to cluster.type {' or '.join(map(repr, owners))}, "
                 f"not {kind!r}; the keys of {kind!r} are: "
                 f"{', '.join(('type', *CLUSTER_KEYS[kind]))}.",
             )

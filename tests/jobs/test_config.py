@@ -153,7 +153,7 @@ MISTAKES = [
     ("model.loss", "kl", "'kullback-leibler'"),
     ("model.persist", "sometimes", "'auto', True, False"),
     ("model.missing", "drop", "None, 'ignore'"),
-    ("cluster.type", "slurm", "'threads', 'local', 'existing'"),
+    ("cluster.type", "slurm", "'threads', 'local', 'cuda', 'existing'"),
     ("version", 2, "newer than this dasknmf reads"),
 ]
 
