@@ -7,6 +7,7 @@ import re
 import pytest
 
 from benchmarks import (
+    bench_gpu,
     bench_masked,
     bench_mu,
     bench_out_of_core,
@@ -20,6 +21,7 @@ from benchmarks import (
     ("module", "header"),
     [
         (bench_mu, "| implementation | s / iteration | ratio to scikit-learn |"),
+        (bench_gpu, "| implementation | s / iteration | ratio to the floor |"),
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
