@@ -540,11 +540,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
-        check_option("device", self.device, devices.DEVICES)
-        check_option("output", self.output, devices.OUTPUTS)
 
     def _check_device(self) -> None:
-        """Raise unless :attr:`device` can be used by the scheduler in use."""
+        """Raise unless :attr:`device` and :attr:`output` are valid and usable by the
+        scheduler in use (called by ``fit`` and ``transform``)."""
         check_option("device", self.device, devices.DEVICES)
         check_option("output", self.output, devices.OUTPUTS)
         if self.device == "cuda":
