@@ -28,7 +28,7 @@ from dask.core import flatten
 
 from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
-from dasknmf.resources import active_client, single_threaded_blas
+from dasknmf.resources import active_client, reusing_worker_heap, single_threaded_blas
 from dasknmf.solvers.base import Solver
 from dasknmf.stopping import ToleranceRule
 
@@ -275,7 +275,7 @@ def _iterate(
     if converged or n_iter >= max_iter:
         return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
     client = active_client() if isinstance(W, da.Array) else None
-    with single_threaded_blas():
+    with single_threaded_blas(), reusing_worker_heap(client):
         anchor, replays = None, 0
         if client is not None:
             anchor = take_anchor(

@@ -7,6 +7,8 @@ one, else dask's default (threaded) scheduler in this process.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import functools
 import os
 from collections.abc import Callable, Iterator
@@ -78,3 +80,94 @@ def blas_guarded(fn: F) -> F:
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+# -- the allocator of distributed's workers ------------------------------------------
+# distributed's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536
+# (``distributed.nanny.pre-spawn-environ``), so that freed memory goes back to the OS.
+# Setting it also switches off glibc's adaptive mmap threshold: every allocation above
+# 128 KiB becomes a fresh mmap, unmapped when freed, and its pages are faulted in (and
+# zeroed) again at first touch. An iteration allocates a k × c array per tile and
+# sums them, so a worker pays that again and again: measured 2.1 ms to allocate and
+# fill a 4 MB float32 array in a worker against 0.2 ms in this process, and a row
+# block's kernels 23 ms against 14 ms, the same gap as this process gets when started
+# with the variable set (docs/benchmarks.md). During a fit the workers' glibc keeps
+# freed blocks up to these sizes for reuse instead.
+
+#: ``mallopt`` parameters (glibc's ``malloc.h``).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+#: Allocations below this come from the heap during a fit: glibc's largest allowed
+#: value on 64-bit systems (a k × c block above it is still mapped on its own).
+FIT_MMAP_THRESHOLD = 32 * 2**20
+#: Free memory at the top of the heap kept during a fit: room for a few such blocks
+#: (64 MiB measured as fast as 256 MiB for an in-memory iteration).
+FIT_TRIM_THRESHOLD = 64 * 2**20
+#: glibc's default mmap threshold, restored after a fit.
+_DEFAULT_MMAP_THRESHOLD = 128 * 2**10
+#: Attribute of the worker object counting the fits that hold the roomy heap.
+_HOLDERS = "_dasknmf_heap_holders"
+
+
+@functools.cache
+def _glibc():
+    """This process's C library if it has glibc's ``mallopt``, else ``None``."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:  # pragma: no cover - no shared C library
+        return None
+    if not hasattr(libc, "mallopt") or not hasattr(libc, "malloc_trim"):
+        return None  # pragma: no cover - musl, macOS
+    return libc
+
+
+def _hold_heap(dask_worker) -> int:
+    """On a worker: the fit-time allocator settings, for the first fit to ask."""
+    holders = getattr(dask_worker, _HOLDERS, 0)
+    libc = _glibc()
+    if holders == 0 and libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, FIT_MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, FIT_TRIM_THRESHOLD)
+    setattr(dask_worker, _HOLDERS, holders + 1)
+    return holders + 1
+
+
+def _release_heap(dask_worker) -> int:
+    """On a worker: the settings it was started with, once the last fit is done, and
+    the freed heap handed back to the OS."""
+    holders = max(getattr(dask_worker, _HOLDERS, 0) - 1, 0)
+    setattr(dask_worker, _HOLDERS, holders)
+    libc = _glibc()
+    if holders == 0 and libc is not None:
+        trim = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
+        libc.mallopt(_M_TRIM_THRESHOLD, int(trim) if trim.isdigit() else 128 * 2**10)
+        libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
+        libc.malloc_trim(0)
+    return holders
+
+
+@contextlib.contextmanager
+def reusing_worker_heap(client) -> Iterator[None]:
+    """Let the workers' allocator reuse freed large blocks while the body runs.
+
+    On the ``distributed`` cluster of ``client`` each worker's glibc keeps freed
+    blocks up to :data:`FIT_MMAP_THRESHOLD` in its heap and up to
+    :data:`FIT_TRIM_THRESHOLD` of free heap, instead of unmapping them (see above);
+    afterwards the settings the workers started with come back (glibc's adaptive
+    mmap threshold, already off under distributed's environment, stays off) and the
+    free heap is trimmed. Fits running at once on one cluster share the settings (a
+    count on each worker). Workers that join during the body, and workers without
+    glibc, keep their own settings. With ``client`` ``None`` (dask's local
+    schedulers) nothing changes: this process keeps glibc's adaptive defaults.
+    """
+    if client is None:
+        yield
+        return
+    # Only speed depends on these settings: a worker that cannot take them (one dying,
+    # a cluster closing) must not fail the fit or hide its error.
+    with contextlib.suppress(Exception):
+        client.run(_hold_heap)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            client.run(_release_heap)

@@ -8,6 +8,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import dasknmf
+from dasknmf.resources import reusing_worker_heap
 from tests.helpers import make_factors, make_matrix
 from tests.reference import masked_mu
 
@@ -89,6 +90,43 @@ def test_missing_entry_fit_on_cluster(case, client):
     np.testing.assert_allclose(model.predict(rows, cols), (W_ref @ H_ref)[rows, cols], rtol=2e-3)
     rmse = np.sqrt(np.mean(((W_ref @ H_ref)[mask] - X.toarray()[mask]) ** 2))
     np.testing.assert_allclose(model.rmse(path), rmse, rtol=1e-3)
+
+
+def _heap_holders(dask_worker) -> int:
+    return getattr(dask_worker, "_dasknmf_heap_holders", 0)
+
+
+def _page_faults_per_block() -> float:
+    """Minor page faults of allocating, filling and freeing a 4 MB float32 array,
+    the size of a k × c partial: about 1,000 when every such block is a fresh mmap,
+    none when the heap reuses it."""
+    import resource
+
+    def block() -> None:
+        np.ones(1_000_000, dtype=np.float32).sum()
+
+    block()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(20):
+        block()
+    return (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 20
+
+
+def test_workers_reuse_freed_blocks_during_a_fit(case, client):
+    """distributed's MALLOC_TRIM_THRESHOLD_ makes each large block a fresh mmap; a
+    fit lets the workers' heap reuse them, and gives the settings back afterwards."""
+    during: list[dict] = []
+
+    def count(_info) -> None:
+        during.append(client.run(_heap_holders))
+
+    fit(case[1], persist=True, max_iter=3, callbacks=[count])
+    assert during and all(set(holders.values()) == {1} for holders in during)
+    assert set(client.run(_heap_holders).values()) == {0}
+    with reusing_worker_heap(client), reusing_worker_heap(client):  # two fits at once
+        assert set(client.run(_heap_holders).values()) == {2}
+        assert max(client.run(_page_faults_per_block).values()) < 50
+    assert set(client.run(_heap_holders).values()) == {0}
 
 
 def _random_csr_tile(density, block_info=None):
