@@ -9,7 +9,9 @@ for a user's growing corpus. Each is fitted in memory (``persist=True``) from it
 store on a ``LocalCluster`` of 1-thread worker processes; in one run this measures:
 
 * s/iteration of each size on ``--workers`` processes, against the smallest;
-* s/iteration of the largest on 1 process and on ``--workers`` processes;
+* s/iteration of the largest on 1 process and on ``--workers`` processes, and with
+  dask's threaded scheduler in this process on the same tiles (the reference without
+  a cluster's transfers and scheduling);
 * the bytes that arrived at workers from other workers per iteration (the transfers
   distributed's workers log, as its dashboard shows them), against the size of both
   factors, ``(m + n) · k · 4`` bytes.
@@ -111,6 +113,21 @@ def on_cluster(workers: int, stores: dict[int, str], args) -> dict[int, Measured
     return {f: median(s) for f, s in samples.items()}
 
 
+def on_threads(path: str, args) -> float:
+    """s/iteration of the same in-memory fit with dask's threaded scheduler in this
+    process (``--workers`` threads): the reference without a cluster's costs."""
+
+    def fit(n: int) -> None:
+        dasknmf.NMF(args.k, init="random", random_state=0, tol=0, max_iter=n, persist=True).fit(
+            path
+        )
+
+    with dask.config.set(scheduler="threads", num_workers=args.workers):
+        return statistics.median(
+            per_iteration(fit, args.short, args.long) for _ in range(args.repeats)
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=25_000, help="documents at ×1")
@@ -145,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
             shapes[f] = (part.shape, part.nnz)
         many = on_cluster(args.workers, stores, args)
         one = on_cluster(1, {largest: stores[largest]}, args)[largest]
+        threaded = on_threads(stores[largest], args)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -173,11 +191,18 @@ def main(argv: list[str] | None = None) -> None:
     (m, _), nnz = shapes[largest]
     print(f"worker processes on ×{largest} ({nnz:,} non-zeros):")
     print()
-    print("| workers | s / iteration | speed-up |")
-    print("| --- | --- | --- |")
-    print(f"| 1 | {one.seconds:.4f} | 1.00 |")
-    speedup = one.seconds / many[largest].seconds
-    print(f"| {args.workers} | {many[largest].seconds:.4f} | {speedup:.2f} |")
+    print("| scheduler | s / iteration | speed-up | ratio to threaded |")
+    print("| --- | --- | --- | --- |")
+    two = many[largest].seconds
+    print(f"| 1 worker process | {one.seconds:.4f} | 1.00 | {one.seconds / threaded:.2f} |")
+    print(
+        f"| {args.workers} worker processes | {two:.4f} | {one.seconds / two:.2f} "
+        f"| {two / threaded:.2f} |"
+    )
+    print(
+        f"| threaded, {args.workers} threads in this process (same tiles) | {threaded:.4f} "
+        f"| {one.seconds / threaded:.2f} | 1.00 |"
+    )
     print()
     print(f"bytes between workers per iteration ({args.workers} worker processes):")
     print()
