@@ -186,6 +186,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--keep", action="store_true", help="keep the temporary store and print where it is"
     )
+    demo.add_argument(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="where the iterations run (cpu); cuda needs CuPy and a GPU: pip install "
+        "'dasknmf[gpu]'",
+    )
     demo.set_defaults(handler=_cmd_demo)
 
     ing = commands.add_parser(
@@ -537,6 +544,7 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
         tol=args.tol,
         random_state=args.seed,
         callbacks=[PrintProgress(out)],
+        device=args.device,
     )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
@@ -558,7 +566,8 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
         # the initial factors; this is the share of V that the factorisation misses.
         f"relative error       : {relative:.4f}  (‖V − WH‖_F / ‖V‖_F)",
         f"wall time            : {wall:.2f} s (initialisation included)",
-        f"V persisted          : {'yes (in memory)' if model.persisted_ else 'no (out of core)'}",
+        f"V persisted          : {'yes (in memory)' if model.persisted_ else 'no (out of core)'}"
+        + (" on the GPU" if args.device == "cuda" else ""),
         "",
         f"top {N_TOP_TERMS} terms (column indices) of the first components:",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import re
 import subprocess
@@ -65,6 +66,25 @@ def test_demo_prints_each_iteration_and_summary_and_removes_temp_store(
     assert "wall time" in out and "V persisted" in out
     assert len(re.findall(r"component \d: (?:\d+ ){4}\d+$", out, flags=re.M)) == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_demo_on_the_gpu_equals_the_demo_on_the_cpu(capsys, fake_cupy):
+    outputs = {}
+    for device in ("cpu", "cuda"):
+        assert main([*SMALL_DEMO, "--tol", "0", "--device", device]) == 0
+        outputs[device] = capsys.readouterr().out
+    pattern = r"reconstruction error : (\S+)"
+    errors = {d: re.search(pattern, out).group(1) for d, out in outputs.items()}
+    assert errors["cuda"] == errors["cpu"]
+    assert "V persisted          : yes (in memory) on the GPU" in outputs["cuda"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+def test_demo_on_a_gpu_without_cupy_says_how_to_install_it(capsys):
+    assert main([*SMALL_DEMO, "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert "dasknmf: error: device='cuda' needs CuPy" in err
+    assert "pip install 'dasknmf[gpu]'" in err
 
 
 def test_demo_keep_and_info_describe_the_store(capsys, tmp_path):
