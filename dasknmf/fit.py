@@ -275,7 +275,10 @@ def _iterate(
     if converged or n_iter >= max_iter:
         return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
     client = active_client() if isinstance(W, da.Array) else None
-    with single_threaded_blas(), reusing_worker_heap(client):
+    # Only while V is held in memory: an out-of-core fit's workers need their freed
+    # memory back for the tiles they read (and gain little: decoding dominates).
+    heap_client = client if getattr(solver, "in_memory", False) else None
+    with single_threaded_blas(), reusing_worker_heap(heap_client):
         anchor, replays = None, 0
         if client is not None:
             anchor = take_anchor(

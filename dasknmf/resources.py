@@ -102,6 +102,9 @@ FIT_MMAP_THRESHOLD = 32 * 2**20
 #: Free memory at the top of the heap kept during a fit: room for a few such blocks
 #: (64 MiB measured as fast as 256 MiB for an in-memory iteration).
 FIT_TRIM_THRESHOLD = 64 * 2**20
+#: Memory a worker must have left below its limit for a fit to change its settings:
+#: the kept heap can grow by fragments of freed blocks beyond the trim threshold.
+HEADROOM = 8 * FIT_TRIM_THRESHOLD
 #: glibc's default mmap threshold, restored after a fit.
 _DEFAULT_MMAP_THRESHOLD = 128 * 2**10
 #: Attribute of the worker object counting the fits that hold the roomy heap.
@@ -120,11 +123,28 @@ def _glibc():
     return libc
 
 
+def _has_headroom(dask_worker) -> bool:
+    """Whether the worker's managed memory leaves room for the heap a fit keeps: a
+    worker near its first threshold (spilling, pausing) must give freed memory back,
+    or distributed spills or pauses it, and a paused worker can stall the fit."""
+    manager = getattr(dask_worker, "memory_manager", None)
+    limit = getattr(manager, "memory_limit", None)
+    fractions = [
+        getattr(manager, f"memory_{name}_fraction", False) for name in ("target", "spill", "pause")
+    ]
+    active = [f for f in fractions if f]
+    if not limit or not active:
+        return True  # no limit, or one that nothing enforces
+    used = dask_worker.monitor.get_process_memory()
+    return limit * min(active) - used > HEADROOM
+
+
 def _hold_heap(dask_worker) -> int:
-    """On a worker: the fit-time allocator settings, for the first fit to ask."""
+    """On a worker: the fit-time allocator settings, for the first fit to ask (left
+    as they are on a worker without :data:`HEADROOM` below its memory limit)."""
     holders = getattr(dask_worker, _HOLDERS, 0)
     libc = _glibc()
-    if holders == 0 and libc is not None:
+    if holders == 0 and libc is not None and _has_headroom(dask_worker):
         libc.mallopt(_M_MMAP_THRESHOLD, FIT_MMAP_THRESHOLD)
         libc.mallopt(_M_TRIM_THRESHOLD, FIT_TRIM_THRESHOLD)
     setattr(dask_worker, _HOLDERS, holders + 1)
@@ -155,8 +175,9 @@ def reusing_worker_heap(client) -> Iterator[None]:
     afterwards the settings the workers started with come back (glibc's adaptive
     mmap threshold, already off under distributed's environment, stays off) and the
     free heap is trimmed. Fits running at once on one cluster share the settings (a
-    count on each worker). Workers that join during the body, and workers without
-    glibc, keep their own settings. With ``client`` ``None`` (dask's local
+    count on each worker). Workers that join during the body, workers without
+    glibc, and workers with less than :data:`HEADROOM` left below their memory limit
+    keep their own settings. With ``client`` ``None`` (dask's local
     schedulers) nothing changes: this process keeps glibc's adaptive defaults.
     """
     if client is None:

@@ -8,6 +8,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 import dasknmf
+from dasknmf import resources
 from dasknmf.resources import reusing_worker_heap
 from tests.helpers import make_factors, make_matrix
 from tests.reference import masked_mu
@@ -127,6 +128,45 @@ def test_workers_reuse_freed_blocks_during_a_fit(case, client):
         assert set(client.run(_heap_holders).values()) == {2}
         assert max(client.run(_page_faults_per_block).values()) < 50
     assert set(client.run(_heap_holders).values()) == {0}
+
+
+def test_an_out_of_core_fit_leaves_the_workers_heap_alone(case, client):
+    during: list[dict] = []
+    fit(case[1], persist=False, max_iter=2,
+        callbacks=[lambda _info: during.append(client.run(_heap_holders))])  # fmt: skip
+    assert during and all(set(holders.values()) == {0} for holders in during)
+
+
+def _worker(limit, used, **fractions):
+    from types import SimpleNamespace
+
+    defaults = dict(target=0.6, spill=0.7, pause=0.8)
+    defaults.update(fractions)
+    manager = SimpleNamespace(
+        memory_limit=limit, **{f"memory_{k}_fraction": v for k, v in defaults.items()}
+    )
+    return SimpleNamespace(
+        memory_manager=manager, monitor=SimpleNamespace(get_process_memory=lambda: used)
+    )
+
+
+@pytest.mark.parametrize(
+    ("worker", "expected"),
+    [
+        (_worker(None, 10 * 2**30), True),  # no limit
+        (_worker(2**30, 2**29, target=False, spill=False, pause=False), True),  # unenforced
+        (_worker(4 * 2**30, 2**30), True),  # 0.6 · 4 GiB − 1 GiB = 1.4 GiB left
+        (_worker(450e6, 100e6), False),  # the slow test's worker: a paused worker stalls
+        (_worker(2 * 2**30, 2**30), False),  # 0.6 · 2 GiB − 1 GiB = 0.2 GiB left
+    ],
+)
+def test_a_worker_near_its_memory_threshold_keeps_its_heap_settings(worker, expected, monkeypatch):
+    calls = []
+    libc = type("Libc", (), {"mallopt": lambda self, *a: calls.append(a)})()
+    monkeypatch.setattr(resources, "_glibc", lambda: libc)
+    assert resources._has_headroom(worker) is expected
+    assert resources._hold_heap(worker) == 1
+    assert bool(calls) is expected
 
 
 def _random_csr_tile(density, block_info=None):
