@@ -69,9 +69,10 @@ def test_rerooting_does_not_change_the_result(cluster, monkeypatch):
 
 
 def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog):
-    """A worker process holding blocks of W is killed after iteration 12: the loop
-    goes back to its last anchor (iteration 10), replays, and ends where a fit that
-    lost nothing ends."""
+    """The worker processes holding blocks of W after iteration 12, and those holding
+    the iteration-11 blocks they were computed from, are killed: the loop goes back
+    to its last anchor (iteration 10), replays, and ends where a fit that lost
+    nothing ends."""
     monkeypatch.setattr(fit_loop, "REROOT_EVERY", 5)
     X = make_matrix(M, N, density=0.2, seed=3)
     W0, H0 = make_factors(M, N, 4, seed=5)
@@ -83,12 +84,22 @@ def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog)
     ) as cluster, Client(cluster) as client:  # fmt: skip
         pids = client.run(os.getpid)
 
+        previous: list = []
+
         def kill_a_holder_of_w(info):
             seen.append(info.iteration)
+            if info.iteration == 11 and seen.count(11) == 1:
+                previous.extend(f.key for f in futures_of(info.W) + futures_of(info.H))
             if info.iteration == 12 and seen.count(12) == 1:
                 blocks = [f for f in futures_of(info.W) if f.key[0] == info.W.name]
                 holder = next(iter(client.who_has(blocks).values()))[0]
-                os.kill(pids[holder], signal.SIGKILL)
+                # The loop still holds iteration 11's factors while the callbacks of
+                # iteration 12 run: a worker that survived with the blocks a lost one
+                # was computed from would let the scheduler recompute it, and nothing
+                # would be lost for the loop to restore. Kill those workers too.
+                sources = client.run_on_scheduler(_holders_of, keys=previous)
+                for worker in {holder, *sources}:
+                    os.kill(pids[worker], signal.SIGKILL)
 
         with caplog.at_level(logging.WARNING, logger="dasknmf.fit"):
             model = dasknmf.NMF(4, callbacks=[kill_a_holder_of_w], **params)
@@ -97,6 +108,12 @@ def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog)
     assert seen[:12] == list(range(1, 13)) and seen[12] in (11, 12, 13)
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-6)
     assert model.n_iter_ == 20
+
+
+def _holders_of(dask_scheduler, keys) -> list[str]:
+    """Workers holding any of ``keys`` in memory."""
+    tasks = dask_scheduler.tasks
+    return sorted({ws.address for k in keys if k in tasks for ws in tasks[k].who_has or ()})
 
 
 def test_data_lost_again_and_again_is_an_error(cluster, monkeypatch):
