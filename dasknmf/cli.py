@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dasknmf import NMF, PrintProgress, __version__
 from dasknmf.datasets import term_document
+from dasknmf.devices import DEVICES
 from dasknmf.errors import DaskNMFError, InvalidParameterError, StoreExistsError
 from dasknmf.jobs.cli import add_job_commands
 from dasknmf.storage import (
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--device",
-        choices=("cpu", "cuda"),
+        choices=DEVICES,
         default="cpu",
         help="where the iterations run (cpu); cuda needs CuPy and a GPU: pip install "
         "'dasknmf[gpu]'",

@@ -75,11 +75,11 @@ def block_to_device(block: Any) -> Any:
 def to_device(X: Any, device: str) -> Any:
     """``X`` (a dask array, NumPy array or SciPy matrix) with its blocks on ``device``.
 
-    For ``'cpu'`` (and for a ``None`` ``X``) ``X`` is returned unchanged. A dask array
+    For ``'cpu'`` ``X`` is returned unchanged. A dask array
     keeps its chunks and its (NumPy) meta: the client that builds the graph needs no
     GPU, only the workers that run it.
     """
-    if device == "cpu" or X is None:
+    if device == "cpu":
         return X
     if isinstance(X, da.Array):
         return X.map_blocks(block_to_device, dtype=X.dtype, meta=X._meta)
@@ -118,9 +118,12 @@ def require_gpu(client: Any = None) -> None:
         if gpu_count() < 1:
             raise DeviceUnavailableError("device='cuda': CuPy sees no GPU in this process.")
         return
-    counts = client.run(_worker_gpu_count)
-    missing = {worker: reason for worker, reason in counts.items() if isinstance(reason, str)}
-    missing.update({w: "no GPU" for w, c in counts.items() if not isinstance(c, str) and c < 1})
+    counts = client.run(_worker_gpu_count)  # a count, or why there is none
+    missing = {
+        worker: count if isinstance(count, str) else "no GPU"
+        for worker, count in counts.items()
+        if isinstance(count, str) or count < 1
+    }
     if missing:
         listed = "; ".join(f"{worker}: {reason}" for worker, reason in sorted(missing.items()))
         raise DeviceUnavailableError(

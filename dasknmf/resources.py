@@ -102,11 +102,13 @@ FIT_MMAP_THRESHOLD = 32 * 2**20
 #: Free memory at the top of the heap kept during a fit: room for a few such blocks
 #: (64 MiB measured as fast as 256 MiB for an in-memory iteration).
 FIT_TRIM_THRESHOLD = 64 * 2**20
-#: Memory a worker must have left below its limit for a fit to change its settings:
+#: Memory a worker must have left below its first memory threshold (target, spill or
+#: pause) for a fit to change its settings:
 #: the kept heap can grow by fragments of freed blocks beyond the trim threshold.
 HEADROOM = 8 * FIT_TRIM_THRESHOLD
-#: glibc's default mmap threshold, restored after a fit.
-_DEFAULT_MMAP_THRESHOLD = 128 * 2**10
+#: glibc's default mmap and trim thresholds, restored after a fit (the trim threshold
+#: unless the worker's environment sets MALLOC_TRIM_THRESHOLD_).
+_DEFAULT_MMAP_THRESHOLD = _DEFAULT_TRIM_THRESHOLD = 128 * 2**10
 #: Attribute of the worker object counting the fits that hold the roomy heap.
 _HOLDERS = "_dasknmf_heap_holders"
 
@@ -141,7 +143,8 @@ def _has_headroom(dask_worker) -> bool:
 
 def _hold_heap(dask_worker) -> int:
     """On a worker: the fit-time allocator settings, for the first fit to ask (left
-    as they are on a worker without :data:`HEADROOM` below its memory limit)."""
+    as they are on a worker without :data:`HEADROOM` below its first memory threshold,
+    see :func:`_has_headroom`)."""
     holders = getattr(dask_worker, _HOLDERS, 0)
     libc = _glibc()
     if holders == 0 and libc is not None and _has_headroom(dask_worker):
@@ -159,7 +162,7 @@ def _release_heap(dask_worker) -> int:
     libc = _glibc()
     if holders == 0 and libc is not None:
         trim = os.environ.get("MALLOC_TRIM_THRESHOLD_", "")
-        libc.mallopt(_M_TRIM_THRESHOLD, int(trim) if trim.isdigit() else 128 * 2**10)
+        libc.mallopt(_M_TRIM_THRESHOLD, int(trim) if trim.isdigit() else _DEFAULT_TRIM_THRESHOLD)
         libc.mallopt(_M_MMAP_THRESHOLD, _DEFAULT_MMAP_THRESHOLD)
         libc.malloc_trim(0)
     return holders
@@ -176,8 +179,8 @@ def reusing_worker_heap(client) -> Iterator[None]:
     mmap threshold, already off under distributed's environment, stays off) and the
     free heap is trimmed. Fits running at once on one cluster share the settings (a
     count on each worker). Workers that join during the body, workers without
-    glibc, and workers with less than :data:`HEADROOM` left below their memory limit
-    keep their own settings. With ``client`` ``None`` (dask's local
+    glibc, and workers with less than :data:`HEADROOM` left below their first memory
+    threshold keep their own settings. With ``client`` ``None`` (dask's local
     schedulers) nothing changes: this process keeps glibc's adaptive defaults.
     """
     if client is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import dask
 import numpy as np
 import pytest
@@ -9,6 +11,7 @@ from distributed import Client, LocalCluster
 
 import dasknmf
 from dasknmf import resources
+from dasknmf.errors import DeviceUnavailableError
 from dasknmf.resources import reusing_worker_heap
 from tests.helpers import make_factors, make_matrix
 from tests.reference import masked_mu
@@ -167,6 +170,14 @@ def test_a_worker_near_its_memory_threshold_keeps_its_heap_settings(worker, expe
     assert resources._has_headroom(worker) is expected
     assert resources._hold_heap(worker) == 1
     assert bool(calls) is expected
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cupy") is not None, reason="CuPy is installed")
+def test_cuda_on_workers_without_a_gpu_names_each_worker_and_why(case, client):
+    with pytest.raises(DeviceUnavailableError, match=r"2 of 2 workers cannot use a GPU") as err:
+        dasknmf.NMF(3, device="cuda").fit(case[1])
+    for worker in client.scheduler_info(n_workers=-1)["workers"]:
+        assert f"{worker}: device='cuda' needs CuPy" in str(err.value)
 
 
 def _random_csr_tile(density, block_info=None):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from dasknmf.devices import DEVICES
 from dasknmf.errors import DaskNMFError
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
 from dasknmf.storage.api import is_store_directory
@@ -229,7 +230,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "l1_ratio": real(0.0, 1.0),
         "persist": choice("auto", True, False),
         "missing": choice(None, "ignore"),
-        "device": choice("cpu", "cuda"),
+        "device": choice(*DEVICES),
     },
     "cluster": {
         "type": choice(*CLUSTER_TYPES),
