@@ -52,9 +52,13 @@ def _block(rows: int, terms_per_doc: float, block_info=None) -> sp.csr_matrix:
 
 def write_store(path: str, blocks: int, rows: int, terms_per_doc: float) -> dasknmf.MatrixInfo:
     lazy = da.map_blocks(
-        _block, rows, terms_per_doc, chunks=((rows,) * blocks, (N_TERMS,)),
-        dtype=np.float32, meta=sp.csr_matrix((0, 0), dtype=np.float32),
-    )  # fmt: skip
+        _block,
+        rows,
+        terms_per_doc,
+        chunks=((rows,) * blocks, (N_TERMS,)),
+        dtype=np.float32,
+        meta=sp.csr_matrix((0, 0), dtype=np.float32),
+    )
     dasknmf.write_matrix(lazy, path, chunks=(rows, N_TERMS))
     return dasknmf.matrix_info(path)
 
@@ -140,10 +144,15 @@ def main(argv: list[str] | None = None) -> None:
             info = write_store(path, args.blocks, args.rows, args.terms_per_doc)
         written = time.perf_counter() - start
         v_bytes = info.nnz * 8 + info.shape[0] * 4
-        with LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, memory_limit=limit,
-            dashboard_address=None,
-        ) as cluster, Client(cluster) as client:  # fmt: skip
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                memory_limit=limit,
+                dashboard_address=None,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             t_read = min(read_once(path) for _ in range(2))
             with PeakMemory(client) as peak:
                 t_ooc = fit_seconds(path, args.k, short, long, persist=False)
@@ -171,8 +180,10 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print("| measurement | seconds | ratio to in memory |")
     print("| --- | --- | --- |")
-    print(f"| in memory, s/iteration (first {fit_blocks} blocks, scaled by nnz) "
-          f"| {t_mem:.3f} | 1.00 |")  # fmt: skip
+    print(
+        f"| in memory, s/iteration (first {fit_blocks} blocks, scaled by nnz) "
+        f"| {t_mem:.3f} | 1.00 |"
+    )
     print(f"| read V once (all tiles, decode + checksum) | {t_read:.3f} | {t_read / t_mem:.2f} |")
     print(f"| out of core, s/iteration | {t_ooc:.3f} | {t_ooc / t_mem:.2f} |")
     print(f"| out of core / (read once + in memory) | | {t_ooc / (t_read + t_mem):.2f} |")

@@ -72,9 +72,14 @@ def measure(client: Client, path: str, k: int, short: int, long: int) -> Measure
 
     def fit(n: int, callbacks=()) -> None:
         model = dasknmf.NMF(
-            k, init="random", random_state=0, tol=0, max_iter=n, persist=True,
+            k,
+            init="random",
+            random_state=0,
+            tol=0,
+            max_iter=n,
+            persist=True,
             callbacks=callbacks,
-        )  # fmt: skip
+        )
         model.fit(path)
 
     seconds = per_iteration(fit, short, long)

@@ -48,8 +48,9 @@ def sklearn_run(X, W0, H0, solver: str, n_iter: int) -> tuple[float, float]:
 def dasknmf_curve(X, W0, H0, solver: str, n_iter: int) -> list[tuple[int, float, float]]:
     """(iteration, seconds since fit started, error) for every iteration."""
     seen = []
-    model = dasknmf.NMF(W0.shape[1], solver=solver, init="custom", max_iter=n_iter, tol=0,
-                        callbacks=[seen.append])  # fmt: skip
+    model = dasknmf.NMF(
+        W0.shape[1], solver=solver, init="custom", max_iter=n_iter, tol=0, callbacks=[seen.append]
+    )
     start = time.perf_counter()
     model.fit(X, W=W0, H=H0)
     # IterationInfo.elapsed starts with the loop; add validation and set-up before it.

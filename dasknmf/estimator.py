@@ -311,9 +311,15 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         method = "custom" if resume is not None else self._resolve_init(W, H)
         seed = seed_from(self.random_state)
         W0, H0 = initialize(
-            _zero_missing(V) if self._masked else V, k, method,
-            mean=self._scale_mean(stats), seed=seed, dtype=V.dtype, W=W, H=H,
-        )  # fmt: skip
+            _zero_missing(V) if self._masked else V,
+            k,
+            method,
+            mean=self._scale_mean(stats),
+            seed=seed,
+            dtype=V.dtype,
+            W=W,
+            H=H,
+        )
         if _runs_eagerly(V):
             V, W0, H0 = dask.compute(V, W0, H0)
         V, W0, H0 = self._on_device(V, W0, H0, persist=self.persisted_)
@@ -321,9 +327,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if self.verbose:
             callbacks.append(PrintProgress())
         options = dict(
-            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            check_every=self.check_every,
             callbacks=callbacks,
-        )  # fmt: skip
+        )
         solver = self._solver(V, stats, m, n)
         if resume is not None:
             result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
@@ -372,9 +380,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             V, H, W0 = dask.compute(V, H, W0)
         V, W0, H = self._on_device(V, W0, H, persist=False)
         options = dict(
-            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            check_every=self.check_every,
             penalty=self._penalty("W", *V.shape),
-        )  # fmt: skip
+        )
         if self._masked:
             W = masked.transform_w(V, H, W0, beta=self._beta, **options)
         elif self._beta == 1:
@@ -466,9 +476,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W = devices.to_host(self.W_)
         H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
         if products.is_lazy(V) and V.numblocks != (1, 1):
-            W = W.rechunk((V.chunks[0], -1)) if isinstance(W, da.Array) else (
-                da.from_array(W, chunks=(V.chunks[0], -1))
-            )  # fmt: skip
+            W = (
+                W.rechunk((V.chunks[0], -1))
+                if isinstance(W, da.Array)
+                else (da.from_array(W, chunks=(V.chunks[0], -1)))
+            )
             H = da.from_array(H, chunks=(-1, V.chunks[1]))
         else:
             V, W = dask.compute(V, W)
@@ -636,9 +648,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         # dtype="numeric": keep what NumPy infers (a list of floats is float64, which
         # is preserved); as_tiled then casts everything but float64 to float32.
         X = validate_data(
-            self, X, accept_sparse=("csr", "csc", "coo"), dtype="numeric",
-            ensure_all_finite=False, reset=reset,
-        )  # fmt: skip
+            self,
+            X,
+            accept_sparse=("csr", "csc", "coo"),
+            dtype="numeric",
+            ensure_all_finite=False,
+            reset=reset,
+        )
         if self.device == "cpu":
             return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
         # A GPU gains nothing from splitting a tile among threads; one tile per worker
@@ -646,9 +662,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         client = active_client()
         gpus = 1 if client is None else len(client.nthreads())
         return inputs.as_tiled(
-            X, chunks=self.chunks, threads=gpus,
+            X,
+            chunks=self.chunks,
+            threads=gpus,
             single_tile_bytes=devices.GPU_SINGLE_TILE_BYTES if gpus == 1 else 0,
-        )  # fmt: skip
+        )
 
     def _checked_stats(self, V: da.Array) -> inputs.MatrixStats:
         inputs.check_shape(V.shape)
@@ -749,8 +767,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             persist = needed < budget
             logger.info(
                 "V needs %.3g GB in memory, budget %.3g GB: %s",
-                needed / 1e9, budget / 1e9, "persisting" if persist else "out of core",
-            )  # fmt: skip
+                needed / 1e9,
+                budget / 1e9,
+                "persisting" if persist else "out of core",
+            )
         else:
             persist = self.persist
         self.persisted_ = bool(persist)

@@ -139,10 +139,16 @@ class IterationInfo:
         """
         check = self.error_at_init if self.check_error is None else self.check_error
         return FitState(
-            self.iteration, to_host(self.W), to_host(self.H), self.error, self.error_at_init,
+            self.iteration,
+            to_host(self.W),
+            to_host(self.H),
+            self.error,
+            self.error_at_init,
             check,
-            tuple(self.errors), self.converged, self.elapsed,
-        )  # fmt: skip
+            tuple(self.errors),
+            self.converged,
+            self.elapsed,
+        )
 
 
 Callback = Callable[[IterationInfo], object]
@@ -290,9 +296,18 @@ def _iterate(
             n_iter += 1
             try:
                 W, H, error, converged = _one_iteration(
-                    advance, W, H, n_iter, max_iter, stopping, errors, error, error_at_init,
-                    lambda: state.elapsed + time.perf_counter() - started, callbacks,
-                )  # fmt: skip
+                    advance,
+                    W,
+                    H,
+                    n_iter,
+                    max_iter,
+                    stopping,
+                    errors,
+                    error,
+                    error_at_init,
+                    lambda: state.elapsed + time.perf_counter() - started,
+                    callbacks,
+                )
                 if anchor is not None and n_iter % REROOT_EVERY == 0 and not converged:
                     anchor = take_anchor(
                         n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
@@ -305,8 +320,9 @@ def _iterate(
                 replays += 1
                 logger.warning(
                     "factor blocks were lost with a worker (%s): replaying from iteration %d",
-                    exc, anchor.iteration,
-                )  # fmt: skip
+                    exc,
+                    anchor.iteration,
+                )
                 W, H = planted(client, anchor)
                 n_iter, error = anchor.iteration, anchor.carry["error"]
                 stopping.previous = anchor.carry["check"]
@@ -318,10 +334,18 @@ def _iterate(
 
 
 def _one_iteration(
-    advance, W, H, n_iter: int, max_iter: int, stopping: ToleranceRule,
-    errors: list[tuple[int, float]], error: float, error_at_init: float,
-    elapsed: Callable[[], float], callbacks: Sequence[Callback],
-):  # fmt: skip
+    advance,
+    W,
+    H,
+    n_iter: int,
+    max_iter: int,
+    stopping: ToleranceRule,
+    errors: list[tuple[int, float]],
+    error: float,
+    error_at_init: float,
+    elapsed: Callable[[], float],
+    callbacks: Sequence[Callback],
+):
     """Iteration ``n_iter``: the new factors, the error (unchanged when not computed),
     and whether the ``tol`` rule stops the loop here; callbacks are called."""
     check = stopping.is_check(n_iter)
@@ -336,9 +360,16 @@ def _one_iteration(
     converged = check and stopping.converged(err)
     if callbacks:
         info = IterationInfo(
-            n_iter, err, error_at_init, elapsed(), W, H,
-            check_error=stopping.previous, converged=converged, errors=tuple(errors),
-        )  # fmt: skip
+            n_iter,
+            err,
+            error_at_init,
+            elapsed(),
+            W,
+            H,
+            check_error=stopping.previous,
+            converged=converged,
+            errors=tuple(errors),
+        )
         for callback in callbacks:
             callback(info)
     return W, H, err, converged

@@ -95,9 +95,10 @@ def nndsvd_init(
             mean / 100 * standard_normal(W.shape, W.chunks, seed=seed, stream=STREAM_FILL_W)
         )
         fill_h = abs(
-            mean / 100
+            mean
+            / 100
             * standard_normal(H.shape, H.chunks, seed=seed, stream=STREAM_FILL_H, wide=True)
-        )  # fmt: skip
+        )
         W, H = da.where(W == 0, fill_w, W), da.where(H == 0, fill_h, H)
     return W.astype(dtype), H.astype(dtype)
 

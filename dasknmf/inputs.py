@@ -133,10 +133,16 @@ def compute_stats(V: da.Array, *, nan_is_missing: bool = False) -> MatrixStats:
         return None if math.isinf(linear) else divmod(int(linear), n)
 
     return MatrixStats(
-        shape=V.shape, total=float(s[0]), norm2=float(s[1]), nnz=int(s[2]),
-        n_negative=int(s[3]), first_negative=position(s[4]),
-        n_nonfinite=int(s[5]), first_nonfinite=position(s[6]), n_observed=int(s[7]),
-    )  # fmt: skip
+        shape=V.shape,
+        total=float(s[0]),
+        norm2=float(s[1]),
+        nnz=int(s[2]),
+        n_negative=int(s[3]),
+        first_negative=position(s[4]),
+        n_nonfinite=int(s[5]),
+        first_nonfinite=position(s[6]),
+        n_observed=int(s[7]),
+    )
 
 
 def check_shape(shape: tuple[int, ...], name: str = "X") -> None:

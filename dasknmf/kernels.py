@@ -477,9 +477,13 @@ def beta_update_cols(beta: float, penalty: Penalty, h: Array, stacked: Array, _g
 
 
 def beta_step(
-    x: Array, numerator: Array, denominator: Array, beta: float, penalty: Penalty,
+    x: Array,
+    numerator: Array,
+    denominator: Array,
+    beta: float,
+    penalty: Penalty,
     zero_small: bool,
-) -> Array:  # fmt: skip
+) -> Array:
     """``x ∘ (numerator / (denominator + l1 + l2 x))^γ``, zero denominators as
     EPSILON, and (``zero_small``) entries below float64 epsilon set to zero: scikit-learn
     does so after W updates for β < 1 and after H updates for β ≤ 1."""

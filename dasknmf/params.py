@@ -20,9 +20,13 @@ def _fail(name: str, value: Any, allowed: str) -> InvalidParameterError:
 
 
 def check_int(
-    name: str, value: Any, *, low: int | None = None, high: int | None = None,
+    name: str,
+    value: Any,
+    *,
+    low: int | None = None,
+    high: int | None = None,
     allow_none: bool = False,
-) -> int | None:  # fmt: skip
+) -> int | None:
     """``value`` as an int within ``[low, high]`` (``None`` if allowed)."""
     if value is None and allow_none:
         return None

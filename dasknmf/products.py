@@ -25,6 +25,9 @@ from dasknmf import kernels
 #: Fan-in of the tree reductions over tiles.
 SPLIT_EVERY = 8
 
+# ``da.blockwise`` reads its arguments as (array, index) pairs; its calls below keep
+# each pair together on a line (``# fmt: skip``), which the formatter would split.
+
 
 def _meta3(dtype: np.dtype) -> np.ndarray:
     return np.empty((0, 0, 0), dtype=dtype)
@@ -145,21 +148,29 @@ def row_block_pass(
     w_name, p_name, s_name = (f"row-pass-{part}-{token}" for part in ("w", "p", "s"))
     W_new = da.Array(
         output(w_name, {(w_name, i, 0): (operator.getitem, (base, i), 0) for i in range(n_rows)}),
-        w_name, chunks=W.chunks, meta=np.empty((0, 0), dtype=W.dtype),
-    )  # fmt: skip
+        w_name,
+        chunks=W.chunks,
+        meta=np.empty((0, 0), dtype=W.dtype),
+    )
     partials = da.Array(
-        output(p_name, {
-            (p_name, i, 0, j): (_pass_partial, (base, i), j)
-            for i in range(n_rows) for j in range(n_cols)
-        }),
-        p_name, chunks=((1,) * n_rows, (partial_rows or k,), V.chunks[1]),
+        output(
+            p_name,
+            {
+                (p_name, i, 0, j): (_pass_partial, (base, i), j)
+                for i in range(n_rows)
+                for j in range(n_cols)
+            },
+        ),
+        p_name,
+        chunks=((1,) * n_rows, (partial_rows or k,), V.chunks[1]),
         meta=_meta3(W.dtype),
-    )  # fmt: skip
+    )
     smalls = da.Array(
         output(s_name, {(s_name, i, 0, 0): (_pass_small, (base, i)) for i in range(n_rows)}),
-        s_name, chunks=((1,) * n_rows, *((d,) for d in (small_shape or (k, k)))),
+        s_name,
+        chunks=((1,) * n_rows, *((d,) for d in (small_shape or (k, k)))),
         meta=_meta3(W.dtype),
-    )  # fmt: skip
+    )
     return W_new, partials, smalls
 
 

@@ -63,6 +63,11 @@ def standard_normal(
     fn = _wide_block if wide else _tall_block
     dtype = np.dtype(dtype)
     return da.map_blocks(
-        fn, seed, stream, dtype, chunks=da.core.normalize_chunks(chunks, shape), dtype=dtype,
+        fn,
+        seed,
+        stream,
+        dtype,
+        chunks=da.core.normalize_chunks(chunks, shape),
+        dtype=dtype,
         meta=np.empty((0, 0), dtype=dtype),
-    )  # fmt: skip
+    )

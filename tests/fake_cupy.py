@@ -51,8 +51,10 @@ class DeviceArray(np.ndarray):
         operands = [a for arg in args for a in (arg if isinstance(arg, list | tuple) else [arg])]
         if any(_is_host_array(a) for a in operands):
             raise TypeError(f"fake CuPy: {func.__name__} mixes device and host arrays")
-        plain = [[_plain(a) for a in arg] if isinstance(arg, list | tuple) else _plain(arg)
-                 for arg in args]  # fmt: skip
+        plain = [
+            [_plain(a) for a in arg] if isinstance(arg, list | tuple) else _plain(arg)
+            for arg in args
+        ]
         out = kwargs.get("out")
         if out is not None:
             func(*plain, **{**kwargs, "out": _plain(out)})
@@ -177,9 +179,12 @@ def make_modules() -> dict[str, types.ModuleType]:
     cupy.asarray = lambda x, dtype=None: np.asarray(_plain(x), dtype=dtype).view(DeviceArray)
     cupy.asnumpy = lambda x: np.array(np.asarray(x).view(np.ndarray))
     sparse = _module(
-        "cupyx.scipy.sparse", csr_matrix=lambda m: _device_sparse(sp.csr_matrix(m)),
-        spmatrix=_DeviceSparse, hstack=sp.hstack, vstack=sp.vstack,
-    )  # fmt: skip
+        "cupyx.scipy.sparse",
+        csr_matrix=lambda m: _device_sparse(sp.csr_matrix(m)),
+        spmatrix=_DeviceSparse,
+        hstack=sp.hstack,
+        vstack=sp.vstack,
+    )
     scipy = _module("cupyx.scipy", sparse=sparse)
     cupyx = _module("cupyx", scipy=scipy)
     return {"cupy": cupy, "cupyx": cupyx, "cupyx.scipy": scipy, "cupyx.scipy.sparse": sparse}

@@ -35,16 +35,22 @@ def test_matches_sklearn(kind, beta, chunks, persist):
     np.testing.assert_allclose(W, W_sk, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.components_, sk.components_, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.reconstruction_err_, sk.reconstruction_err_, rtol=1e-9)
-    np.testing.assert_allclose(ours.transform(X[:20]), sk.transform(X[:20]), rtol=1e-9,
-                               atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(ours.transform(X[:20]), sk.transform(X[:20]), rtol=1e-9, atol=1e-12)
 
 
 def test_divergence_never_increases():
     X = matrix_for(0.0, "sparse")
     W0, H0 = make_factors(60, 40, 4, seed=3)
     seen = []
-    dasknmf.NMF(4, init="custom", beta_loss="itakura-saito", max_iter=20, tol=0,
-                chunks=(16, 15), callbacks=[seen.append]).fit(X, W=W0, H=H0)  # fmt: skip
+    dasknmf.NMF(
+        4,
+        init="custom",
+        beta_loss="itakura-saito",
+        max_iter=20,
+        tol=0,
+        chunks=(16, 15),
+        callbacks=[seen.append],
+    ).fit(X, W=W0, H=H0)
     curve = [seen[0].error_at_init] + [info.error for info in seen]
     assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(curve))
 

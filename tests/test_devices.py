@@ -186,9 +186,15 @@ FITS = {
 def _fit(X, params, **extra):
     seen: list = []
     model = dasknmf.NMF(
-        3, init="random", random_state=0, max_iter=12, tol=0,
-        callbacks=[lambda info: seen.append(info)], **params, **extra,
-    )  # fmt: skip
+        3,
+        init="random",
+        random_state=0,
+        max_iter=12,
+        tol=0,
+        callbacks=[lambda info: seen.append(info)],
+        **params,
+        **extra,
+    )
     W = model.fit_transform(X)
     return model, W, seen
 
@@ -225,8 +231,9 @@ def test_tiles_reach_the_device_inside_the_graph(fake_cupy, monkeypatch):
     real = devices.block_to_device
     monkeypatch.setattr(devices, "block_to_device", lambda b: moved.append(b) or real(b))
     X = da.from_array(make_matrix(40, 24), chunks=(10, 24), asarray=False)
-    dasknmf.NMF(3, init="random", random_state=0, max_iter=3, tol=0, persist=False,
-                device="cuda").fit(X)  # fmt: skip
+    dasknmf.NMF(
+        3, init="random", random_state=0, max_iter=3, tol=0, persist=False, device="cuda"
+    ).fit(X)
     # Out of core, each of the 4 tiles is moved on every pass (stats and init run on
     # the host and move nothing).
     tiles = [t for t in moved if sp.issparse(t)]
@@ -235,8 +242,9 @@ def test_tiles_reach_the_device_inside_the_graph(fake_cupy, monkeypatch):
 
 def test_output_cupy_returns_device_arrays(fake_cupy):
     X = make_matrix(30, 20, seed=2)
-    model = dasknmf.NMF(3, init="random", random_state=0, max_iter=5, tol=0, device="cuda",
-                        output="cupy")  # fmt: skip
+    model = dasknmf.NMF(
+        3, init="random", random_state=0, max_iter=5, tol=0, device="cuda", output="cupy"
+    )
     W = model.fit_transform(X)
     assert type(W) is DeviceArray and type(model.components_) is DeviceArray
     assert type(model.transform(X)) is DeviceArray

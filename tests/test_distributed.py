@@ -51,10 +51,17 @@ def case(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(case):
-    with dask.config.set(UNMANAGED), LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, memory_limit=SMALL_LIMIT,
-        dashboard_address=None,
-    ) as cluster, Client(cluster) as c:  # fmt: skip
+    with (
+        dask.config.set(UNMANAGED),
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            memory_limit=SMALL_LIMIT,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as c,
+    ):
         yield c
 
 
@@ -135,8 +142,12 @@ def test_workers_reuse_freed_blocks_during_a_fit(case, client):
 
 def test_an_out_of_core_fit_leaves_the_workers_heap_alone(case, client):
     during: list[dict] = []
-    fit(case[1], persist=False, max_iter=2,
-        callbacks=[lambda _info: during.append(client.run(_heap_holders))])  # fmt: skip
+    fit(
+        case[1],
+        persist=False,
+        max_iter=2,
+        callbacks=[lambda _info: during.append(client.run(_heap_holders))],
+    )
     assert during and all(set(holders.values()) == {0} for holders in during)
 
 
@@ -198,9 +209,12 @@ def test_out_of_core_with_enforced_worker_memory_limit(tmp_path):
 
     m, n, density = 600_000, 20_000, 0.006
     lazy = da.map_blocks(
-        _random_csr_tile, density, chunks=((25_000,) * 24, (n,)), dtype=np.float32,
+        _random_csr_tile,
+        density,
+        chunks=((25_000,) * 24, (n,)),
+        dtype=np.float32,
         meta=sp.csr_matrix((0, 0), dtype=np.float32),
-    )  # fmt: skip
+    )
     path = str(tmp_path / "V.zarr")
     dasknmf.write_matrix(lazy, path, chunks=(25_000, n))
     info = dasknmf.matrix_info(path)
@@ -210,10 +224,16 @@ def test_out_of_core_with_enforced_worker_memory_limit(tmp_path):
     W0, H0 = rng.random((m, 4)) + 0.1, rng.random((4, n)) + 0.1
     params = dict(n_components=4, init="custom", max_iter=3, tol=0)
 
-    with LocalCluster(
-        n_workers=1, threads_per_worker=2, processes=True, memory_limit=450e6,
-        dashboard_address=None,
-    ) as cluster, Client(cluster):  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=2,
+            processes=True,
+            memory_limit=450e6,
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster),
+    ):
         model = dasknmf.NMF(**params)
         W = np.asarray(model.fit_transform(path, W=W0, H=H0))
     assert model.persisted_ is False

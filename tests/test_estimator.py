@@ -72,9 +72,12 @@ def transformer_check_data() -> np.ndarray:
     """The data of ``check_transformer_general``, made non-negative as the check does
     for estimators tagged ``positive_only``."""
     X, _ = make_blobs(
-        n_samples=30, centers=[[0, 0, 0], [1, 1, 1]], random_state=0, n_features=2,
+        n_samples=30,
+        centers=[[0, 0, 0], [1, 1, 1]],
+        random_state=0,
+        n_features=2,
         cluster_std=0.1,
-    )  # fmt: skip
+    )
     X = StandardScaler().fit_transform(X)
     return X - X.min()
 
@@ -211,9 +214,19 @@ def test_dask_input_is_rechunked_by_the_chunks_parameter():
         (lambda X: da.from_array(X, chunks=(10, 7), asarray=False), np.float64),
         (lambda X: X.toarray().tolist(), np.float64),  # NumPy infers float64: kept
     ],
-    ids=["int64", "sparse-int32", "dask-int64", "float32", "sparse-float32", "float16",
-         "float64", "sparse-float64", "dask-float64", "list-of-floats"],
-)  # fmt: skip
+    ids=[
+        "int64",
+        "sparse-int32",
+        "dask-int64",
+        "float32",
+        "sparse-float32",
+        "float16",
+        "float64",
+        "sparse-float64",
+        "dask-float64",
+        "list-of-floats",
+    ],
+)
 def test_dtype_is_float32_unless_the_input_is_float64(make, dtype):
     X = make_matrix(37, 23)
     X.data = np.ceil(X.data)  # integral values, so every dtype holds the same matrix
@@ -408,8 +421,11 @@ def small() -> np.ndarray:
     return make_matrix(6, 5, density=0.8, kind="dense")
 
 
-@pytest.mark.parametrize("wrap", [np.asarray, sp.csr_matrix, lambda X: da.from_array(X, (2, 2))],
-                         ids=["numpy", "csr", "dask"])  # fmt: skip
+@pytest.mark.parametrize(
+    "wrap",
+    [np.asarray, sp.csr_matrix, lambda X: da.from_array(X, (2, 2))],
+    ids=["numpy", "csr", "dask"],
+)
 def test_negative_values_are_counted_and_located(wrap):
     X = small()
     X[1, 3], X[4, 0] = -1.0, -2.0
@@ -426,8 +442,11 @@ def test_negative_values_are_counted_and_located(wrap):
         model.transform(wrap(X))
 
 
-@pytest.mark.parametrize("wrap", [np.asarray, sp.csr_matrix, lambda X: da.from_array(X, (2, 2))],
-                         ids=["numpy", "csr", "dask"])  # fmt: skip
+@pytest.mark.parametrize(
+    "wrap",
+    [np.asarray, sp.csr_matrix, lambda X: da.from_array(X, (2, 2))],
+    ids=["numpy", "csr", "dask"],
+)
 def test_non_finite_values_are_counted_and_located(wrap):
     X = small()
     X[2, 4], X[5, 1] = np.nan, np.inf
@@ -617,8 +636,15 @@ def test_tol_stops_at_a_check_by_sklearns_rule():
     X = rng.random((50, 3)) @ rng.random((3, 30))  # exactly rank 3: easy
     infos: list[IterationInfo] = []
     tol, every = 1e-3, 7
-    model = NMF(3, init="random", random_state=0, max_iter=500, tol=tol, check_every=every,
-                callbacks=[infos.append])  # fmt: skip
+    model = NMF(
+        3,
+        init="random",
+        random_state=0,
+        max_iter=500,
+        tol=tol,
+        check_every=every,
+        callbacks=[infos.append],
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model.fit(X)
@@ -665,12 +691,25 @@ def test_get_params_set_params_clone_round_trip():
     model = NMF(3, init="random", tol=0.5, chunks=(4, 4), persist=False, callbacks=callbacks)
     params = model.get_params()
     assert params == {
-        "n_components": 3, "init": "random", "max_iter": 200, "tol": 0.5,
-        "random_state": None, "check_every": 10, "chunks": (4, 4), "persist": False,
-        "callbacks": callbacks, "verbose": 0, "alpha_W": 0.0, "alpha_H": "same",
-        "l1_ratio": 0.0, "solver": "mu", "beta_loss": "frobenius", "missing": None,
-        "device": "cpu", "output": "numpy",
-    }  # fmt: skip
+        "n_components": 3,
+        "init": "random",
+        "max_iter": 200,
+        "tol": 0.5,
+        "random_state": None,
+        "check_every": 10,
+        "chunks": (4, 4),
+        "persist": False,
+        "callbacks": callbacks,
+        "verbose": 0,
+        "alpha_W": 0.0,
+        "alpha_H": "same",
+        "l1_ratio": 0.0,
+        "solver": "mu",
+        "beta_loss": "frobenius",
+        "missing": None,
+        "device": "cpu",
+        "output": "numpy",
+    }
     assert model.set_params(max_iter=7, random_state=1, tol=0.0) is model
     assert (model.max_iter, model.random_state, model.tol) == (7, 1, 0.0)
     model.fit(make_matrix(37, 23))

@@ -20,8 +20,9 @@ def test_matches_the_literal_coordinate_descent(kind, chunks, persist):
     X = make_matrix(37, 23, kind=kind)
     W0, H0 = make_factors(37, 23, 4)
     W_ref, H_ref, errors = reference.hals_frobenius(X, W0, H0, 6)
-    model = dasknmf.NMF(4, solver="hals", init="custom", max_iter=6, tol=0, chunks=chunks,
-                        persist=persist)  # fmt: skip
+    model = dasknmf.NMF(
+        4, solver="hals", init="custom", max_iter=6, tol=0, chunks=chunks, persist=persist
+    )
     W = model.fit_transform(X, W=W0, H=H0)
     np.testing.assert_allclose(W, W_ref, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.components_, H_ref, rtol=1e-9, atol=1e-12)
@@ -43,8 +44,7 @@ def test_same_as_sklearn_cd_without_shuffle(persist, chunks, alpha_W, l1_ratio):
     np.testing.assert_allclose(ours.components_, sk.components_, rtol=1e-7, atol=1e-10)
     np.testing.assert_allclose(ours.reconstruction_err_, sk.reconstruction_err_, rtol=1e-9)
     # transform: scikit-learn starts coordinate descent from zeros
-    np.testing.assert_allclose(ours.transform(X[:40]), sk.transform(X[:40]), rtol=1e-7,
-                               atol=1e-10)  # fmt: skip
+    np.testing.assert_allclose(ours.transform(X[:40]), sk.transform(X[:40]), rtol=1e-7, atol=1e-10)
 
 
 def test_error_never_increases_and_beats_mu_per_iteration():
@@ -53,8 +53,15 @@ def test_error_never_increases_and_beats_mu_per_iteration():
     curves = {}
     for solver in ("hals", "mu"):
         seen = []
-        model = dasknmf.NMF(8, solver=solver, init="custom", max_iter=30, tol=0,
-                            chunks=(750, 800), callbacks=[seen.append])  # fmt: skip
+        model = dasknmf.NMF(
+            8,
+            solver=solver,
+            init="custom",
+            max_iter=30,
+            tol=0,
+            chunks=(750, 800),
+            callbacks=[seen.append],
+        )
         model.fit(X, W=W0, H=H0)
         curves[solver] = [seen[0].error_at_init] + [info.error for info in seen]
     hals = curves["hals"]

@@ -33,8 +33,9 @@ def dense_kl_error(X, W, H) -> float:
 def test_fit_matches_sklearn(kind, persist, chunks, alpha_W, l1_ratio):
     X = make_matrix(120, 80, density=0.15, kind=kind)
     W0, H0 = make_factors(120, 80, 6, seed=7)
-    params = dict(init="custom", max_iter=40, tol=0, beta_loss=KL, alpha_W=alpha_W,
-                  l1_ratio=l1_ratio)  # fmt: skip
+    params = dict(
+        init="custom", max_iter=40, tol=0, beta_loss=KL, alpha_W=alpha_W, l1_ratio=l1_ratio
+    )
     sk = SklearnNMF(6, solver="mu", **params)
     W_sk = sk.fit_transform(X, W=W0.copy(), H=H0.copy())
     ours = dasknmf.NMF(6, chunks=chunks, persist=persist, **params)
@@ -54,8 +55,7 @@ def test_transform_matches_sklearn_without_l1(chunks):
     params = dict(init="custom", max_iter=40, tol=0, beta_loss=KL, alpha_W=0.001)
     sk = SklearnNMF(6, solver="mu", **params).fit(X, W=W0.copy(), H=H0.copy())
     ours = dasknmf.NMF(6, chunks=chunks, **params).fit(X, W=W0, H=H0)
-    np.testing.assert_allclose(ours.transform(X[:40]), sk.transform(X[:40]), rtol=1e-9,
-                               atol=1e-12)  # fmt: skip
+    np.testing.assert_allclose(ours.transform(X[:40]), sk.transform(X[:40]), rtol=1e-9, atol=1e-12)
 
 
 def test_sklearn_transform_accumulates_l1_into_its_cached_row_sums():
@@ -65,8 +65,9 @@ def test_sklearn_transform_accumulates_l1_into_its_cached_row_sums():
     X = make_matrix(30, 80, density=0.15)
     W0, H0 = make_factors(30, 80, 6, seed=7)
     H_sum = None
-    _, H_sum, *_ = _multiplicative_update_w(X, W0.copy(), H0, 1, 0.1, 0.0, 1.0, H_sum, None,
-                                            None, False)  # fmt: skip
+    _, H_sum, *_ = _multiplicative_update_w(
+        X, W0.copy(), H0, 1, 0.1, 0.0, 1.0, H_sum, None, None, False
+    )
     assert not np.allclose(H_sum, H0.sum(axis=1))  # scikit-learn's state was changed
     np.testing.assert_allclose(H_sum, H0.sum(axis=1) + 0.1)
 
@@ -77,8 +78,9 @@ def test_divergence_never_increases_and_zero_rows_stay_finite():
     X[:, 7] = 0
     W0, H0 = make_factors(60, 40, 4, seed=3)
     seen = []
-    model = dasknmf.NMF(4, init="custom", beta_loss=1, max_iter=25, tol=0, chunks=(16, 40),
-                        callbacks=[seen.append])  # fmt: skip
+    model = dasknmf.NMF(
+        4, init="custom", beta_loss=1, max_iter=25, tol=0, chunks=(16, 40), callbacks=[seen.append]
+    )
     W = model.fit_transform(X, W=W0, H=H0)
     curve = [seen[0].error_at_init] + [info.error for info in seen]
     assert all(b <= a * (1 + 1e-12) for a, b in itertools.pairwise(curve))

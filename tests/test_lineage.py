@@ -39,9 +39,14 @@ def fit(cluster, reroot_every, monkeypatch, callbacks=(), **params):
             counts.append(len(scheduler.tasks))
 
         model = dasknmf.NMF(
-            4, init="custom", max_iter=40, tol=0, chunks=CHUNKS,
-            callbacks=[count, *callbacks], **params,
-        )  # fmt: skip
+            4,
+            init="custom",
+            max_iter=40,
+            tol=0,
+            chunks=CHUNKS,
+            callbacks=[count, *callbacks],
+            **params,
+        )
         W = np.asarray(model.fit_transform(X, W=W0, H=H0))
         client.run_on_scheduler(lambda: None)  # let releases settle
     return W, model, counts
@@ -79,9 +84,12 @@ def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog)
     params = dict(init="custom", max_iter=20, tol=0, chunks=CHUNKS)
     reference = dasknmf.NMF(4, **params).fit(X, W=W0, H=H0)
     seen = []
-    with LocalCluster(
-        n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as client:  # fmt: skip
+    with (
+        LocalCluster(
+            n_workers=3, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         pids = client.run(os.getpid)
 
         previous: list = []

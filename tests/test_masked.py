@@ -43,9 +43,17 @@ def test_matches_dense_reference(kind, beta, chunks, persist):
     X = as_input(truth, mask, kind)
     W0, H0 = make_factors(50, 40, 4, seed=7)
     model = dasknmf.NMF(
-        4, init="custom", missing="ignore", beta_loss=beta, max_iter=15, tol=0,
-        alpha_W=0.002, l1_ratio=0.3, chunks=chunks, persist=persist,
-    )  # fmt: skip
+        4,
+        init="custom",
+        missing="ignore",
+        beta_loss=beta,
+        max_iter=15,
+        tol=0,
+        alpha_W=0.002,
+        l1_ratio=0.3,
+        chunks=chunks,
+        persist=persist,
+    )
     W = model.fit_transform(X, W=W0, H=H0)
     # scikit-learn's penalty scaling: W's by n, H's by m.
     l1 = (40 * 0.002 * 0.3, 50 * 0.002 * 0.3)
@@ -104,8 +112,9 @@ def test_recovers_hidden_ratings():
     truth = 1 + 4 * truth / truth.max()  # ratings in [1, 5]
     observed = rng.random((m, n)) < 0.2
     X = as_input(truth, observed, "sparse")
-    model = dasknmf.NMF(k, missing="ignore", max_iter=300, tol=0, random_state=0,
-                        chunks=(128, 128))  # fmt: skip
+    model = dasknmf.NMF(
+        k, missing="ignore", max_iter=300, tol=0, random_state=0, chunks=(128, 128)
+    )
     model.fit(X)
     rows, cols = np.nonzero(~observed)
     held_out = model.rmse((rows, cols, truth[rows, cols]))
@@ -125,8 +134,16 @@ def test_recovers_hidden_ratings():
 def test_divergence_never_increases(beta):
     truth, mask = ratings(positive=beta <= 0)
     seen = []
-    model = dasknmf.NMF(4, missing="ignore", beta_loss=beta, max_iter=30, tol=0, random_state=0,
-                        chunks=(16, 15), callbacks=[seen.append])  # fmt: skip
+    model = dasknmf.NMF(
+        4,
+        missing="ignore",
+        beta_loss=beta,
+        max_iter=30,
+        tol=0,
+        random_state=0,
+        chunks=(16, 15),
+        callbacks=[seen.append],
+    )
     model.fit(as_input(truth, mask, "sparse"))
     curve = [seen[0].error_at_init] + [info.error for info in seen]
     assert all(b <= a * (1 + 1e-9) for a, b in itertools.pairwise(curve)), curve

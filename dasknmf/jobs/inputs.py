@@ -85,16 +85,26 @@ def open_input(config: InputConfig, work: WorkArea, *, reuse: bool = False) -> J
                 description["holdout_entries"] = matrix_info(holdout).nnz
         elif holdout is not None:
             split = ingest_triplets(
-                config.path, store, holdout=config.holdout, holdout_dst=holdout,
-                seed=config.seed, chunks=config.chunks, overwrite=True, **config.options,
-            )  # fmt: skip
+                config.path,
+                store,
+                holdout=config.holdout,
+                holdout_dst=holdout,
+                seed=config.seed,
+                chunks=config.chunks,
+                overwrite=True,
+                **config.options,
+            )
             info = split.train
             description["holdout_entries"] = split.n_holdout
         else:
             info = ingest(
-                config.path, store, chunks=config.chunks, overwrite=True,
-                corpus=config.corpus, **config.options,
-            )  # fmt: skip
+                config.path,
+                store,
+                chunks=config.chunks,
+                overwrite=True,
+                corpus=config.corpus,
+                **config.options,
+            )
         X = store
     else:
         store, options = config.path, config.storage_options or None

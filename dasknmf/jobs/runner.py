@@ -257,9 +257,12 @@ def _execute(
             }
             written = int(job.get("checkpoints_written", 0)) if resume is not None else 0
             writer = CheckpointWriter(
-                work.checkpoints, every, lambda n: {**record, "checkpoints_written": n},
-                written=written, say=say,
-            )  # fmt: skip
+                work.checkpoints,
+                every,
+                lambda n: {**record, "checkpoints_written": n},
+                written=written,
+                say=say,
+            )
             callbacks.append(writer)
         model = NMF(**config.model.nmf_params(), chunks=source.chunks, callbacks=callbacks)
         state = None

@@ -46,9 +46,14 @@ EXAMPLE_SHAPE = (5_000, 2_000)
 #: regular file with another name is handed to ``ingest`` too (it names the formats it
 #: accepts); anything else is a dasknmf store.
 MATRIX_FILE_SUFFIXES = (
-    ".mtx", ".mtx.gz", ".mtx.bz2", ".npz", ".npy", ".parquet",
+    ".mtx",
+    ".mtx.gz",
+    ".mtx.bz2",
+    ".npz",
+    ".npy",
+    ".parquet",
     *(f"{text}{z}" for text in (".csv", ".tsv", ".txt") for z in ("", ".gz", ".bz2")),
-)  # fmt: skip
+)
 
 LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
 SOLVERS = ("mu", "hals", "cd")
@@ -419,10 +424,14 @@ def _check_holdout(
 
 #: Ingest arguments that are job keys of their own (or the job's to decide).
 _JOB_OWNED = {
-    "chunks": "input.chunks", "holdout": "input.holdout", "seed": "input.seed",
-    "holdout_dst": "input.holdout", "corpus": "input.corpus", "overwrite": None,
+    "chunks": "input.chunks",
+    "holdout": "input.holdout",
+    "seed": "input.seed",
+    "holdout_dst": "input.holdout",
+    "corpus": "input.corpus",
+    "overwrite": None,
     "storage_options": None,
-}  # fmt: skip
+}
 
 
 def _check_ingest_options(values: dict[str, Any], path: str, kind: str, c: Checker) -> None:

@@ -68,14 +68,22 @@ class BetaMU:
                 partial(fns.update_rows, beta, self.penalty_w), self.V, W, H, _unit(W)
             )
             _, parts, _ = products.row_block_pass(
-                partial(fns.h_terms, beta), self.V, W, H,
-                small_shape=(1, 1), partial_rows=2 * k,
-            )  # fmt: skip
+                partial(fns.h_terms, beta),
+                self.V,
+                W,
+                H,
+                small_shape=(1, 1),
+                partial_rows=2 * k,
+            )
         else:
             W, parts, _ = products.row_block_pass(
-                partial(fns.row_pass, beta, self.penalty_w), self.V, W, H,
-                small_shape=(1, 1), partial_rows=2 * k,
-            )  # fmt: skip
+                partial(fns.row_pass, beta, self.penalty_w),
+                self.V,
+                W,
+                H,
+                small_shape=(1, 1),
+                partial_rows=2 * k,
+            )
         H = update_h(H, products.sum_blocks(parts), beta, self.penalty_h)
         return Step(W, H, lambda: self.error(W, H))
 
@@ -84,10 +92,20 @@ class BetaMU:
         fn = partial(_tile_terms, self.beta)
         if products.is_lazy(self.V, W, H):
             sums = da.blockwise(
-                fn, "ijz", W, "ia", self.V, "ij", H, "aj", new_axes={"z": 3},
-                adjust_chunks={"i": 1, "j": 1}, dtype=np.float64,
-                meta=np.empty((0, 0, 0)), concatenate=True,
-            ).sum(axis=(0, 1))  # fmt: skip
+                fn,
+                "ijz",
+                W,
+                "ia",
+                self.V,
+                "ij",
+                H,
+                "aj",
+                new_axes={"z": 3},
+                adjust_chunks={"i": 1, "j": 1},
+                dtype=np.float64,
+                meta=np.empty((0, 0, 0)),
+                concatenate=True,
+            ).sum(axis=(0, 1))
         else:
             sums = fn(W, self.V, H)[0, 0]
         return _error_from_sums(sums, self.beta, float(np.prod(self.V.shape)))
@@ -99,9 +117,16 @@ def update_h(H, stacked, beta: float, penalty: Penalty):
     if not products.is_lazy(H, stacked):
         return update(H, stacked)
     return da.blockwise(
-        update, "aj", H, "aj", stacked.rechunk({0: -1}), "bj", dtype=H.dtype,
-        concatenate=True, meta=np.empty((0, 0), dtype=H.dtype),
-    )  # fmt: skip
+        update,
+        "aj",
+        H,
+        "aj",
+        stacked.rechunk({0: -1}),
+        "bj",
+        dtype=H.dtype,
+        concatenate=True,
+        meta=np.empty((0, 0), dtype=H.dtype),
+    )
 
 
 def _error_from_sums(sums, beta: float, size: float):
@@ -119,9 +144,16 @@ def _unit(W):
 
 
 def transform_w(
-    V, H, W0, *, beta: float, max_iter: int, tol: float, check_every: int,
+    V,
+    H,
+    W0,
+    *,
+    beta: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
     penalty: Penalty = NO_PENALTY,
-):  # fmt: skip
+):
     """``W`` minimising ``D_β(V ‖ WH)`` for fixed ``H``, row block by row block."""
 
     def error(w, tiles, hs):
@@ -141,9 +173,12 @@ def solve_w_rows(V, H, W0, update, error, *, max_iter: int, tol: float, check_ev
     fixed (``transform``), each block stopped by the ``tol`` rule on its own
     ``error(w, tiles, hs)``."""
     solve = partial(
-        _solve_w_block, update=update, error=error, max_iter=max_iter,
+        _solve_w_block,
+        update=update,
+        error=error,
+        max_iter=max_iter,
         stopping_rule=partial(ToleranceRule, tol, check_every),
-    )  # fmt: skip
+    )
     if not products.is_lazy(V, H, W0):
         return solve(W0, [V], [H], None)
     return products.map_row_blocks(solve, V, W0, H, _unit(W0))

@@ -202,14 +202,36 @@ def transform_w(
     if not products.is_lazy(V, H, W0):
         norm2 = _row_block_norm2(V)
         return solve_w_block(
-            W0, vht, hht, norm2, max_iter=max_iter, tol=tol, check_every=check_every,
-            rule=rule, penalty=penalty,
-        )  # fmt: skip
+            W0,
+            vht,
+            hht,
+            norm2,
+            max_iter=max_iter,
+            tol=tol,
+            check_every=check_every,
+            rule=rule,
+            penalty=penalty,
+        )
     norms = da.map_blocks(
         _row_block_norm2, V, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum(axis=1, keepdims=True)
     return da.blockwise(
-        solve_w_block, "ia", W0, "ia", vht, "ia", hht, "bc", norms, "iz",
-        dtype=W0.dtype, concatenate=True, align_arrays=False,
-        max_iter=max_iter, tol=tol, check_every=check_every, rule=rule, penalty=penalty,
-    )  # fmt: skip
+        solve_w_block,
+        "ia",
+        W0,
+        "ia",
+        vht,
+        "ia",
+        hht,
+        "bc",
+        norms,
+        "iz",
+        dtype=W0.dtype,
+        concatenate=True,
+        align_arrays=False,
+        max_iter=max_iter,
+        tol=tol,
+        check_every=check_every,
+        rule=rule,
+        penalty=penalty,
+    )

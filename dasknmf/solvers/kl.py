@@ -80,10 +80,19 @@ class KullbackLeiblerMU:
         """``sqrt(2 D(V ‖ WH))``, scikit-learn's ``reconstruction_err_`` for KL."""
         if products.is_lazy(self.V, W, H):
             log_terms = da.blockwise(
-                _tile_terms, "ij", W, "ia", self.V, "ij", H, "aj",
-                adjust_chunks={"i": 1, "j": 1}, dtype=np.float64, meta=np.empty((0, 0)),
+                _tile_terms,
+                "ij",
+                W,
+                "ia",
+                self.V,
+                "ij",
+                H,
+                "aj",
+                adjust_chunks={"i": 1, "j": 1},
+                dtype=np.float64,
+                meta=np.empty((0, 0)),
                 concatenate=True,
-            ).sum()  # fmt: skip
+            ).sum()
         else:
             log_terms = _tile_terms(W, self.V, H).sum()
         sum_wh = (W.sum(axis=0).astype(np.float64) * H.sum(axis=1)).sum()
@@ -95,9 +104,11 @@ def transform_w(
 ):
     """``W`` minimising ``D(V ‖ WH)`` for fixed ``H``, row block by row block."""
     solve = partial(
-        kernels.kl_solve_w_block, max_iter=max_iter, penalty=penalty,
+        kernels.kl_solve_w_block,
+        max_iter=max_iter,
+        penalty=penalty,
         stopping_rule=partial(ToleranceRule, tol, check_every),
-    )  # fmt: skip
+    )
     h_sum = _row_sums(H)
     if not products.is_lazy(V, H, W0):
         return solve(W0, [V], [H], h_sum)

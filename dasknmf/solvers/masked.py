@@ -32,10 +32,20 @@ def observed_sums(V, W, H, beta: float):
     fn = partial(_tile_terms, beta)
     if products.is_lazy(V, W, H):
         return da.blockwise(
-            fn, "ijz", W, "ia", V, "ij", H, "aj", new_axes={"z": 3},
-            adjust_chunks={"i": 1, "j": 1}, dtype=np.float64,
-            meta=np.empty((0, 0, 0)), concatenate=True,
-        ).sum(axis=(0, 1))  # fmt: skip
+            fn,
+            "ijz",
+            W,
+            "ia",
+            V,
+            "ij",
+            H,
+            "aj",
+            new_axes={"z": 3},
+            adjust_chunks={"i": 1, "j": 1},
+            dtype=np.float64,
+            meta=np.empty((0, 0, 0)),
+            concatenate=True,
+        ).sum(axis=(0, 1))
     return fn(W, V, H)[0, 0]
 
 
@@ -65,9 +75,16 @@ class MaskedMU(BetaMU):
 
 
 def transform_w(
-    V, H, W0, *, beta: float, max_iter: int, tol: float, check_every: int,
+    V,
+    H,
+    W0,
+    *,
+    beta: float,
+    max_iter: int,
+    tol: float,
+    check_every: int,
     penalty: Penalty = NO_PENALTY,
-):  # fmt: skip
+):
     """``W`` minimising the observed-entry divergence for fixed ``H``, by row block."""
 
     def error(w, tiles, hs):

@@ -207,8 +207,9 @@ def ingest_anndata(
                 matrix = spill.to_dask(tile_shape, out_dtype)
             else:
                 matrix = _row_blocks(source, tile_shape)
-            plan = plan_write(matrix, chunks=tile_shape, format=kind, dtype=out_dtype,
-                              keep_zeros=False)  # fmt: skip
+            plan = plan_write(
+                matrix, chunks=tile_shape, format=kind, dtype=out_dtype, keep_zeros=False
+            )
             # The file handle and the spill files belong to this process: the tasks
             # must not go to an active distributed client.
             stack.enter_context(dask.config.set(scheduler="synchronous"))

@@ -94,11 +94,17 @@ class CorpusIngest:
             ("store", f"{info.path} ({info.format}, {info.dtype})"),
             ("shape", f"{info.shape[0]:,} documents x {info.shape[1]:,} terms"),
             ("non-zeros", f"{info.nnz:,} (density {info.density:.4%})"),
-            ("vocabulary", f"{self.n_terms:,} of {self.n_distinct:,} distinct terms, in "
-                           f"{self.col_ids}"),
-            ("row ids", f"file names, in {self.row_ids}" if self.row_ids
-             else "none: row i is line i + 1 of the file"),
-        ]  # fmt: skip
+            (
+                "vocabulary",
+                f"{self.n_terms:,} of {self.n_distinct:,} distinct terms, in {self.col_ids}",
+            ),
+            (
+                "row ids",
+                f"file names, in {self.row_ids}"
+                if self.row_ids
+                else "none: row i is line i + 1 of the file",
+            ),
+        ]
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}} : {v}" for k, v in rows)
 
@@ -203,9 +209,13 @@ def ingest_corpus(
     ['cat', 'ran', 'sat']
     """
     analyze = build_analyzer(
-        lowercase=lowercase, token_pattern=token_pattern, stop_words=stop_words,
-        ngram_range=ngram_range, analyzer=analyzer, strip_accents=strip_accents,
-    )  # fmt: skip
+        lowercase=lowercase,
+        token_pattern=token_pattern,
+        stop_words=stop_words,
+        ngram_range=ngram_range,
+        analyzer=analyzer,
+        strip_accents=strip_accents,
+    )
     min_df, max_df = check_df("min_df", min_df), check_df("max_df", max_df)
     max_features = check_int("max_features", max_features, low=1, allow_none=True)
     out_dtype = check_float_dtype("dtype", dtype)
@@ -229,9 +239,13 @@ def ingest_corpus(
     shape = (vocabulary.n_documents, len(vocabulary.terms))
     logger.info(
         "%s: %d documents, %d of %d distinct terms kept, %d entries; counted in %.1f s",
-        source, shape[0], shape[1], vocabulary.n_distinct, vocabulary.nnz,
+        source,
+        shape[0],
+        shape[1],
+        vocabulary.n_distinct,
+        vocabulary.nnz,
         time.perf_counter() - start,
-    )  # fmt: skip
+    )
     if out_dtype is None:
         exact = vocabulary.max_count <= _FLOAT32_EXACT
         out_dtype = np.dtype(np.float32 if exact else np.float64)

@@ -281,8 +281,9 @@ def ingest(
             f"{str(p)!r} is a {kind} file, which takes no ingest options; got "
             f"{', '.join(sorted(options))}."
         )
-    options.update(chunks=chunks, dtype=dtype, overwrite=overwrite,
-                   storage_options=storage_options)  # fmt: skip
+    options.update(
+        chunks=chunks, dtype=dtype, overwrite=overwrite, storage_options=storage_options
+    )
     if kind == "triplets":
         return ingest_triplets(p, dst, **options).train
     if kind == "corpus":

@@ -64,10 +64,19 @@ def start_cluster(run_dir: Path, *options: str, timeout: int = 60) -> Cluster:
     """Run ``start-cluster.sh`` (scheduler on 127.0.0.1, any free port, no dashboard)."""
     scheduler_file = run_dir / "scheduler.json"
     command = [
-        str(START), "--run-dir", str(run_dir), "--scheduler-file", str(scheduler_file),
-        "--dask", dask_command(), "--python", sys.executable, "--timeout", str(timeout),
+        str(START),
+        "--run-dir",
+        str(run_dir),
+        "--scheduler-file",
+        str(scheduler_file),
+        "--dask",
+        dask_command(),
+        "--python",
+        sys.executable,
+        "--timeout",
+        str(timeout),
         *options,
-    ]  # fmt: skip
+    ]
     if "--workers-only" not in options:
         command += ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", "none"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60)
@@ -84,8 +93,10 @@ def stop_cluster(run_dir: Path) -> None:
     try:
         done = subprocess.run(
             [str(STOP), "--run-dir", str(run_dir), "--grace", "10"],
-            capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         failed = done.returncode != 0
     except subprocess.TimeoutExpired:
         failed = True

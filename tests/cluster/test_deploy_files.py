@@ -88,16 +88,25 @@ def test_slurm_settings_dry_run_and_unknown_keys(tmp_path):
     script = DEPLOY / "slurm" / "slurm_cluster.py"
     config = DEPLOY / "slurm" / "slurm.yaml"
     command = [sys.executable, str(script), "--config", str(config), "--dry-run"]
-    done = subprocess.run([*command, "--jobs", "8", "--account", "proj42"], cwd=REPO,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [*command, "--jobs", "8", "--account", "proj42"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^  jobs\s+: 8$", done.stdout, re.M)
     assert re.search(r"^  account\s+: proj42$", done.stdout, re.M)
     assert re.search(r"^  walltime\s+: 08:00:00$", done.stdout, re.M)
     bad = tmp_path / "bad.yaml"
     bad.write_text("jobs: 2\nqueeu: normal\n")
-    done = subprocess.run([sys.executable, str(script), "--config", str(bad), "--dry-run"],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, str(script), "--config", str(bad), "--dry-run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     assert "unknown setting(s) queeu" in done.stderr
 

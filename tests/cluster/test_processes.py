@@ -84,9 +84,18 @@ def test_fit_survives_a_killed_worker(cluster, store, reference, tmp_path):
     the loop's last re-root, see dasknmf.lineage) are restored by the loop, which
     replays the iterations since (see deploy/README.md, "Lost workers")."""
     extra = start_cluster(
-        tmp_path / "extra", "--workers-only", "--scheduler-file", str(cluster.scheduler_file),
-        "--n-workers", "1", "--nthreads", "2", "--no-nanny", "--name-prefix", "doomed",
-    )  # fmt: skip
+        tmp_path / "extra",
+        "--workers-only",
+        "--scheduler-file",
+        str(cluster.scheduler_file),
+        "--n-workers",
+        "1",
+        "--nthreads",
+        "2",
+        "--no-nanny",
+        "--name-prefix",
+        "doomed",
+    )
     try:
         with Client(scheduler_file=str(cluster.scheduler_file), timeout=30) as client:
             victim = next(
@@ -124,10 +133,21 @@ def test_fit_survives_a_killed_worker(cluster, store, reference, tmp_path):
 def test_start_cluster_fails_clearly_when_workers_cannot_connect(tmp_path):
     run_dir = tmp_path / "run"
     command = [
-        str(START), "--run-dir", str(run_dir), "--workers-only", "--n-workers", "1",
-        "--scheduler-address", "tcp://127.0.0.1:9", "--timeout", "2", "--python", sys.executable,
-        "--dask", dask_command(),
-    ]  # fmt: skip
+        str(START),
+        "--run-dir",
+        str(run_dir),
+        "--workers-only",
+        "--n-workers",
+        "1",
+        "--scheduler-address",
+        "tcp://127.0.0.1:9",
+        "--timeout",
+        "2",
+        "--python",
+        sys.executable,
+        "--dask",
+        dask_command(),
+    ]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=60)
     finally:
@@ -181,8 +201,11 @@ def test_stop_cluster_stops_a_worker_that_leads_no_process_group(tmp_path):
         (run_dir / "worker-0.pid").write_text(f"{worker.pid}\n")
         done = subprocess.run(
             [str(STOP), "--run-dir", str(run_dir), "--grace", "1"],
-            capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "80"},
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "COLUMNS": "80"},
+        )
         assert done.returncode == 0, done.stderr
         assert "still running after 1s: SIGKILL" in done.stderr  # the child ignored SIGTERM
         assert worker.wait(timeout=5) == -signal.SIGTERM

@@ -33,8 +33,10 @@ def test_make_certs_signs_every_certificate_with_the_ca(certs):
         context.load_cert_chain(str(certs / f"{name}.pem"), str(certs / f"{name}-key.pem"))
         done = subprocess.run(
             ["openssl", "x509", "-in", str(certs / f"{name}.pem"), "-noout", "-text"],
-            capture_output=True, text=True, check=True,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         assert "IP Address:127.0.0.1" in done.stdout and "DNS:localhost" in done.stdout
         assert oct((certs / f"{name}-key.pem").stat().st_mode & 0o777) == "0o600"
     again = subprocess.run([str(MAKE_CERTS), "--out", str(certs)], capture_output=True, text=True)
@@ -55,9 +57,13 @@ def test_job_on_a_tls_cluster(certs, store, reference, tmp_path, capsys):
         job = write_job(tmp_path / "job.yaml", store, output)
         target = ["--scheduler-file", str(cluster.scheduler_file)]
         tls = [
-            "--tls-ca-file", str(certs / "ca.pem"),
-            "--tls-cert", str(certs / "client.pem"), "--tls-key", str(certs / "client-key.pem"),
-        ]  # fmt: skip
+            "--tls-ca-file",
+            str(certs / "ca.pem"),
+            "--tls-cert",
+            str(certs / "client.pem"),
+            "--tls-key",
+            str(certs / "client-key.pem"),
+        ]
         # Without certificates the job stops before it connects, saying why.
         assert main(["submit", str(job), *target, "--quiet"]) == EXIT_USAGE
         assert "requires TLS: give cluster.tls" in capsys.readouterr().err

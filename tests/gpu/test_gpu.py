@@ -76,8 +76,9 @@ def test_gpu_fit_reaches_the_cpu_loss(name, layout, kind, tmp_path):
 
 def test_output_cupy_and_transform_on_the_gpu():
     X = make_matrix(400, 200, density=0.05, seed=3, dtype=np.float32)
-    model = dasknmf.NMF(4, init="random", random_state=0, max_iter=20, tol=0, device="cuda",
-                        output="cupy")  # fmt: skip
+    model = dasknmf.NMF(
+        4, init="random", random_state=0, max_iter=20, tol=0, device="cuda", output="cupy"
+    )
     W = model.fit_transform(X)
     assert isinstance(W, cupy.ndarray) and isinstance(model.components_, cupy.ndarray)
     assert isinstance(model.transform(X), cupy.ndarray)

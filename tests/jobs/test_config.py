@@ -268,10 +268,13 @@ def test_address_and_scheduler_file_together_names_both(tmp_path, matrix_file):
         ({"type": "local", "address": "tcp://h:1"}, "cluster.address", "cluster.type 'existing'"),
         ({"type": "local", "memory_limit": "lots"}, "cluster.memory_limit", "'2GiB'"),
         ({"type": "local", "memory_limit": 0}, "cluster.memory_limit", "got 0"),
-        ({"type": "existing", "address": "tcp://h:1", "tls": {"ca_file": "ca.pem"}},
-         "cluster.tls.cert", "missing required key 'cluster.tls.cert'"),
+        (
+            {"type": "existing", "address": "tcp://h:1", "tls": {"ca_file": "ca.pem"}},
+            "cluster.tls.cert",
+            "missing required key 'cluster.tls.cert'",
+        ),
     ],
-)  # fmt: skip
+)
 def test_cluster_combinations(cluster, key, text, tmp_path, matrix_file):
     job = base_job(matrix_file, tmp_path / "out")
     job["cluster"] = cluster

@@ -65,9 +65,14 @@ def test_stopping_then_resuming_equals_one_fit(name, layout, matrix):
     else:
         chunks = X.shape  # one tile: iterated eagerly on in-memory arrays
     params = dict(
-        n_components=3, init="random", random_state=0, tol=2e-3, check_every=3, max_iter=80,
+        n_components=3,
+        init="random",
+        random_state=0,
+        tol=2e-3,
+        check_every=3,
+        max_iter=80,
         **MODELS[name],
-    )  # fmt: skip
+    )
     full, W_full = fitted(X, chunks, **params)
     assert 8 < full.n_iter_ < 80  # stopped by tol: the rule's state matters
     stopped_states: list = []

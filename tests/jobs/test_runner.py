@@ -98,26 +98,42 @@ def test_summary_records_config_input_result_scheduler_timings_versions(matrix_f
     assert summary["config"]["model"]["max_iter"] == 15
     assert summary["config"]["cluster"] == {"type": "threads", "threads": 2}
     assert summary["input"] | {"path": None} == {
-        "kind": "file", "path": None, "shape": [90, 40], "nnz": 1080, "dtype": "float64",
-        "format": "sparse", "tile_shape": list(TILES),
-    }  # fmt: skip
+        "kind": "file",
+        "path": None,
+        "shape": [90, 40],
+        "nnz": 1080,
+        "dtype": "float64",
+        "format": "sparse",
+        "tile_shape": list(TILES),
+    }
     res = summary["result"]
     assert (res["n_components"], res["iterations"], res["converged"]) == (3, 15, False)
     assert res["final_error"] == pytest.approx(result.model.reconstruction_err_)
     # Every iteration's error, even without a progress observer.
     assert [i for i, _ in res["error_curve"]] == list(range(1, 16))
     assert summary["scheduler"] | {"threads": 2} == {
-        "type": "threads", "address": None, "dashboard_link": None, "workers": 1,
-        "threads": 2, "note": None,
-    }  # fmt: skip
+        "type": "threads",
+        "address": None,
+        "dashboard_link": None,
+        "workers": 1,
+        "threads": 2,
+        "note": None,
+    }
     assert summary["checkpoint"] == {"every": 5, "written": 3}  # iterations 5, 10, 15
     assert summary["resumed"] is None and len(summary["run_id"]) == 32
     assert set(summary["timings"]) == {"setup", "input", "fit", "write", "total"}
     assert all(t >= 0 for t in summary["timings"].values())
     assert summary["timings"]["total"] >= summary["timings"]["fit"]
     assert set(summary["versions"]) == {
-        "python", "dasknmf", "dask", "distributed", "numpy", "scipy", "zarr", "scikit-learn",
-    }  # fmt: skip
+        "python",
+        "dasknmf",
+        "dask",
+        "distributed",
+        "numpy",
+        "scipy",
+        "zarr",
+        "scikit-learn",
+    }
     assert summary["versions"]["dasknmf"] == dasknmf.__version__
     assert summary["outputs"] == ["H.zarr", "W.zarr", "convergence.png", "summary.json"]
     assert sorted(os.listdir(tmp_path / "out")) == sorted([*summary["outputs"], "zarr.json"])
@@ -144,9 +160,12 @@ def test_example_input_without_w_and_plot(tmp_path):
     result = run_job(parse_config(job))
     assert result.outputs == ["H.zarr", "summary.json"]
     assert result.summary["input"] == {
-        "kind": "example", "path": "example:term-document", "shape": [300, 80],
-        "nnz": result.summary["input"]["nnz"], "dtype": "float32",
-    }  # fmt: skip
+        "kind": "example",
+        "path": "example:term-document",
+        "shape": [300, 80],
+        "nnz": result.summary["input"]["nnz"],
+        "dtype": "float32",
+    }
     assert not (tmp_path / "out" / "W.zarr").exists()
 
 
@@ -401,9 +420,13 @@ def test_corpus_directory_with_ingest_options_gives_vocabulary_top_features(tmp_
     from sklearn.feature_extraction.text import CountVectorizer
 
     docs = [
-        "the cat sat on the mat", "dogs and cats are pets", "the stock market fell",
-        "markets rally as stocks rise", "a cat and a dog", "investors sold stocks",
-    ] * 3  # fmt: skip
+        "the cat sat on the mat",
+        "dogs and cats are pets",
+        "the stock market fell",
+        "markets rally as stocks rise",
+        "a cat and a dog",
+        "investors sold stocks",
+    ] * 3
     corpus = tmp_path / "docs"
     corpus.mkdir()
     for i, doc in enumerate(docs):
@@ -426,8 +449,9 @@ def test_anndata_file_input(tmp_path, matrix):
     path = tmp_path / "cells.h5ad"
     anndata.AnnData(matrix.astype(np.float32)).write_h5ad(path)
     result = run_job(parse_config(base_job(path, tmp_path / "out")))
-    _, model = reference_fit(matrix.astype(np.float32), tmp_path, n_components=3,
-                             max_iter=15, tol=0, random_state=0)  # fmt: skip
+    _, model = reference_fit(
+        matrix.astype(np.float32), tmp_path, n_components=3, max_iter=15, tol=0, random_state=0
+    )
     H_job = read_back(tmp_path / "out")[1]
     assert result.summary["input"]["shape"] == list(matrix.shape)
     np.testing.assert_allclose(H_job, model.components_, rtol=1e-5, atol=1e-7)

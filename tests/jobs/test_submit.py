@@ -33,8 +33,20 @@ def test_submit_replaces_the_cluster_and_gives_runs_results(
     assert summary["config"]["cluster"]["address"] == address
     assert summary["scheduler"] == {**summary["scheduler"], "type": "existing", "workers": 1}
 
-    assert main(["run", str(path), "--quiet", "--set", "output.directory=" + str(tmp_path / "r"),
-                 "--set", "cluster={type: threads}"]) == EXIT_OK  # fmt: skip
+    assert (
+        main(
+            [
+                "run",
+                str(path),
+                "--quiet",
+                "--set",
+                "output.directory=" + str(tmp_path / "r"),
+                "--set",
+                "cluster={type: threads}",
+            ]
+        )
+        == EXIT_OK
+    )
     for name in ("W.zarr", "H.zarr"):
         submitted = dasknmf.open_matrix(str(tmp_path / "out" / name)).compute()
         ran = dasknmf.open_matrix(str(tmp_path / "r" / name)).compute()

@@ -115,8 +115,11 @@ def test_integer_ids_are_indices(tmp_path, int_triplets):
     assert (result.n_rows, result.n_cols) == shape
     assert result.n_train == result.train.nnz == len(vals)  # zeros counted
     assert (result.holdout, result.n_holdout, result.row_ids, result.col_ids) == (
-        None, 0, None, None,
-    )  # fmt: skip
+        None,
+        0,
+        None,
+        None,
+    )
     assert stored_entries(tmp_path / "r.zarr") == dict(
         zip(zip(rows, cols, strict=True), vals, strict=True)
     )
@@ -159,8 +162,12 @@ def test_integer_looking_ids_become_strings_when_one_is_not(tmp_path):
     assert read_ids(tmp_path / "r.zarr", 0).tolist() == ["10", "2", "3", "x7"]
     assert result.col_ids is None and result.n_cols == 2
     assert stored_entries(tmp_path / "r.zarr") == {
-        (0, 0): 1.0, (1, 1): 1.0, (0, 1): 1.0, (2, 0): 1.0, (3, 0): 5.0,
-    }  # fmt: skip
+        (0, 0): 1.0,
+        (1, 1): 1.0,
+        (0, 1): 1.0,
+        (2, 0): 1.0,
+        (3, 0): 5.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -420,9 +427,11 @@ def test_existing_stores_are_not_overwritten(tmp_path, int_triplets):
     # Only the hold-out store exists: refused as well, and r2.zarr is not created.
     with pytest.raises(StoreExistsError, match=r"r\.holdout\.zarr"):
         ingest_triplets(
-            tmp_path / "r.csv", tmp_path / "r2.zarr", holdout=0.5,
+            tmp_path / "r.csv",
+            tmp_path / "r2.zarr",
+            holdout=0.5,
             holdout_dst=tmp_path / "r.holdout.zarr",
-        )  # fmt: skip
+        )
     assert not (tmp_path / "r2.zarr").exists()
     assert {p: p.read_bytes() for p in before} == before
 
@@ -464,9 +473,12 @@ def test_reading_passes_use_bounded_memory(tmp_path, monkeypatch):
     tracemalloc.start()
     try:
         result = ingest_triplets(
-            tmp_path / "big.csv", tmp_path / "big.zarr", holdout=0.1, chunks=(4096, 50),
+            tmp_path / "big.csv",
+            tmp_path / "big.zarr",
+            holdout=0.1,
+            chunks=(4096, 50),
             block_size=256 * 1024,
-        )  # fmt: skip
+        )
     finally:
         tracemalloc.stop()
         pa.set_memory_pool(old_pool)
