@@ -30,20 +30,16 @@ from dasknmf.errors import (
 )
 from dasknmf.estimator import NMF
 from dasknmf.fit import FitState, IterationInfo
-from dasknmf.storage import (
+from dasknmf.ingest import (
     AnnDataIngest,
     CorpusIngest,
-    MatrixInfo,
     TripletIngest,
     ingest,
     ingest_anndata,
     ingest_corpus,
     ingest_triplets,
-    matrix_info,
-    open_matrix,
-    read_ids,
-    write_matrix,
 )
+from dasknmf.storage import MatrixInfo, matrix_info, open_matrix, read_ids, write_matrix
 
 __version__ = "0.1.0"
 

@@ -16,13 +16,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from dasknmf import devices, inputs, products
+from dasknmf import devices, inputs
 from dasknmf import fit as fit_loop
 from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.init import INIT_METHODS, initialize
-from dasknmf.kernels import RULES, Penalty
-from dasknmf.masked_kernels import predict_pairs
 from dasknmf.params import (
     check_chunks,
     check_int,
@@ -32,8 +30,17 @@ from dasknmf.params import (
 )
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, available_memory, blas_guarded, total_threads
-from dasknmf.solvers import SOLVERS, beta, kl, masked
-from dasknmf.solvers.frobenius import transform_w
+from dasknmf.solvers import (
+    LOSS_BETAS,
+    Penalty,
+    Problem,
+    Solver,
+    canonical_solver,
+    elastic_net,
+    get_solver,
+    masked,
+    solver_names,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -332,7 +339,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_every=self.check_every,
             callbacks=callbacks,
         )
-        solver = self._solver(V, stats, m, n)
+        solver = self._solver(V, stats, in_memory=self.persisted_)
         if resume is not None:
             result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
         else:
@@ -374,25 +381,16 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
         H = da.from_array(H, chunks=((k,), V.chunks[1]))
         # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
-        start = math.sqrt(self._scale_mean(stats) / k) if self._solver_name == "mu" else 0.0
+        mean_start = self._solver_class().transform_start == "mean"
+        start = math.sqrt(self._scale_mean(stats) / k) if mean_start else 0.0
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
         if _runs_eagerly(V):
             V, H, W0 = dask.compute(V, H, W0)
         V, W0, H = self._on_device(V, W0, H, persist=False)
-        options = dict(
-            max_iter=self.max_iter,
-            tol=self.tol,
-            check_every=self.check_every,
-            penalty=self._penalty("W", *V.shape),
+        solver = self._solver(V, stats, in_memory=False)
+        W = solver.transform_w(
+            H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
         )
-        if self._masked:
-            W = masked.transform_w(V, H, W0, beta=self._beta, **options)
-        elif self._beta == 1:
-            W = kl.transform_w(V, H, W0, **options)
-        elif self._beta != 2:
-            W = beta.transform_w(V, H, W0, beta=self._beta, **options)
-        else:
-            W = transform_w(V, H, W0, rule=RULES[self._solver_name], **options)
         (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
         return _result(W, lazy=_is_lazy(X), device=self.device, output=self.output)
 
@@ -431,7 +429,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         W = devices.to_host(self.W_)
         w_rows = W[rows].compute() if isinstance(W, da.Array) else W[rows]
         H = devices.block_to_host(self.components_)
-        return predict_pairs(np.asarray(w_rows), H[:, cols])
+        return masked.predict(np.asarray(w_rows), H[:, cols])
 
     @available_if(lambda self: self._masked)
     @blas_guarded
@@ -475,7 +473,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         W = devices.to_host(self.W_)
         H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
-        if products.is_lazy(V) and V.numblocks != (1, 1):
+        if isinstance(V, da.Array) and V.numblocks != (1, 1):
             W = (
                 W.rechunk((V.chunks[0], -1))
                 if isinstance(W, da.Array)
@@ -514,7 +512,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         components = devices.block_to_host(self.components_)
         if isinstance(X, da.Array):
-            return products.times_small(X.rechunk({1: -1}), da.from_array(components))
+            return X.rechunk({1: -1}) @ components.astype(X.dtype, copy=False)
         return X @ components.astype(X.dtype, copy=False)
 
     # -- helpers -----------------------------------------------------------------------
@@ -523,16 +521,11 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         if not (isinstance(self.n_components, str) and self.n_components == "auto"):
             check_int("n_components", self.n_components, low=1, allow_none=True)
         check_option("init", self.init, (None, *INIT_METHODS))
-        check_option("solver", self.solver, ("mu", "hals", "cd"))
+        check_option("solver", self.solver, solver_names())
         if self._beta is None:
             raise InvalidParameterError(
                 "The 'beta_loss' parameter must be 'frobenius' (2), 'kullback-leibler' (1), "
                 f"'itakura-saito' (0) or a real number; got {self.beta_loss!r}."
-            )
-        if self._beta != 2 and self._solver_name != "mu":
-            raise InvalidParameterError(
-                f"The 'beta_loss' parameter {self.beta_loss!r} needs solver='mu'; "
-                f"solver={self.solver!r} handles the Frobenius loss only."
             )
         check_int("max_iter", self.max_iter, low=0)
         check_real("tol", self.tol, low=0.0)
@@ -545,11 +538,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             check_real("alpha_H", self.alpha_H, low=0.0)
         check_real("l1_ratio", self.l1_ratio, low=0.0, high=1.0)
         check_option("missing", self.missing, (None, "ignore"))
-        if self._masked and self._solver_name != "mu":
-            raise InvalidParameterError(
-                f"missing='ignore' needs solver='mu'; solver={self.solver!r} updates from "
-                "Gram matrices of the full matrix, which a mask makes different per row."
-            )
+        self._solver_class()  # the registry refuses a loss or mask the solver lacks
         if not isinstance(self.verbose, bool):
             check_int("verbose", self.verbose, low=0)
 
@@ -563,22 +552,28 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
         elif self.output == "cupy":
             devices.require_gpu(None)  # the results are moved to this process's GPU
 
-    def _solver(self, V: da.Array, stats: inputs.MatrixStats, m: int, n: int):
-        penalties = dict(penalty_w=self._penalty("W", m, n), penalty_h=self._penalty("H", m, n))
-        if self._masked:
-            return masked.MaskedMU(V, self._beta, in_memory=self.persisted_, **penalties)
-        if self._beta == 1:
-            return kl.KullbackLeiblerMU(V, stats.total, in_memory=self.persisted_, **penalties)
-        if self._beta != 2:
-            return beta.BetaMU(V, self._beta, in_memory=self.persisted_, **penalties)
-        return SOLVERS[self._solver_name](V, stats.norm2, in_memory=self.persisted_, **penalties)
+    def _solver_class(self) -> type[Solver]:
+        """The registry's solver for :attr:`beta_loss`, :attr:`solver`, :attr:`missing`."""
+        return get_solver(self._beta, self.solver, self._masked, beta_loss=self.beta_loss)
+
+    def _solver(self, V: da.Array, stats: inputs.MatrixStats, *, in_memory: bool) -> Solver:
+        penalty_w, penalty_h = self._penalties(*V.shape)
+        problem = Problem(
+            V,
+            beta=self._beta,
+            norm2=stats.norm2,
+            total=stats.total,
+            in_memory=in_memory,
+            penalty_w=penalty_w,
+            penalty_h=penalty_h,
+        )
+        return self._solver_class().build(problem)
 
     @property
     def _beta(self) -> float | None:
         """β of the divergence, or ``None`` for a value that names none."""
-        names = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
         if isinstance(self.beta_loss, str):
-            return names.get(self.beta_loss)
+            return LOSS_BETAS.get(self.beta_loss)
         if isinstance(self.beta_loss, Real) and not isinstance(self.beta_loss, bool):
             return float(self.beta_loss) if np.isfinite(self.beta_loss) else None
         return None
@@ -617,16 +612,10 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
             )
         return out[0], out[1]
 
-    @property
-    def _solver_name(self) -> str:
-        # scikit-learn calls the same coordinate-descent sweeps 'cd'.
-        return "hals" if self.solver == "cd" else self.solver
-
-    def _penalty(self, factor: str, m: int, n: int) -> Penalty:
-        """scikit-learn's scaling: ``W``'s penalty grows with ``n``, ``H``'s with ``m``."""
+    def _penalties(self, m: int, n: int) -> tuple[Penalty, Penalty]:
+        """The penalties of ``W`` and ``H`` for an ``m × n`` input."""
         alpha_h = self.alpha_W if self.alpha_H == "same" else self.alpha_H
-        alpha, size = (self.alpha_W, n) if factor == "W" else (alpha_h, m)
-        return Penalty(l1=size * alpha * self.l1_ratio, l2=size * alpha * (1.0 - self.l1_ratio))
+        return elastic_net(self.alpha_W, alpha_h, self.l1_ratio, m, n)
 
     def _as_tiled(self, X, *, reset: bool) -> da.Array:
         if _is_lazy(X):
@@ -737,7 +726,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
                 "use them as initialization.",
                 RuntimeWarning,
             )
-        if self.init == "nndsvd" and self._solver_name == "mu":
+        if self.init == "nndsvd" and canonical_solver(self.solver) == "mu":
             warn_user(
                 "The multiplicative update solver cannot update zeros present in the "
                 "initialization, and so leads to poorer results when used jointly with "

@@ -3,8 +3,8 @@
 Each iteration's ``W_k, H_k`` are computed from ``W_{k-1}, H_{k-1}``. The scheduler
 keeps the record of a released task as long as something that depends on it may
 need it recomputed, so with factors whose history goes back to the initialisation it
-keeps every iteration's tasks (≈ 3.5 per tile per iteration, measured), and a block
-lost with a worker is recomputed by replaying the fit from the start.
+keeps every iteration's tasks (a few per tile per iteration; docs/architecture.md),
+and a block lost with a worker is recomputed by replaying the fit from the start.
 
 The loop therefore gathers the factors into this process (an :class:`Anchor`) before
 its first iteration and scatters them back as data without history. Scattered data
@@ -19,6 +19,7 @@ nothing.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,11 @@ REROOT_EVERY = 25
 #: Restores from one anchor before the loop gives up: data lost again and again is
 #: not a worker that died once, and replaying for ever would hide it.
 MAX_REPLAYS = 3
+#: Attempts at scattering an anchor's blocks. Right after a worker is lost the
+#: scheduler may still list it, and a scatter that picks it fails with a closed
+#: connection; the next attempt sees the workers that are left.
+SCATTER_ATTEMPTS = 3
+SCATTER_RETRY_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -66,7 +72,14 @@ def planted(client, anchor: Anchor) -> tuple[da.Array, da.Array]:
 
 
 def _scatter(client, blocks: list[np.ndarray], like: da.Array) -> da.Array:
-    futures = client.scatter(blocks, hash=False)
+    for attempt in range(1, SCATTER_ATTEMPTS + 1):
+        try:
+            futures = client.scatter(blocks, hash=False)
+            break
+        except OSError:  # distributed's CommClosedError: the worker went away meanwhile
+            if attempt == SCATTER_ATTEMPTS:
+                raise
+            time.sleep(SCATTER_RETRY_SECONDS * attempt)
     name = f"rooted-{uuid.uuid4().hex}"
     indices = list(np.ndindex(*like.numblocks))
     graph = {(name, *index): future for index, future in zip(indices, futures, strict=True)}

@@ -1,4 +1,4 @@
-"""Distributed products of the NMF updates, as dask graphs built from :mod:`kernels`.
+"""Distributed products of the NMF updates: dask graphs of the :mod:`dasknmf.kernels`.
 
 ``V`` is an ``m × n`` dask array of tiles with chunks ``(R, C)``; ``W`` is ``m × k``
 with chunks ``(R, (k,))``; ``H`` is ``k × n`` with chunks ``((k,), C)``. Products
@@ -20,7 +20,7 @@ import numpy as np
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
-from dasknmf import kernels
+from dasknmf.kernels import frobenius, stats, tiles
 
 #: Fan-in of the tree reductions over tiles.
 SPLIT_EVERY = 8
@@ -36,19 +36,19 @@ def _meta3(dtype: np.dtype) -> np.ndarray:
 # Partials carry a length-1 axis for the tile index they come from, which the tree
 # reduction then sums away. Module-level functions keep the graph picklable by name.
 def _tile_times_ht_partial(tile, h):
-    return kernels.tile_times_ht(tile, h)[:, :, None]
+    return tiles.tile_times_ht(tile, h)[:, :, None]
 
 
 def _wt_times_tile_partial(w, tile):
-    return kernels.wt_times_tile(w, tile)[None, :, :]
+    return tiles.wt_times_tile(w, tile)[None, :, :]
 
 
 def _gram_rows_partial(w):
-    return kernels.gram_rows(w)[None, :, :]
+    return tiles.gram_rows(w)[None, :, :]
 
 
 def _gram_cols_partial(h):
-    return kernels.gram_cols(h)[None, :, :]
+    return tiles.gram_cols(h)[None, :, :]
 
 
 def _right_multiply(x, g):
@@ -63,7 +63,7 @@ def is_lazy(*arrays) -> bool:
 def v_times_ht(V: da.Array, H: da.Array) -> da.Array:
     """``V @ Hᵀ`` (``m × k``, chunked like ``V``'s rows, dtype of ``H``)."""
     if not is_lazy(V, H):
-        return kernels.tile_times_ht(V, H)
+        return tiles.tile_times_ht(V, H)
     dtype = H.dtype
     partials = da.blockwise(
         _tile_times_ht_partial, "iaj", V, "ij", H, "aj",
@@ -185,7 +185,7 @@ def _pass_small(result):
 def wt_times_v(W: da.Array, V: da.Array) -> da.Array:
     """``Wᵀ @ V`` (``k × n``, chunked like ``V``'s columns, dtype of ``W``)."""
     if not is_lazy(W, V):
-        return kernels.wt_times_tile(W, V)
+        return tiles.wt_times_tile(W, V)
     dtype = W.dtype
     partials = da.blockwise(
         _wt_times_tile_partial, "iaj", W, "ia", V, "ij",
@@ -199,8 +199,8 @@ def sum_blocks(stacked: da.Array) -> da.Array:
 
     ``stacked`` has one block per partial along axis 0. Each task adds up to
     :data:`SPLIT_EVERY` blocks in one pass over them (dask's generic ``sum`` takes two
-    tasks and two passes for the same job, measured 4.5 ms against 1.5 ms for two
-    k × n float32 partials of an in-memory iteration).
+    tasks and two passes for the same job, several times slower for the partials of
+    an in-memory iteration; docs/benchmarks.md).
     """
     if not is_lazy(stacked):
         return stacked.sum(axis=0)
@@ -245,14 +245,14 @@ def h_update_sums(V: da.Array, W: da.Array) -> tuple[da.Array, da.Array]:
     products are not queued behind the small Gram products."""
     if not few_column_tiles(V):
         return wt_times_v(W, V), gram_rows(W)
-    _, partials, grams = row_block_pass(kernels.h_update_terms, V, W)
+    _, partials, grams = row_block_pass(frobenius.h_update_terms, V, W)
     return sum_blocks(partials), sum_blocks(grams)
 
 
 def gram_rows(W: da.Array) -> da.Array:
     """``Wᵀ W`` (``k × k``, one chunk)."""
     if not is_lazy(W):
-        return kernels.gram_rows(W)
+        return tiles.gram_rows(W)
     k = W.shape[1]
     partials = da.blockwise(
         _gram_rows_partial, "iab", W, "ia",
@@ -264,7 +264,7 @@ def gram_rows(W: da.Array) -> da.Array:
 def gram_cols(H: da.Array) -> da.Array:
     """``H Hᵀ`` (``k × k``, one chunk)."""
     if not is_lazy(H):
-        return kernels.gram_cols(H)
+        return tiles.gram_cols(H)
     k = H.shape[0]
     partials = da.blockwise(
         _gram_cols_partial, "jab", H, "aj",
@@ -300,18 +300,19 @@ def map_factor_blocks(fn, X: da.Array, A: da.Array, G: da.Array) -> da.Array:
 def inner(A: da.Array, B: da.Array) -> da.Array:
     """``Σ A ∘ B`` in float64 as a 0-d dask array (``A`` and ``B`` chunked alike)."""
     if not is_lazy(A, B):
-        return kernels.inner(A, B)
+        return tiles.inner(A, B)
     return da.map_blocks(
         _inner_partial, A, B, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum()
 
 
 def _inner_partial(a, b):
-    return kernels.inner(a, b).reshape(1, 1)
+    return tiles.inner(a, b).reshape(1, 1)
 
 
 def tile_stats(V: da.Array, nan_is_missing: bool = False) -> da.Array:
-    """Per-tile :func:`kernels.tile_stats`, summarised over ``V`` (a length-8 float64 array).
+    """Per-tile :func:`~dasknmf.kernels.stats.tile_stats`, summarised over ``V`` (a
+    length-8 float64 array).
 
     Entries 4 and 6 (first offending index) take the minimum, the others are summed.
     """
@@ -319,7 +320,7 @@ def tile_stats(V: da.Array, nan_is_missing: bool = False) -> da.Array:
 
     def stats_block(tile, block_info=None):
         (r0, _), (c0, _) = block_info[0]["array-location"]
-        return kernels.tile_stats(tile, r0, c0, n, nan_is_missing)[None, None, :]
+        return stats.tile_stats(tile, r0, c0, n, nan_is_missing)[None, None, :]
 
     per_tile = da.map_blocks(
         stats_block, V, dtype=np.float64, chunks=(1, 1, 8), new_axis=2, meta=_meta3(np.float64)

@@ -59,8 +59,8 @@ def single_threaded_blas() -> Iterator[None]:
     """Limit BLAS to one thread while tasks run in this process's thread pool.
 
     Dask already runs one task per core; a multi-threaded BLAS call inside each task
-    oversubscribes the cores: measured 3× slower for an MU iteration and 34× slower
-    for the randomized SVD's QR factorisations (docs/benchmarks.md). Workers of a
+    oversubscribes the cores, which slows an MU iteration and the randomized SVD's QR
+    factorisations several times over (docs/benchmarks.md). Workers of a
     ``distributed`` cluster run in other processes and set this through their own
     environment, so nothing is changed when a client is active.
     """
@@ -88,11 +88,11 @@ def blas_guarded(fn: F) -> F:
 # Setting it also switches off glibc's adaptive mmap threshold: every allocation above
 # 128 KiB becomes a fresh mmap, unmapped when freed, and its pages are faulted in (and
 # zeroed) again at first touch. An iteration allocates a k × c array per tile and
-# sums them, so a worker pays that again and again: measured 2.1 ms to allocate and
-# fill a 4 MB float32 array in a worker against 0.2 ms in this process, and a row
-# block's kernels 23 ms against 14 ms, the same gap as this process gets when started
-# with the variable set (docs/benchmarks.md). During a fit the workers' glibc keeps
-# freed blocks up to these sizes for reuse instead.
+# sums them, so a worker pays that again and again: allocations and a row block's
+# kernels ran slower in a worker than in this process, the same gap as this process
+# gets when started with the variable set (docs/benchmarks.md, "Figures behind the
+# code"). During a fit the workers' glibc keeps freed blocks up to these sizes for
+# reuse instead.
 
 #: ``mallopt`` parameters (glibc's ``malloc.h``).
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -100,7 +100,7 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: value on 64-bit systems (a k × c block above it is still mapped on its own).
 FIT_MMAP_THRESHOLD = 32 * 2**20
 #: Free memory at the top of the heap kept during a fit: room for a few such blocks
-#: (64 MiB measured as fast as 256 MiB for an in-memory iteration).
+#: (larger values were no faster; docs/benchmarks.md).
 FIT_TRIM_THRESHOLD = 64 * 2**20
 #: Memory a worker must have left below its first memory threshold (target, spill or
 #: pause) for a fit to change its settings:

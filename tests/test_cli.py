@@ -238,7 +238,7 @@ def test_keyboard_interrupt_exits_130(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dasknmf.cli.matrix_info", interrupted)
+    monkeypatch.setattr("dasknmf.cli.info.matrix_info", interrupted)
     assert main(["info", "anything"]) == 130
     assert "interrupted" in capsys.readouterr().err
 

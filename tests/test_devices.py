@@ -14,9 +14,24 @@ import pytest
 import scipy.sparse as sp
 
 import dasknmf
-from dasknmf import devices, kernels, masked_kernels
+from dasknmf import devices
 from dasknmf.errors import DeviceUnavailableError, InvalidParameterError
-from dasknmf.kernels import Penalty
+from dasknmf.kernels.beta import beta_divergence_terms, beta_h_terms, beta_update_rows
+from dasknmf.kernels.frobenius import (
+    h_update_terms,
+    hals_rule,
+    mu_rule,
+    update_cols,
+    update_rows,
+)
+from dasknmf.kernels.kl import kl_divergence_terms, kl_update_cols, kl_update_rows
+from dasknmf.kernels.masked import divergence_terms as masked_divergence_terms
+from dasknmf.kernels.masked import h_terms as masked_h_terms
+from dasknmf.kernels.masked import predict_pairs
+from dasknmf.kernels.masked import update_rows as masked_update_rows
+from dasknmf.kernels.penalty import Penalty
+from dasknmf.kernels.sampled import sampled_product, wh_at_nonzeros
+from dasknmf.kernels.stats import tile_stats
 from tests.fake_cupy import DeviceArray, DeviceCSR, on_device
 from tests.helpers import make_matrix
 
@@ -73,28 +88,20 @@ def _dense_inputs(seed=0):
 
 
 KERNEL_CASES = {
-    "mu_rule": lambda w, h, t: kernels.mu_rule(w, t @ h.T, h @ h.T, Penalty(0.1, 0.2)),
-    "hals_rule": lambda w, h, t: kernels.hals_rule(w, t @ h.T, h @ h.T, Penalty(0.1, 0.2)),
-    "update_rows": lambda w, h, t: kernels.update_rows(
-        kernels.mu_rule, Penalty(), w, [t], [h], h @ h.T
-    ),
-    "update_cols": lambda w, h, t: kernels.update_cols(
-        kernels.hals_rule, Penalty(), h, w.T @ t, w.T @ w
-    ),
-    "h_update_terms": lambda w, h, t: kernels.h_update_terms(w, [t])[1][0],
-    "kl_update_rows": lambda w, h, t: kernels.kl_update_rows(
-        Penalty(), w, [t], [h], h.sum(axis=1)[None]
-    ),
-    "kl_update_cols": lambda w, h, t: kernels.kl_update_cols(
-        Penalty(), h, w.T @ t, w.sum(axis=0)[None]
-    ),
-    "beta_update_rows": lambda w, h, t: kernels.beta_update_rows(0.5, Penalty(), w, [t], [h]),
-    "beta_h_terms": lambda w, h, t: kernels.beta_h_terms(0.5, w, [t], [h])[1][0],
-    "beta_h_small": lambda w, h, t: kernels.beta_h_terms(0.5, w, [t], [h])[2],
-    "masked_update_rows": lambda w, h, t: masked_kernels.update_rows(1.0, Penalty(), w, [t], [h]),
-    "masked_h_terms": lambda w, h, t: masked_kernels.h_terms(1.5, w, [t], [h])[1][0],
-    "masked_h_small": lambda w, h, t: masked_kernels.h_terms(1.5, w, [t], [h])[2],
-    "predict_pairs": lambda w, h, t: masked_kernels.predict_pairs(w[:3], h[:, :3]),
+    "mu_rule": lambda w, h, t: mu_rule(w, t @ h.T, h @ h.T, Penalty(0.1, 0.2)),
+    "hals_rule": lambda w, h, t: hals_rule(w, t @ h.T, h @ h.T, Penalty(0.1, 0.2)),
+    "update_rows": lambda w, h, t: update_rows(mu_rule, Penalty(), w, [t], [h], h @ h.T),
+    "update_cols": lambda w, h, t: update_cols(hals_rule, Penalty(), h, w.T @ t, w.T @ w),
+    "h_update_terms": lambda w, h, t: h_update_terms(w, [t])[1][0],
+    "kl_update_rows": lambda w, h, t: kl_update_rows(Penalty(), w, [t], [h], h.sum(axis=1)[None]),
+    "kl_update_cols": lambda w, h, t: kl_update_cols(Penalty(), h, w.T @ t, w.sum(axis=0)[None]),
+    "beta_update_rows": lambda w, h, t: beta_update_rows(0.5, Penalty(), w, [t], [h]),
+    "beta_h_terms": lambda w, h, t: beta_h_terms(0.5, w, [t], [h])[1][0],
+    "beta_h_small": lambda w, h, t: beta_h_terms(0.5, w, [t], [h])[2],
+    "masked_update_rows": lambda w, h, t: masked_update_rows(1.0, Penalty(), w, [t], [h]),
+    "masked_h_terms": lambda w, h, t: masked_h_terms(1.5, w, [t], [h])[1][0],
+    "masked_h_small": lambda w, h, t: masked_h_terms(1.5, w, [t], [h])[2],
+    "predict_pairs": lambda w, h, t: predict_pairs(w[:3], h[:, :3]),
 }
 
 
@@ -112,11 +119,11 @@ def test_sampled_product_of_a_device_tile_matches_the_dense_product(fake_cupy):
     w, h, _ = _dense_inputs()
     tile = sp.random(6, 5, density=0.4, format="csr", random_state=1)
     tile_d = on_device(tile)
-    values = kernels.sampled_product(on_device(w), on_device(h), tile_d)
+    values = sampled_product(on_device(w), on_device(h), tile_d)
     assert type(values) is DeviceArray
     rows, cols = np.repeat(np.arange(6), np.diff(tile.indptr)), tile.indices
     np.testing.assert_allclose(values.view(np.ndarray), (w @ h)[rows, cols], rtol=1e-12)
-    v, wh = kernels.wh_at_nonzeros(on_device(w), on_device(h), tile_d)
+    v, wh = wh_at_nonzeros(on_device(w), on_device(h), tile_d)
     assert v is tile_d
     np.testing.assert_allclose(np.asarray(wh), values.view(np.ndarray))
 
@@ -125,17 +132,17 @@ def test_scalar_kernels_return_host_numbers_from_device_inputs(fake_cupy):
     w, h, tile = _dense_inputs()
     sparse = sp.csr_matrix(tile * (tile > 0.5))
     for beta in (0.0, 1.5):
-        host = kernels.beta_divergence_terms(w, h, sparse, beta)
-        dev = kernels.beta_divergence_terms(on_device(w), on_device(h), on_device(sparse), beta)
+        host = beta_divergence_terms(w, h, sparse, beta)
+        dev = beta_divergence_terms(on_device(w), on_device(h), on_device(sparse), beta)
         assert type(dev) is np.ndarray
         np.testing.assert_allclose(dev, host, rtol=1e-12)
-    host = kernels.kl_divergence_terms(w, h, sparse)
-    dev = kernels.kl_divergence_terms(on_device(w), on_device(h), on_device(sparse))
+    host = kl_divergence_terms(w, h, sparse)
+    dev = kl_divergence_terms(on_device(w), on_device(h), on_device(sparse))
     assert type(dev) is np.ndarray
     np.testing.assert_allclose(dev, host, rtol=1e-12)
-    dev = masked_kernels.divergence_terms(on_device(w), on_device(h), on_device(sparse), 1.0)
-    np.testing.assert_allclose(dev, masked_kernels.divergence_terms(w, h, sparse, 1.0))
-    assert type(kernels.tile_stats(on_device(sparse), 0, 0, 5)) is np.ndarray
+    dev = masked_divergence_terms(on_device(w), on_device(h), on_device(sparse), 1.0)
+    np.testing.assert_allclose(dev, masked_divergence_terms(w, h, sparse, 1.0))
+    assert type(tile_stats(on_device(sparse), 0, 0, 5)) is np.ndarray
 
 
 # -- errors ----------------------------------------------------------------------------

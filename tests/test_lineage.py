@@ -138,3 +138,41 @@ def test_data_lost_again_and_again_is_an_error(cluster, monkeypatch):
     with pytest.raises(CancelledError, match="simulated"):
         fit(cluster, 5, monkeypatch, callbacks=[always_lost])
     assert seen.count(3) == fit_loop.MAX_REPLAYS + 1
+
+
+class _FlakyClient:
+    """Scatters like a client whose first ``failures`` scatters hit a worker that has
+    just gone away."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures, self.calls = failures, 0
+
+    def scatter(self, blocks, hash=False):
+        from distributed.comm.core import CommClosedError
+
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise CommClosedError("in <TCP (closed) ConnectionPool.scatter>: Stream is closed")
+        return [f"future-{i}" for i in range(len(blocks))]
+
+
+def _anchor():
+    import dask.array as da
+
+    from dasknmf.lineage import Anchor
+
+    W = da.ones((4, 2), chunks=(2, 2))
+    H = da.ones((2, 3), chunks=(2, 3))
+    return Anchor(5, [np.ones((2, 2))] * 2, [np.ones((2, 3))], W, H)
+
+
+def test_a_scatter_to_a_worker_that_just_left_is_retried(monkeypatch):
+    from dasknmf import lineage
+
+    monkeypatch.setattr(lineage, "SCATTER_RETRY_SECONDS", 0.0)
+    client = _FlakyClient(failures=lineage.SCATTER_ATTEMPTS - 1)
+    W, H = lineage.planted(client, _anchor())
+    assert W.shape == (4, 2) and H.shape == (2, 3)
+    assert client.calls == lineage.SCATTER_ATTEMPTS + 1  # W's retried, then H's at once
+    with pytest.raises(OSError, match="Stream is closed"):
+        lineage.planted(_FlakyClient(failures=lineage.SCATTER_ATTEMPTS), _anchor())

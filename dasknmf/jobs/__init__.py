@@ -1,4 +1,4 @@
-"""Batch jobs from YAML files: ``dasknmf run``, ``resume`` and ``validate``.
+"""Batch jobs from YAML files: the library behind ``dasknmf run``, ``resume`` and ``validate``.
 
 - :mod:`~dasknmf.jobs.config`: the job schema (frozen dataclasses), ``load_config``;
   :mod:`~dasknmf.jobs.sections`, :mod:`~dasknmf.jobs.overrides` and
@@ -9,8 +9,10 @@
   :mod:`~dasknmf.jobs.checkpoints` writes the fit's state there and reads it back;
 - :mod:`~dasknmf.jobs.cluster`: the scheduler of a job, set up and torn down;
 - :mod:`~dasknmf.jobs.outputs` and :mod:`~dasknmf.jobs.report`: the output directory,
-  written atomically, and what goes into it;
-- :mod:`~dasknmf.jobs.cli`: the subcommands.
+  written atomically, and what goes into it.
+
+The subcommands, which parse arguments and print, are the command line's
+(:mod:`dasknmf.cli.jobs`); nothing here knows of argparse or of the terminal.
 
 Every key of the schema is documented in ``configs/README.md``.
 """

@@ -95,7 +95,7 @@ class InputConfig:
     ----------
     path : str
         A dasknmf store (local directory or fsspec URL), a local file that
-        :func:`dasknmf.storage.ingest` imports (``.mtx``, ``.npz``, ``.npy``, triplet
+        :func:`dasknmf.ingest.ingest` imports (``.mtx``, ``.npz``, ``.npy``, triplet
         ``.csv``/``.tsv``/``.txt``/``.parquet`` ...; ingested into a store in the job's
         work area), or ``example:term-document`` (built in memory).
     chunks : (int, int) or None
@@ -117,7 +117,7 @@ class InputConfig:
         is not a store is one without it).
     options : dict
         Keyword arguments of the ingest function for the file's kind
-        (:func:`dasknmf.storage.importers.ingest_function`): ``delimiter``,
+        (:func:`dasknmf.ingest.ingest_function`): ``delimiter``,
         ``columns`` for triplets, ``layer`` for AnnData, ``min_df``, ``stop_words``
         for corpora...
     """

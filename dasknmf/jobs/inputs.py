@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dasknmf.errors import InvalidParameterError
+from dasknmf.ingest import ingest, ingest_triplets
+from dasknmf.ingest.split import split_matrix
 from dasknmf.jobs import report
 from dasknmf.jobs.config import InputConfig
 from dasknmf.jobs.workarea import HOLDOUT_STORE, INPUT_STORE, WorkArea
+from dasknmf.storage import matrix_info, open_matrix, open_store_meta
 
 __all__ = ["JobInput", "open_input"]
 
@@ -67,8 +70,6 @@ def open_input(config: InputConfig, work: WorkArea, *, reuse: bool = False) -> J
         Open the store a file was ingested into by an earlier run of the job, instead
         of ingesting it (``dasknmf resume``).
     """
-    from dasknmf.storage import ingest, ingest_triplets, matrix_info, open_matrix
-
     kind = config.kind
     description: dict[str, Any] = {"kind": kind, "path": config.path}
     if kind == "example":
@@ -133,8 +134,6 @@ def open_input(config: InputConfig, work: WorkArea, *, reuse: bool = False) -> J
 
 
 def _store_uuid(store: str, options: dict[str, Any] | None) -> str:
-    from dasknmf.storage.api import open_store_meta
-
     return open_store_meta(store, options)[2].uuid
 
 
@@ -142,7 +141,6 @@ def _example_input(config: InputConfig, description: dict[str, Any]) -> JobInput
     """The built-in examples, made in memory: a term-document count matrix, or a
     ratings matrix (2% of entries rated) split as ``input.holdout`` says."""
     from dasknmf.datasets import ratings, term_document
-    from dasknmf.storage.split import split_matrix
 
     holdout = None
     if config.path.endswith("ratings"):

@@ -2,7 +2,7 @@
 
 Everything is written into a hidden temporary sibling of ``output.directory`` and
 renamed into place at the end, by the same code that writes matrix stores
-(:func:`dasknmf.storage.atomic.atomic_store`): after a crash at any moment the path
+(:func:`dasknmf.storage.atomic_store`): after a crash at any moment the path
 holds the previous complete output or the new one, never a mixture, and a stray
 temporary directory is removed on the way out. An existing output is replaced only
 with ``output.overwrite`` (in one atomic exchange where the OS has one), and only if
@@ -36,10 +36,7 @@ from typing import Any
 
 from dasknmf.errors import DaskNMFError
 from dasknmf.jobs import report
-from dasknmf.storage import write_matrix
-from dasknmf.storage.atomic import atomic_store
-from dasknmf.storage.layout import MARKER_KEY
-from dasknmf.storage.location import StoreLocation
+from dasknmf.storage import MARKER_KEY, StoreLocation, atomic_store, write_matrix
 
 __all__ = [
     "OUTPUT_FORMAT",

@@ -16,9 +16,11 @@ from typing import Any, Literal
 
 from dasknmf.devices import DEVICES
 from dasknmf.errors import DaskNMFError
+from dasknmf.ingest import get_importer, ingest_function
+from dasknmf.ingest.registry import file_suffixes
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
-from dasknmf.storage.api import is_store_directory
-from dasknmf.storage.triplet_columns import triplet_suffix
+from dasknmf.solvers import LOSS_BETAS, UnsupportedSolverError, get_solver, solver_names
+from dasknmf.storage import is_store_directory
 
 __all__ = [
     "CLUSTER_KEYS",
@@ -41,22 +43,14 @@ EXAMPLES = ("term-document", "ratings")
 #: Default ``(rows, cols)`` of an example input.
 EXAMPLE_SHAPE = (5_000, 2_000)
 
-#: Extensions of the files :func:`dasknmf.storage.ingest` imports (matrices, and
-#: row,column,value triplets), ingested into a store before the fit. An existing
-#: regular file with another name is handed to ``ingest`` too (it names the formats it
-#: accepts); anything else is a dasknmf store.
-MATRIX_FILE_SUFFIXES = (
-    ".mtx",
-    ".mtx.gz",
-    ".mtx.bz2",
-    ".npz",
-    ".npy",
-    ".parquet",
-    *(f"{text}{z}" for text in (".csv", ".tsv", ".txt") for z in ("", ".gz", ".bz2")),
-)
+#: Extensions of the files :func:`dasknmf.ingest.ingest` imports (matrices,
+#: row,column,value triplets, AnnData), ingested into a store before the fit: those
+#: its registered importers claim. An existing regular file with another name is handed
+#: to ``ingest`` too (it names the formats it accepts); anything else is a dasknmf store.
+MATRIX_FILE_SUFFIXES = file_suffixes()
 
-LOSSES = ("frobenius", "kullback-leibler", "itakura-saito")
-SOLVERS = ("mu", "hals", "cd")
+LOSSES = tuple(LOSS_BETAS)
+SOLVERS = solver_names()
 INITS = ("random", "nndsvd", "nndsvda", "nndsvdar")
 CLUSTER_TYPES = ("threads", "local", "cuda", "existing")
 
@@ -391,7 +385,7 @@ def _check_holdout(
     holdout = values.get("holdout", MISSING)
     if isinstance(holdout, float):
         splittable = path == EXAMPLE_PREFIX + "ratings" or (
-            kind == "file" and triplet_suffix(path) is not None
+            kind == "file" and get_importer("triplets").can_read(path)
         )
         if not splittable:
             c.error(
@@ -437,8 +431,6 @@ _JOB_OWNED = {
 def _check_ingest_options(values: dict[str, Any], path: str, kind: str, c: Checker) -> None:
     """``input.corpus`` and ``input.options`` apply to files to ingest; options must be
     keyword arguments of the ingest function for that kind of file."""
-    from dasknmf.storage.importers import ingest_function
-
     corpus, options = values.get("corpus", False), values.get("options") or {}
     if kind != "file":
         for name, given in (("corpus", corpus), ("options", options)):
@@ -490,19 +482,19 @@ def check_evaluation(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checke
 
 
 def check_model(values: dict[str, Any], c: Checker) -> None:
-    """A loss other than Frobenius, and missing entries, need the MU solver."""
+    """The solver registry must serve the loss, the solver and the mask together (a
+    loss other than Frobenius, and missing entries, need MU today)."""
     loss, solver = values.get("loss", "frobenius"), values.get("solver", "mu")
-    if values.get("missing") == "ignore" and solver not in (MISSING, "mu"):
-        c.error(
-            "model.solver",
-            f"model.missing 'ignore' needs model.solver 'mu'; got model.solver {solver!r}.",
-        )
-    if loss not in (MISSING, "frobenius", 2.0) and solver not in (MISSING, "mu"):
-        c.error(
-            "model.solver",
-            f"model.loss {loss!r} needs model.solver 'mu'; "
-            f"model.solver {solver!r} handles the Frobenius loss only.",
-        )
+    if MISSING in (loss, solver):
+        return  # already reported
+    beta = LOSS_BETAS[loss] if isinstance(loss, str) else loss
+    masked = values.get("missing") == "ignore"
+    try:
+        get_solver(beta, solver, masked)
+    except UnsupportedSolverError as exc:
+        needs = " or ".join(f"model.solver {s!r}" for s in exc.available)
+        what = f"model.loss {loss!r}" if exc.parameter == "beta_loss" else "model.missing 'ignore'"
+        c.error("model.solver", f"{what} needs {needs}; got model.solver {solver!r}.")
 
 
 def check_cluster(values: dict[str, Any], c: Checker, *, check_paths: bool) -> None:

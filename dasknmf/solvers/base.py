@@ -4,9 +4,46 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 import dask.array as da
+
+from dasknmf.kernels.penalty import NO_PENALTY, Penalty
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What a solver is built from: the tiled ``V``, its loss and the numbers the
+    caller already knows about it.
+
+    Attributes
+    ----------
+    V : dask.array.Array or array
+        The ``m × n`` input (tiles, or one in-memory matrix).
+    beta : float
+        β of the divergence minimised.
+    norm2, total : float
+        ``‖V‖²`` and ``Σ V`` from the input statistics (the Frobenius and the
+        Kullback–Leibler error need them; other losses ignore them).
+    in_memory : bool
+        Whether ``V``'s tiles are held in memory (persisted) or re-read per pass.
+    penalty_w, penalty_h : Penalty
+        Elastic-net penalties of ``W`` and ``H``, already scaled.
+    """
+
+    V: Any
+    beta: float = 2.0
+    norm2: float = 0.0
+    total: float = 0.0
+    in_memory: bool = True
+    penalty_w: Penalty = NO_PENALTY
+    penalty_h: Penalty = NO_PENALTY
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The keyword arguments every solver class takes: ``in_memory`` and the
+        penalties."""
+        return dict(in_memory=self.in_memory, penalty_w=self.penalty_w, penalty_h=self.penalty_h)
 
 
 @dataclass(frozen=True)
@@ -34,9 +71,18 @@ class Solver(Protocol):
 
     A solver whose :meth:`step` only builds a graph (computes nothing) may say so
     with a true ``reusable`` attribute; the driver then builds that graph once.
+    ``transform_start`` says where :meth:`transform_w` should start ``W``:
+    ``'mean'`` (a constant scaled to ``V``'s mean; multiplicative updates cannot
+    leave zeros) or ``'zero'``.
     """
 
     reusable: bool
+    transform_start: ClassVar[Literal["mean", "zero"]]
+
+    @classmethod
+    def build(cls, problem: Problem) -> Solver:
+        """The solver for ``problem`` (each class reads the fields it needs)."""
+        ...
 
     def step(self, W: da.Array, H: da.Array) -> Step:
         """Build the graph of one full iteration (``W`` first, then ``H``)."""
@@ -44,4 +90,12 @@ class Solver(Protocol):
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
         """Build the graph of the reconstruction error at ``(W, H)`` (0-d float64)."""
+        ...
+
+    def transform_w(
+        self, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int
+    ) -> da.Array:
+        """``W`` for this ``V`` with ``H`` fixed, from ``W0``, row block by row block
+        (each block stops by the ``tol`` rule on its own error; ``penalty_w``
+        applies)."""
         ...

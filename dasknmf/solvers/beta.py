@@ -21,14 +21,21 @@ from typing import ClassVar
 import dask.array as da
 import numpy as np
 
-from dasknmf import kernels, products
-from dasknmf.kernels import NO_PENALTY, Penalty
-from dasknmf.solvers.base import Step
+from dasknmf import products
+from dasknmf.kernels.beta import (
+    beta_divergence_terms,
+    beta_h_terms,
+    beta_row_pass,
+    beta_update_cols,
+    beta_update_rows,
+)
+from dasknmf.kernels.penalty import NO_PENALTY, Penalty
+from dasknmf.solvers.base import Problem, Step
 from dasknmf.stopping import ToleranceRule
 
 
 def _tile_terms(beta, w, tile, h):
-    return kernels.beta_divergence_terms(w, h, tile, beta)[None]  # 1 × 1 × 3 block
+    return beta_divergence_terms(w, h, tile, beta)[None]  # 1 × 1 × 3 block
 
 
 @dataclass(frozen=True)
@@ -53,12 +60,17 @@ class BetaMU:
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
     reusable: bool = True
+    transform_start: ClassVar[str] = "mean"
+
+    @classmethod
+    def build(cls, problem: Problem) -> BetaMU:
+        return cls(problem.V, problem.beta, **problem.options)
 
     #: The per-row-block kernels; the masked variant swaps in its own (same signatures).
     tile_kernels: ClassVar = SimpleNamespace(
-        update_rows=kernels.beta_update_rows,
-        h_terms=kernels.beta_h_terms,
-        row_pass=kernels.beta_row_pass,
+        update_rows=beta_update_rows,
+        h_terms=beta_h_terms,
+        row_pass=beta_row_pass,
     )
 
     def step(self, W: da.Array, H: da.Array) -> Step:
@@ -110,10 +122,16 @@ class BetaMU:
             sums = fn(W, self.V, H)[0, 0]
         return _error_from_sums(sums, self.beta, float(np.prod(self.V.shape)))
 
+    def transform_w(
+        self, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int
+    ) -> da.Array:
+        options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
+        return transform_w(self.V, H, W0, beta=self.beta, penalty=self.penalty_w, **options)
+
 
 def update_h(H, stacked, beta: float, penalty: Penalty):
     """H update per column block from the stacked ``2k × n`` numerator/denominator."""
-    update = partial(kernels.beta_update_cols, beta, penalty)
+    update = partial(beta_update_cols, beta, penalty)
     if not products.is_lazy(H, stacked):
         return update(H, stacked)
     return da.blockwise(
@@ -158,12 +176,10 @@ def transform_w(
 
     def error(w, tiles, hs):
         size = float(sum(np.prod(t.shape) for t in tiles))
-        sums = sum(
-            kernels.beta_divergence_terms(w, h, t, beta)[0] for t, h in zip(tiles, hs, strict=True)
-        )
+        sums = sum(beta_divergence_terms(w, h, t, beta)[0] for t, h in zip(tiles, hs, strict=True))
         return float(_error_from_sums(sums, beta, size))
 
-    update = partial(kernels.beta_update_rows, beta, penalty)
+    update = partial(beta_update_rows, beta, penalty)
     options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
     return solve_w_rows(V, H, W0, update, error, **options)
 

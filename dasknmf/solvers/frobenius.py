@@ -2,8 +2,8 @@
 
 Every iteration updates ``W`` from ``V Hᵀ`` and ``H Hᵀ``, then ``H`` from ``Wᵀ V`` and
 ``Wᵀ W``, in scikit-learn's order. What differs between solvers is only the per-block
-*rule* applied to those products (:mod:`dasknmf.kernels`: ``mu_rule``, ``hals_rule``);
-this module decides how ``V`` is traversed to get them:
+*rule* applied to those products (:mod:`dasknmf.kernels.frobenius`: ``mu_rule``,
+``hals_rule``); this module decides how ``V`` is traversed to get them:
 
 - out of core, when a row block's tiles fit in one task (up to
   ``products.SPLIT_EVERY`` column tiles), both products come from a single pass over
@@ -25,13 +25,16 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dasknmf import kernels, products
+from dasknmf import products
 from dasknmf.devices import array_module
-from dasknmf.kernels import NO_PENALTY, Penalty
-from dasknmf.solvers.base import Step
+from dasknmf.kernels.frobenius import mu_rule, row_pass, update_cols, update_rows
+from dasknmf.kernels.penalty import NO_PENALTY, Penalty
+from dasknmf.kernels.tiles import inner, is_sparse
+from dasknmf.solvers.base import Problem, Step
 from dasknmf.stopping import ToleranceRule
 
-#: ``rule(x, xht, g, penalty) -> x_new`` on a tall factor block (see kernels).
+#: ``rule(x, xht, g, penalty) -> x_new`` on a tall factor block
+#: (:mod:`dasknmf.kernels.frobenius`).
 Rule = Callable[..., np.ndarray]
 
 
@@ -41,7 +44,7 @@ def update_w(
     """One update of ``W`` with ``H`` fixed."""
     hht = products.gram_cols(H)
     if products.few_column_tiles(V):
-        return products.map_row_blocks(partial(kernels.update_rows, rule, penalty), V, W, H, hht)
+        return products.map_row_blocks(partial(update_rows, rule, penalty), V, W, H, hht)
     rule_with_penalty = partial(_apply, rule, penalty)
     return products.map_factor_blocks(rule_with_penalty, W, products.v_times_ht(V, H), hht)
 
@@ -66,7 +69,7 @@ def update_h_from(
     H: da.Array, wtv: da.Array, wtw: da.Array, rule: Rule, penalty: Penalty
 ) -> da.Array:
     """The H update from already reduced ``WᵀV`` and ``WᵀW``."""
-    return products.map_factor_blocks(partial(kernels.update_cols, rule, penalty), H, wtv, wtw)
+    return products.map_factor_blocks(partial(update_cols, rule, penalty), H, wtv, wtw)
 
 
 def one_pass(
@@ -78,7 +81,7 @@ def one_pass(
     :func:`update_w` followed by the products of :func:`update_h`, but reading each
     row of tiles once. Needs :func:`products.few_column_tiles`.
     """
-    fn = partial(kernels.row_pass, rule, penalty)
+    fn = partial(row_pass, rule, penalty)
     W, partials, grams = products.row_block_pass(fn, V, W, H, products.gram_cols(H))
     return W, products.sum_blocks(partials), products.sum_blocks(grams)
 
@@ -105,19 +108,25 @@ class AlternatingFrobenius:
         ``‖V − WH‖_F`` without them, as scikit-learn's ``reconstruction_err_``.
     in_memory : bool
         Whether ``V``'s tiles are held in memory (persisted). Then an iteration is one
-        graph with two passes over the tiles, which measured 15 % faster than one pass
-        (the two threads run the same kind of product at the same time). Out of core,
+        graph with two passes over the tiles, which measured faster than one pass
+        (the two threads run the same kind of product at the same time;
+        docs/benchmarks.md). Out of core,
         one pass reads each tile once (:func:`one_pass`); with more than
         ``products.SPLIT_EVERY`` column tiles, two passes run as two graphs.
     """
 
     rule: ClassVar[Rule]
+    transform_start: ClassVar[str] = "mean"
 
     V: da.Array
     norm_v2: float
     in_memory: bool = True
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
+
+    @classmethod
+    def build(cls, problem: Problem) -> AlternatingFrobenius:
+        return cls(problem.V, problem.norm2, **problem.options)
 
     @property
     def reusable(self) -> bool:
@@ -143,6 +152,20 @@ class AlternatingFrobenius:
         wtv = products.wt_times_v(W, self.V)
         return da.sqrt(squared_error(self.norm_v2, H, wtv, products.gram_rows(W)))
 
+    def transform_w(
+        self, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int
+    ) -> da.Array:
+        return transform_w(
+            self.V,
+            H,
+            W0,
+            max_iter=max_iter,
+            tol=tol,
+            check_every=check_every,
+            rule=self.rule,
+            penalty=self.penalty_w,
+        )
+
 
 # -- W with H fixed (``transform``) ---------------------------------------------------
 # With H fixed the rows of W are independent, so each row block runs its own loop on
@@ -158,7 +181,7 @@ def solve_w_block(
     max_iter: int,
     tol: float,
     check_every: int,
-    rule: Rule = kernels.mu_rule,
+    rule: Rule = mu_rule,
     penalty: Penalty = NO_PENALTY,
 ) -> np.ndarray:
     """Updates of one row block of ``W`` with ``H`` fixed, by ``rule``.
@@ -169,7 +192,7 @@ def solve_w_block(
     nv2 = float(np.asarray(norm_v2).sum())
 
     def error(x: np.ndarray) -> float:
-        sq = nv2 - 2.0 * float(kernels.inner(x, vht)) + float(kernels.inner(x.T @ x, hht))
+        sq = nv2 - 2.0 * float(inner(x, vht)) + float(inner(x.T @ x, hht))
         return math.sqrt(max(sq, 0.0))
 
     stopping = ToleranceRule(tol, check_every, error(w) if tol > 0 else 0.0)
@@ -181,7 +204,7 @@ def solve_w_block(
 
 
 def _row_block_norm2(tile) -> np.ndarray:
-    data = tile.data if kernels.is_sparse(tile) else tile
+    data = tile.data if is_sparse(tile) else tile
     return np.asarray([[float(array_module(data).square(data, dtype=np.float64).sum())]])
 
 
@@ -193,7 +216,7 @@ def transform_w(
     max_iter: int,
     tol: float,
     check_every: int,
-    rule: Rule = kernels.mu_rule,
+    rule: Rule = mu_rule,
     penalty: Penalty = NO_PENALTY,
 ) -> da.Array:
     """``W`` minimising ``‖V − WH‖`` for fixed ``H``, by row-block-local updates."""

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dasknmf import kernels
+from dasknmf.kernels.frobenius import hals_rule
 from dasknmf.solvers.frobenius import AlternatingFrobenius
 
 
 @dataclass(frozen=True)
 class HALS(AlternatingFrobenius):
-    """HALS sweeps (:func:`dasknmf.kernels.hals_rule`); parameters as
+    """HALS sweeps (:func:`dasknmf.kernels.frobenius.hals_rule`); parameters as
     :class:`~dasknmf.solvers.frobenius.AlternatingFrobenius`."""
 
-    rule = staticmethod(kernels.hals_rule)
+    rule = staticmethod(hals_rule)
+    # Coordinate descent moves away from zeros (multiplicative updates cannot):
+    # scikit-learn's transform starts it there too.
+    transform_start = "zero"

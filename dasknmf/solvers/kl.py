@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
+from typing import ClassVar
 
 import dask.array as da
 import numpy as np
 
-from dasknmf import kernels, products
-from dasknmf.kernels import NO_PENALTY, Penalty
-from dasknmf.solvers.base import Step
+from dasknmf import products
+from dasknmf.kernels.kl import (
+    kl_divergence_terms,
+    kl_h_terms,
+    kl_row_pass,
+    kl_solve_w_block,
+    kl_update_cols,
+    kl_update_rows,
+)
+from dasknmf.kernels.penalty import NO_PENALTY, Penalty
+from dasknmf.solvers.base import Problem, Step
 from dasknmf.stopping import ToleranceRule
 
 
@@ -32,7 +41,7 @@ def _row_sums(H):
 
 
 def _tile_terms(w, tile, h):
-    return kernels.kl_divergence_terms(w, h, tile)
+    return kl_divergence_terms(w, h, tile)
 
 
 @dataclass(frozen=True)
@@ -57,20 +66,25 @@ class KullbackLeiblerMU:
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
     reusable: bool = True
+    transform_start: ClassVar[str] = "mean"
+
+    @classmethod
+    def build(cls, problem: Problem) -> KullbackLeiblerMU:
+        return cls(problem.V, problem.total, **problem.options)
 
     def step(self, W: da.Array, H: da.Array) -> Step:
         k = W.shape[1]
         h_sum = _row_sums(H)
         if self.in_memory:
-            fn = partial(kernels.kl_update_rows, self.penalty_w)
+            fn = partial(kl_update_rows, self.penalty_w)
             W = products.map_row_blocks(fn, self.V, W, H, h_sum)
             _, parts, w_sums = products.row_block_pass(
-                kernels.kl_h_terms, self.V, W, H, small_shape=(1, k)
+                kl_h_terms, self.V, W, H, small_shape=(1, k)
             )
         else:
-            fn = partial(kernels.kl_row_pass, self.penalty_w)
+            fn = partial(kl_row_pass, self.penalty_w)
             W, parts, w_sums = products.row_block_pass(fn, self.V, W, H, h_sum, small_shape=(1, k))
-        update = partial(kernels.kl_update_cols, self.penalty_h)
+        update = partial(kl_update_cols, self.penalty_h)
         H = products.map_factor_blocks(
             update, H, products.sum_blocks(parts), products.sum_blocks(w_sums)
         )
@@ -98,13 +112,19 @@ class KullbackLeiblerMU:
         sum_wh = (W.sum(axis=0).astype(np.float64) * H.sum(axis=1)).sum()
         return da.sqrt(2 * da.maximum(log_terms - self.total + sum_wh, 0.0))
 
+    def transform_w(
+        self, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int
+    ) -> da.Array:
+        options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
+        return transform_w(self.V, H, W0, penalty=self.penalty_w, **options)
+
 
 def transform_w(
     V, H, W0, *, max_iter: int, tol: float, check_every: int, penalty: Penalty = NO_PENALTY
 ):
     """``W`` minimising ``D(V ‖ WH)`` for fixed ``H``, row block by row block."""
     solve = partial(
-        kernels.kl_solve_w_block,
+        kl_solve_w_block,
         max_iter=max_iter,
         penalty=penalty,
         stopping_rule=partial(ToleranceRule, tol, check_every),

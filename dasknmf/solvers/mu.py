@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dasknmf import kernels
+from dasknmf.kernels.frobenius import mu_rule
 from dasknmf.solvers.frobenius import AlternatingFrobenius
 
 
 @dataclass(frozen=True)
 class FrobeniusMU(AlternatingFrobenius):
-    """Multiplicative updates (:func:`dasknmf.kernels.mu_rule`); parameters as
+    """Multiplicative updates (:func:`dasknmf.kernels.frobenius.mu_rule`); parameters as
     :class:`~dasknmf.solvers.frobenius.AlternatingFrobenius`."""
 
-    rule = staticmethod(kernels.mu_rule)
+    rule = staticmethod(mu_rule)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, Literal
 
 import dask.array as da
@@ -38,8 +36,10 @@ from .tiling import InputMatrix, iter_tile_rows, prepare_input, stored_dtype
 __all__ = [
     "MatrixInfo",
     "WritePlan",
+    "clip_chunks",
     "matrix_info",
     "open_matrix",
+    "open_store_meta",
     "plan_write",
     "write_matrix",
     "write_plan",
@@ -379,21 +379,3 @@ def clip_chunks(chunks: Any, shape: tuple[int, int]) -> tuple[int, int]:
     """A checked tile shape, no larger than the matrix."""
     rows, cols = check_chunks("chunks", chunks)
     return min(rows, shape[0]), min(cols, shape[1])
-
-
-def is_store_directory(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a local directory holding a dasknmf store (a zarr v3 group
-    whose attributes carry the dasknmf record); reads one small JSON file.
-
-    Examples
-    --------
-    >>> import tempfile
-    >>> is_store_directory(tempfile.mkdtemp())
-    False
-    """
-    meta = Path(path) / "zarr.json"
-    try:
-        attributes = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
-    except (OSError, ValueError, AttributeError):
-        return False
-    return isinstance(attributes, dict) and MARKER_KEY in attributes

@@ -1,7 +1,9 @@
-"""Where a store lives: a local directory or an fsspec URL, and how to open it."""
+"""Where a store lives: a local directory or an fsspec URL, how to open it, and what a
+local directory holds (a dasknmf store, another zarr group, or neither)."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from dasknmf.errors import InvalidParameterError, NotAStoreError, StoreNotFoundE
 
 from .layout import MARKER_KEY
 
-__all__ = ["StoreLocation"]
+__all__ = ["StoreLocation", "is_store_directory", "is_zarr_directory"]
 
 
 @dataclass(frozen=True)
@@ -134,3 +136,35 @@ class StoreLocation:
             return total
         fs, root = self.filesystem()
         return int(sum(info.get("size") or 0 for info in fs.find(root, detail=True).values()))
+
+
+def is_store_directory(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local directory holding a dasknmf store (a zarr v3 group
+    whose attributes carry the dasknmf record); reads one small JSON file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> is_store_directory(tempfile.mkdtemp())
+    False
+    """
+    meta = Path(path) / "zarr.json"
+    try:
+        attributes = json.loads(meta.read_text(encoding="utf-8")).get("attributes", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(attributes, dict) and MARKER_KEY in attributes
+
+
+def is_zarr_directory(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a local directory holding a zarr group or array (v2 or v3),
+    a dasknmf store or any other.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> is_zarr_directory(tempfile.mkdtemp())
+    False
+    """
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in ("zarr.json", ".zgroup"))

@@ -14,7 +14,8 @@ import pytest
 import scipy.sparse as sp
 
 import dasknmf
-from dasknmf import devices, kernels
+from dasknmf import devices
+from dasknmf.kernels.sampled import wh_at_nonzeros
 from tests.helpers import make_matrix
 
 cupy = pytest.importorskip("cupy")
@@ -48,9 +49,9 @@ def test_sampled_product_on_the_gpu_equals_the_compiled_one():
     w = rng.random((300, 8), dtype=np.float32)
     h = rng.random((8, 200), dtype=np.float32)
     tile = sp.random(300, 200, density=0.05, format="csr", random_state=1, dtype=np.float32)
-    _, host = kernels.wh_at_nonzeros(w, h, tile)
+    _, host = wh_at_nonzeros(w, h, tile)
     tile_d = devices.block_to_device(tile)
-    _, dev = kernels.wh_at_nonzeros(cupy.asarray(w), cupy.asarray(h), tile_d)
+    _, dev = wh_at_nonzeros(cupy.asarray(w), cupy.asarray(h), tile_d)
     np.testing.assert_allclose(cupy.asnumpy(dev), host, rtol=1e-5)
 
 

@@ -357,7 +357,7 @@ def test_ratings_example_reports_train_and_held_out_rmse(tmp_path):
     """The in-memory example split by input.holdout: the job's RMSEs are those of the
     same fit made here on the same split."""
     from dasknmf.datasets import ratings
-    from dasknmf.storage.split import split_matrix
+    from dasknmf.ingest.split import split_matrix
 
     job = base_job("example:ratings", tmp_path / "out", missing="ignore", max_iter=30)
     job["input"] = {"path": "example:ratings", "rows": 300, "cols": 100, "holdout": 0.25}
@@ -388,7 +388,7 @@ def test_triplet_file_split_and_held_out_store(tmp_path):
     split_job["input"] = {"path": str(src), "holdout": 0.2, "seed": 4}
     a = run_job(parse_config(split_job)).summary["evaluation"]
 
-    dasknmf.storage.ingest_triplets(src, tmp_path / "r.zarr", holdout=0.2, seed=4)
+    dasknmf.ingest_triplets(src, tmp_path / "r.zarr", holdout=0.2, seed=4)
     store_job = base_job(tmp_path / "r.zarr", tmp_path / "b", missing="ignore")
     store_job["input"] = {
         "path": str(tmp_path / "r.zarr"),

@@ -1,4 +1,4 @@
-"""Helpers shared by the storage tests."""
+"""Helpers shared by the storage and ingest tests."""
 
 from __future__ import annotations
 

@@ -1,0 +1,19 @@
+"""The exit codes of the ``dasknmf`` command, and the errors reported as the user's.
+
+argparse already exits with 2 for usage errors; errors in the user's input share it,
+so scripts need to tell apart only "bad input" from "interrupted" (128 + SIGINT).
+"""
+
+from __future__ import annotations
+
+from dasknmf.errors import DaskNMFError
+
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "USER_ERRORS"]
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+#: Errors that come from what the user asked for (a missing file, an existing store, a
+#: bad parameter): reported in one line, without a traceback, with :data:`EXIT_USAGE`.
+USER_ERRORS = (DaskNMFError, FileNotFoundError, PermissionError, ValueError)

@@ -1,0 +1,311 @@
+"""``dasknmf run``, ``resume``, ``submit`` and ``validate``: YAML job files.
+
+The commands parse arguments, call :mod:`dasknmf.jobs` and print (:func:`describe_job`,
+:class:`ProgressPrinter`). Registered on the ``dasknmf`` parser by
+:func:`add_job_commands`; errors are raised,
+and :func:`dasknmf.cli.main` prints them as ``dasknmf: error: ...`` with exit code 2
+(an invalid job file: every problem, one per line, and nothing written).
+
+Examples
+--------
+.. code-block:: console
+
+    $ dasknmf validate configs/example.yaml
+    $ dasknmf run configs/example.yaml --set model.max_iter=50 --overwrite
+    $ dasknmf submit job.yaml --scheduler-file /shared/dask/scheduler.json
+    $ dasknmf resume runs/example      # after a job with checkpoint.every > 0 stopped
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TextIO
+
+from dasknmf.cli.exit_codes import EXIT_OK
+from dasknmf.fit import IterationInfo
+from dasknmf.jobs.config import JobConfig, load_config
+from dasknmf.jobs.outputs import OutputExistsError, check_output_target
+from dasknmf.jobs.runner import resume_job, run_job
+
+__all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
+
+
+def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``run``, ``resume``, ``submit`` and ``validate`` to the ``dasknmf`` parser.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser(prog="dasknmf")
+    >>> add_job_commands(parser.add_subparsers(dest="command"))
+    >>> parser.parse_args(["run", "job.yaml", "--set", "model.max_iter=5"]).overrides
+    ['model.max_iter=5']
+    """
+    run = subparsers.add_parser(
+        "run",
+        help="run a YAML job: fit NMF on a cluster and write the results",
+        description=(
+            "Validate the job file, set up the scheduler it names, fit NMF on its input "
+            "and write W, H, summary.json and plots to its output directory, atomically. "
+            "Keys are documented in configs/README.md."
+        ),
+    )
+    _add_config_arguments(run)
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output of a previous job (same as --set output.overwrite=true)",
+    )
+    run.add_argument(
+        "--quiet", action="store_true", help="print only where the outputs are (and errors)"
+    )
+    run.set_defaults(handler=_cmd_run)
+
+    resume = subparsers.add_parser(
+        "resume",
+        help="continue a job that stopped, from its latest checkpoint",
+        description=(
+            "Continue the job whose output directory is OUTPUT_DIR from the latest "
+            "checkpoint in its work area (written every checkpoint.every iterations): "
+            "the job as it was configured, on its input, with the same results as a run "
+            "that was never interrupted."
+        ),
+    )
+    resume.add_argument("directory", metavar="OUTPUT_DIR", help="the job's output.directory")
+    resume.add_argument(
+        "--quiet", action="store_true", help="print only where the outputs are (and errors)"
+    )
+    resume.set_defaults(handler=_cmd_resume)
+
+    submit = subparsers.add_parser(
+        "submit",
+        help="run a YAML job on a running dask cluster",
+        description=(
+            "Run a job file on an existing dask scheduler: 'run' with the file's cluster "
+            "section replaced by type 'existing' and the scheduler given here (any "
+            "--set cluster... is replaced too). The input must be readable by every worker."
+        ),
+    )
+    _add_config_arguments(submit)
+    target = submit.add_mutually_exclusive_group(required=True)
+    target.add_argument("--scheduler-file", metavar="FILE", help="the scheduler's JSON file")
+    target.add_argument("--address", metavar="ADDRESS", help="e.g. tcp://host:8786")
+    submit.add_argument("--tls-ca-file", metavar="FILE", help="CA certificate (TLS)")
+    submit.add_argument("--tls-cert", metavar="FILE", help="client certificate (TLS)")
+    submit.add_argument("--tls-key", metavar="FILE", help="client key, if not in --tls-cert")
+    submit.add_argument("--overwrite", action="store_true", help="as for run")
+    submit.add_argument("--quiet", action="store_true", help="as for run")
+    submit.set_defaults(handler=_cmd_submit)
+
+    validate = subparsers.add_parser(
+        "validate",
+        help="check a YAML job file without running it",
+        description=(
+            "Check a job file (and --set overrides) against the schema: print the resolved "
+            "job, or every problem with its file, line and key. Nothing is written."
+        ),
+    )
+    _add_config_arguments(validate)
+    validate.set_defaults(handler=_cmd_validate)
+
+
+def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", metavar="CONFIG", help="YAML job file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a key of the file, value in YAML (e.g. --set model.max_iter=50 "
+        "--set cluster.type=threads); may be repeated",
+    )
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    config = load_config(args.config, args.overrides)
+    print(f"OK: {args.config}")
+    print(describe_job(config))
+    return EXIT_OK
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
+    config = load_config(args.config, overrides)
+    result = run_job(config, progress=None if args.quiet else ProgressPrinter())
+    if args.quiet:
+        print(f"outputs: {result.directory}")
+    return EXIT_OK
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    result = resume_job(args.directory, progress=None if args.quiet else ProgressPrinter())
+    if args.quiet:
+        print(f"outputs: {result.directory}")
+    return EXIT_OK
+
+
+def _cmd_submit(args: argparse.Namespace) -> int:
+    args.overrides = [*args.overrides, *submit_overrides(args)]
+    return _cmd_run(args)
+
+
+def submit_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` items by which ``submit`` is ``run`` on the cluster it names.
+
+    They come after the user's own, so the file's ``cluster`` section and any
+    ``--set cluster...`` are replaced; paths and addresses are JSON strings, which
+    YAML reads back verbatim.
+
+    Examples
+    --------
+    >>> ns = argparse.Namespace(scheduler_file="s.json", address=None,
+    ...                         tls_ca_file="ca.pem", tls_cert="c.pem", tls_key=None)
+    >>> for item in submit_overrides(ns):
+    ...     print(item)
+    cluster={type: existing}
+    cluster.scheduler_file="s.json"
+    cluster.tls.ca_file="ca.pem"
+    cluster.tls.cert="c.pem"
+    """
+    items = ["cluster={type: existing}"]
+    for option, key in _SUBMIT_KEYS.items():
+        value = getattr(args, option)
+        if value is not None:
+            items.append(f"cluster.{key}={json.dumps(value)}")
+    return items
+
+
+#: ``submit``'s options and the ``cluster`` keys they set.
+_SUBMIT_KEYS = {
+    "scheduler_file": "scheduler_file",
+    "address": "address",
+    "tls_ca_file": "tls.ca_file",
+    "tls_cert": "tls.cert",
+    "tls_key": "tls.key",
+}
+
+
+def describe_job(config: JobConfig) -> str:
+    """A few lines saying what a job will do (printed by ``validate``).
+
+    Examples
+    --------
+    >>> from dasknmf.jobs.config import parse_config
+    >>> job = parse_config({"input": {"path": "example:term-document"},
+    ...                     "model": {"n_components": 4}, "output": {"directory": "/tmp/o"}})
+    >>> print(describe_job(job))  # doctest: +ELLIPSIS
+      input      : example:term-document (5,000 x 2,000, built in memory)
+      model      : n_components=4, solver=mu, loss=frobenius, init=default, ...
+      cluster    : threads in this process (one per core)
+      output     : /tmp/o (...)
+      checkpoint : off
+      report     : convergence plot, top 10 features (if the input has column ids)
+    """
+    inp, model, out = config.input, config.model, config.output
+    if inp.kind == "example":
+        source = f"{inp.path} ({inp.rows:,} x {inp.cols:,}, built in memory)"
+    elif inp.kind == "file":
+        source = f"{inp.path} (matrix file, ingested into a store before the fit)"
+    else:
+        source = f"{inp.path} (store)"
+    params = [
+        f"n_components={model.n_components}",
+        f"solver={model.solver}",
+        f"loss={model.loss}",
+        f"init={model.init or 'default'}",
+        f"max_iter={model.max_iter}",
+        f"tol={model.tol:g}",
+        f"random_state={model.random_state}",
+        f"persist={model.persist}",
+    ]
+    if model.alpha_W or model.alpha_H != "same":
+        params += [f"alpha_W={model.alpha_W:g}", f"alpha_H={model.alpha_H}"]
+        params += [f"l1_ratio={model.l1_ratio:g}"]
+    if model.missing is not None:
+        params.append(f"missing={model.missing}")
+    report = ["convergence plot"] if config.report.plot else []
+    if config.report.top_features:
+        report.append(f"top {config.report.top_features} features (if the input has column ids)")
+    every = config.checkpoint.every
+    checkpoint = f"every {every} iterations, kept if the job stops" if every else "off"
+    rows = [
+        ("input", source),
+        ("model", ", ".join(params)),
+        ("cluster", _describe_cluster(config)),
+        ("output", f"{out.directory} ({_output_state(config)})"),
+        ("checkpoint", checkpoint),
+        ("report", ", ".join(report) or "none"),
+    ]
+    return "\n".join(f"  {name:<10} : {text}" for name, text in rows)
+
+
+def _describe_cluster(config: JobConfig) -> str:
+    c = config.cluster
+    if c.type == "threads":
+        threads = f"{c.threads} threads" if c.threads else "one per core"
+        return f"threads in this process ({threads})"
+    if c.type == "local":
+        workers = c.n_workers or "default"
+        threads = c.threads_per_worker or "default"
+        kind = "processes" if c.processes else "threads"
+        return (
+            f"local cluster: {workers} workers ({kind}) x {threads} threads, "
+            f"memory_limit {c.memory_limit}, dashboard {'on' if c.dashboard else 'off'}"
+        )
+    where = c.address or f"scheduler file {c.scheduler_file}"
+    return f"existing cluster at {where}" + (" over TLS" if c.tls else "")
+
+
+def _output_state(config: JobConfig) -> str:
+    try:
+        replacing = check_output_target(config.output.directory, overwrite=True)
+    except OutputExistsError:
+        return "exists and is not a job output: run will refuse it"
+    if not replacing:
+        return "new"
+    if config.output.overwrite:
+        return "holds a previous output: it will be replaced"
+    return "holds a previous output: run refuses it without --overwrite"
+
+
+class ProgressPrinter:
+    """Prints a job's steps and one line per iteration with seconds per iteration.
+
+    The iteration lines start with ``iter`` as those of :class:`dasknmf.PrintProgress`
+    (easy to grep) and add the time per iteration since the previous line.
+
+    Examples
+    --------
+    >>> import io
+    >>> p = ProgressPrinter(io.StringIO())
+    >>> p.iteration(IterationInfo(2, 5.0, 10.0, 0.5, None, None))
+    >>> p.stream.getvalue()
+    'iter     2  error 5.000000e+00  rel 0.5000  0.250 s/iter\\n'
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._last = (0, 0.0)
+
+    def _write(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(text + "\n")
+        stream.flush()
+
+    def event(self, message: str) -> None:
+        """Print a step of the job."""
+        self._write(message)
+
+    def iteration(self, info: IterationInfo) -> None:
+        """Print one iteration."""
+        last_iteration, last_elapsed = self._last
+        steps = max(info.iteration - last_iteration, 1)
+        per_iteration = (info.elapsed - last_elapsed) / steps
+        self._last = (info.iteration, info.elapsed)
+        relative = info.error / info.error_at_init if info.error_at_init else 0.0
+        self._write(
+            f"iter {info.iteration:5d}  error {info.error:.6e}  rel {relative:.4f}  "
+            f"{per_iteration:.3f} s/iter"
+        )

@@ -1,0 +1,76 @@
+"""NumPy and SciPy files: ``.npz`` (``scipy.sparse.save_npz`` or one array) and ``.npy``.
+
+A ``.npy`` file is memory-mapped, so :func:`~dasknmf.storage.write_matrix` writes it
+tile by tile and it may be larger than RAM; a ``.npz`` is read into memory first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from dasknmf.errors import UnsupportedFormatError
+
+from .in_memory import InMemoryImporter
+from .registry import register_importer
+
+__all__ = ["NpyImporter", "NpzImporter"]
+
+
+class NpzImporter(InMemoryImporter):
+    """``.npz`` files: a SciPy sparse matrix (read as CSR) or a single 2-D array.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.npz")
+    >>> sp.save_npz(p, sp.eye(3, format="csc"))
+    >>> NpzImporter().read(p).format
+    'csr'
+    """
+
+    name = "npz"
+    description = "a .npz file"
+    suffixes = (".npz",)
+    formats = ".npz (scipy.sparse or one numpy array)"
+    priority = 20
+
+    def load(self, path: Path) -> np.ndarray | sp.csr_matrix:
+        with np.load(path, allow_pickle=False) as npz:
+            keys = list(npz.files)
+            if "format" in keys and {"data", "shape"} <= set(keys):
+                return sp.csr_matrix(sp.load_npz(path))
+            if len(keys) == 1:
+                return np.asarray(npz[keys[0]])
+        raise UnsupportedFormatError(
+            f"cannot import {str(path)!r}: a .npz must be written by scipy.sparse.save_npz "
+            f"or hold exactly one array; it holds {keys}"
+        )
+
+
+class NpyImporter(InMemoryImporter):
+    """``.npy`` files, memory-mapped read-only (read on access).
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> p = os.path.join(tempfile.mkdtemp(), "x.npy")
+    >>> np.save(p, np.eye(2))
+    >>> type(NpyImporter().read(p)).__name__
+    'memmap'
+    """
+
+    name = "npy"
+    description = "a .npy file"
+    suffixes = (".npy",)
+    formats = ".npy"
+    priority = 30
+
+    def load(self, path: Path) -> np.ndarray:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+register_importer(NpzImporter())
+register_importer(NpyImporter())

@@ -1,0 +1,53 @@
+"""Products of one tile with a factor block, and the small reductions around them.
+
+``V`` tiles are ``r × c`` (dense or CSR), ``W`` blocks ``r × k``, ``H`` blocks
+``k × c``; the other kernel modules build on these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+#: Replaces exact zeros in multiplicative-update denominators (scikit-learn's choice:
+#: a zero denominator means a zero numerator too, so the entry simply stays at zero).
+EPSILON = float(np.finfo(np.float32).eps)
+
+Array = Any  # a dense ndarray of NumPy or CuPy
+Tile = Any  # a dense ndarray or a CSR matrix (SciPy or cupyx)
+
+
+def is_sparse(x: object) -> bool:
+    """Whether *x* is a SciPy or cupyx sparse matrix (duck-typed on ``tocsr``)."""
+    return hasattr(x, "tocsr") and hasattr(x, "nnz")
+
+
+def tile_times_ht(tile: Tile, h: Array) -> Array:
+    """``V_ij @ H_jᵀ``, the tile's share of the W-update numerator ``V Hᵀ`` (``r × k``)."""
+    out = tile @ h.T
+    return out if not is_sparse(out) else out.toarray()
+
+
+def wt_times_tile(w: Array, tile: Tile) -> Array:
+    """``W_iᵀ @ V_ij``, the tile's share of the H-update numerator ``Wᵀ V`` (``k × c``)."""
+    if is_sparse(tile):
+        # CSR.T is CSC: the product scatters into a c × k result, far cheaper than
+        # converting the tile to CSC first (docs/benchmarks.md).
+        return (tile.T @ w).T
+    return w.T @ tile
+
+
+def gram_rows(w: Array) -> Array:
+    """``Wᵀ W`` for a row block of W (``k × k``)."""
+    return w.T @ w
+
+
+def gram_cols(h: Array) -> Array:
+    """``H Hᵀ`` for a column block of H (``k × k``)."""
+    return h @ h.T
+
+
+def inner(a: Array, b: Array) -> np.ndarray:
+    """``Σ a ∘ b`` accumulated in float64, as a 0-d NumPy array."""
+    return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))
