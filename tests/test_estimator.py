@@ -8,6 +8,7 @@ fit-loop parameters (``persist``, callbacks, ``verbose``, ``tol``/``check_every`
 
 from __future__ import annotations
 
+import inspect
 import re
 import warnings
 
@@ -506,6 +507,29 @@ def test_invalid_parameters(name, value, allowed):
     assert allowed in str(e.value) and str(e.value).endswith(f"; got {value!r}.")
 
 
+def test_every_parameter_has_a_rule_and_every_rule_a_parameter():
+    """The rule table (dasknmf.estimator.parameters) is complete, as dask's config
+    schema is checked against its defaults."""
+    from dasknmf.estimator.parameters import PARAMETER_RULES, UNCHECKED
+
+    names = set(inspect.signature(NMF.__init__).parameters) - {"self"}
+    assert set(PARAMETER_RULES) | set(UNCHECKED) == names
+    assert not set(PARAMETER_RULES) & set(UNCHECKED)
+    for name in PARAMETER_RULES:  # every default passes its own rule
+        PARAMETER_RULES[name](name, NMF().get_params()[name])
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [("device", "tpu", "one of 'cpu', 'cuda'"), ("output", "torch", "one of 'numpy', 'cupy'")],
+)
+def test_device_parameters_are_checked_by_transform_too(name, value, allowed):
+    model = NMF(2, max_iter=5).fit(small())
+    model.set_params(**{name: value})
+    with pytest.raises(InvalidParameterError, match=re.escape(allowed)):
+        model.transform(small())
+
+
 @pytest.mark.parametrize(
     ("W_shape", "H_shape", "msg"),
     [
@@ -595,7 +619,7 @@ def test_persist_choices_give_identical_results():
 
 
 def test_persist_auto_stays_out_of_core_without_memory(monkeypatch):
-    monkeypatch.setattr("dasknmf.estimator.available_memory", lambda: 1000)
+    monkeypatch.setattr("dasknmf.estimator.placement.available_memory", lambda: 1000)
     X = make_matrix(37, 23)
     model = NMF(4, init="random", random_state=0, max_iter=5, tol=0).fit(X)
     assert model.persisted_ is False

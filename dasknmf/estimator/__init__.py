@@ -1,0 +1,18 @@
+"""The scikit-learn estimator, :class:`~dasknmf.estimator.nmf.NMF`, over tiled dask
+matrices.
+
+- :mod:`~dasknmf.estimator.nmf`: the estimator: ``fit``, ``transform`` and the steps
+  between the user's input and the fit loop;
+- :mod:`~dasknmf.estimator.parameters`: the rule table of its parameters, checked
+  once at the edge, and the checks that need the input;
+- :mod:`~dasknmf.estimator.placement`: in memory or out of core, host or GPU, and
+  the form results come back in;
+- :mod:`~dasknmf.estimator.ratings`: ``predict``, ``rmse`` and ``score`` for
+  ``missing='ignore'``.
+"""
+
+from __future__ import annotations
+
+from dasknmf.estimator.nmf import NMF
+
+__all__ = ["NMF"]
