@@ -25,8 +25,17 @@ from benchmarks import (
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
-        (bench_out_of_core, "| measurement | seconds | ratio to in memory |"),
-        (bench_scaling, "| f | (m + n) · k · 4 | transferred / iteration | ratio |"),
+        # These two start LocalClusters of worker processes: tens of seconds each.
+        pytest.param(
+            bench_out_of_core,
+            "| measurement | seconds | ratio to in memory |",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            bench_scaling,
+            "| f | (m + n) · k · 4 | transferred / iteration | ratio |",
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=lambda x: getattr(x, "__name__", "").rpartition(".")[2],
 )

@@ -52,7 +52,7 @@ def fit(cluster, reroot_every, monkeypatch, callbacks=(), **params):
     return W, model, counts
 
 
-@pytest.mark.parametrize("solver", ["mu", "hals"])
+@pytest.mark.parametrize("solver", ["mu", pytest.param("hals", marks=pytest.mark.slow)])
 def test_scheduler_state_stays_bounded(cluster, monkeypatch, solver):
     """The scheduler holds as many tasks after 40 iterations as after 10: O(tiles),
     one iteration's worth. Without the cut (factors planted as they are, their history
@@ -65,6 +65,7 @@ def test_scheduler_state_stays_bounded(cluster, monkeypatch, solver):
     assert growing[-1] - growing[9] >= 30 * TILES  # the test can tell the difference
 
 
+@pytest.mark.slow
 def test_rerooting_does_not_change_the_result(cluster, monkeypatch):
     W1, m1, _ = fit(cluster, 3, monkeypatch)
     W2, m2, _ = fit(cluster, 10**6, monkeypatch)
@@ -73,6 +74,7 @@ def test_rerooting_does_not_change_the_result(cluster, monkeypatch):
     assert m1.error_curve_ == m2.error_curve_
 
 
+@pytest.mark.slow
 def test_lost_factor_blocks_are_restored_from_the_last_root(monkeypatch, caplog):
     """The worker processes holding blocks of W after iteration 12, and those holding
     the iteration-11 blocks they were computed from, are killed: the loop goes back

@@ -59,6 +59,7 @@ def check_outputs(output: Path, reference) -> dict:
     return json.loads((output / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_submit_runs_the_job_on_the_cluster(cluster, store, reference, tmp_path):
     """Out of core: the workers re-read the store's tiles every iteration."""
     assert f"dasknmf submit JOB.yaml --scheduler-file {cluster.scheduler_file}" in cluster.output

@@ -43,6 +43,7 @@ def test_make_certs_signs_every_certificate_with_the_ca(certs):
     assert again.returncode == 2 and "use --force" in again.stderr
 
 
+@pytest.mark.slow
 def test_job_on_a_tls_cluster(certs, store, reference, tmp_path, capsys):
     run_dir = tmp_path / "run"
     try:

@@ -263,6 +263,7 @@ def test_dispatch_of_txt_files(tmp_path):
 # -- memory ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_passes_use_bounded_memory(tmp_path, monkeypatch):
     """120 000 short lines (2.3 MB), counts spilled 1024 at a time.
 

@@ -312,27 +312,37 @@ def test_no_entries(tmp_path):
     assert open_matrix(tmp_path / "z.zarr").compute().nnz == 0
 
 
+# The peak RSS of this process (VmHWM): unlike getrusage's ru_maxrss, which Linux
+# carries over exec from the parent (a test process that already peaked high would
+# hide the growth), it starts afresh with the new program.
 _MEASURE = """
-import resource, sys
+import sys
 import scipy.io
 from dasknmf.ingest import ingest, read_matrix_file
 from dasknmf.ingest.mtx import files
 from dasknmf.storage import write_matrix
+
+def peak():
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmHWM:"))
+    return int(line.split()[1]) * 1024
+
 files.BLOCK_BYTES = 8 * 2**20
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+base = peak()
 if sys.argv[1] == "stream":
     ingest(sys.argv[2], sys.argv[3], chunks=(50_000, 20_000))
 else:
     write_matrix(read_matrix_file(sys.argv[2]), sys.argv[3], chunks=(50_000, 20_000))
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024)
+print(peak() - base)
 """
 
 
 @pytest.mark.slow
 def test_streaming_peak_memory_below_in_memory_path(tmp_path):
     # 1e7 entries, 330 MB of text. The sparse writer buffers whole 4 Mi-element shards
-    # (a fixed ~250 MiB), so the streaming growth is compared with the in-memory path
-    # measured in the same run rather than with an absolute number.
+    # (a fixed ~250 MiB) on either path, so the streaming growth is compared with the
+    # in-memory path measured in the same run: streaming must save at least half of
+    # the matrix itself (its CSR arrays), which the in-memory path holds whole.
     import subprocess
     import sys
 
@@ -355,6 +365,7 @@ def test_streaming_peak_memory_below_in_memory_path(tmp_path):
         return int(out.stdout.split()[-1])
 
     streamed, in_memory = growth("stream"), growth("memory")
-    assert streamed < 0.7 * in_memory, (streamed / 2**20, in_memory / 2**20)
+    csr_bytes = n * (8 + 4)
+    assert in_memory - streamed > 0.5 * csr_bytes, (streamed / 2**20, in_memory / 2**20)
     a, b = open_matrix(tmp_path / "stream"), open_matrix(tmp_path / "memory")
     assert (a.compute() != b.compute()).nnz == 0

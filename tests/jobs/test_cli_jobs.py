@@ -139,6 +139,7 @@ def test_example_config_runs_as_shipped(tmp_path, monkeypatch, capsys):
     assert W.shape == (summary["input"]["shape"][0], summary["result"]["n_components"])
 
 
+@pytest.mark.slow
 def test_laptop_config_runs_on_worker_processes(tmp_path, monkeypatch, capsys):
     """The shipped laptop job (2 worker processes, out of core) on a small store, with
     the results of the same fit in this process."""
