@@ -285,6 +285,26 @@ def times_small(W: da.Array, G: da.Array) -> da.Array:
     )  # fmt: skip
 
 
+def tile_sums(terms, W: da.Array, V: da.Array, H: da.Array, n_terms: int) -> da.Array:
+    """``Σ_ij terms(W_i, V_ij, H_j)``: ``n_terms`` float64 numbers per tile (the terms
+    of a divergence, counts), added up over the tiles.
+
+    ``terms(w, tile, h)`` returns an array of ``n_terms`` numbers in any shape (a
+    ``1 × n_terms`` row, say). In memory, one call on the whole matrix.
+    """
+    if not is_lazy(W, V, H):
+        return terms(W, V, H).reshape(n_terms)
+    return da.blockwise(
+        _tile_terms_partial, "ijz", terms, None, W, "ia", V, "ij", H, "aj",
+        new_axes={"z": n_terms}, adjust_chunks={"i": 1, "j": 1}, dtype=np.float64,
+        meta=_meta3(np.float64), concatenate=True,
+    ).sum(axis=(0, 1))  # fmt: skip
+
+
+def _tile_terms_partial(terms, w, tile, h):
+    return terms(w, tile, h).reshape(1, 1, -1)
+
+
 def map_factor_blocks(fn, X: da.Array, A: da.Array, G: da.Array) -> da.Array:
     """``fn(X_b, A_b, G)`` for every block ``b`` of a factor ``X`` (tall ``m × k`` or
     wide ``k × n``), ``A`` chunked like ``X`` and a one-chunk ``G``; chunked like ``X``."""

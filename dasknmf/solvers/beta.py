@@ -35,7 +35,7 @@ from dasknmf.stopping import ToleranceRule
 
 
 def _tile_terms(beta, w, tile, h):
-    return beta_divergence_terms(w, h, tile, beta)[None]  # 1 × 1 × 3 block
+    return beta_divergence_terms(w, h, tile, beta)
 
 
 @dataclass(frozen=True)
@@ -101,25 +101,7 @@ class BetaMU:
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
         """``sqrt(2 D_β(V ‖ WH))``, scikit-learn's ``reconstruction_err_``."""
-        fn = partial(_tile_terms, self.beta)
-        if products.is_lazy(self.V, W, H):
-            sums = da.blockwise(
-                fn,
-                "ijz",
-                W,
-                "ia",
-                self.V,
-                "ij",
-                H,
-                "aj",
-                new_axes={"z": 3},
-                adjust_chunks={"i": 1, "j": 1},
-                dtype=np.float64,
-                meta=np.empty((0, 0, 0)),
-                concatenate=True,
-            ).sum(axis=(0, 1))
-        else:
-            sums = fn(W, self.V, H)[0, 0]
+        sums = products.tile_sums(partial(_tile_terms, self.beta), W, self.V, H, 3)
         return _error_from_sums(sums, self.beta, float(np.prod(self.V.shape)))
 
     def transform_w(
@@ -135,16 +117,9 @@ def update_h(H, stacked, beta: float, penalty: Penalty):
     if not products.is_lazy(H, stacked):
         return update(H, stacked)
     return da.blockwise(
-        update,
-        "aj",
-        H,
-        "aj",
-        stacked.rechunk({0: -1}),
-        "bj",
-        dtype=H.dtype,
-        concatenate=True,
-        meta=np.empty((0, 0), dtype=H.dtype),
-    )
+        update, "aj", H, "aj", stacked.rechunk({0: -1}), "bj",
+        dtype=H.dtype, concatenate=True, meta=np.empty((0, 0), dtype=H.dtype),
+    )  # fmt: skip
 
 
 def _error_from_sums(sums, beta: float, size: float):

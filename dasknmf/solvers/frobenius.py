@@ -239,22 +239,7 @@ def transform_w(
         _row_block_norm2, V, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum(axis=1, keepdims=True)
     return da.blockwise(
-        solve_w_block,
-        "ia",
-        W0,
-        "ia",
-        vht,
-        "ia",
-        hht,
-        "bc",
-        norms,
-        "iz",
-        dtype=W0.dtype,
-        concatenate=True,
-        align_arrays=False,
-        max_iter=max_iter,
-        tol=tol,
-        check_every=check_every,
-        rule=rule,
-        penalty=penalty,
-    )
+        solve_w_block, "ia", W0, "ia", vht, "ia", hht, "bc", norms, "iz",
+        dtype=W0.dtype, concatenate=True, align_arrays=False, max_iter=max_iter, tol=tol,
+        check_every=check_every, rule=rule, penalty=penalty,
+    )  # fmt: skip

@@ -92,23 +92,7 @@ class KullbackLeiblerMU:
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
         """``sqrt(2 D(V ‖ WH))``, scikit-learn's ``reconstruction_err_`` for KL."""
-        if products.is_lazy(self.V, W, H):
-            log_terms = da.blockwise(
-                _tile_terms,
-                "ij",
-                W,
-                "ia",
-                self.V,
-                "ij",
-                H,
-                "aj",
-                adjust_chunks={"i": 1, "j": 1},
-                dtype=np.float64,
-                meta=np.empty((0, 0)),
-                concatenate=True,
-            ).sum()
-        else:
-            log_terms = _tile_terms(W, self.V, H).sum()
+        log_terms = products.tile_sums(_tile_terms, W, self.V, H, 1)[0]
         sum_wh = (W.sum(axis=0).astype(np.float64) * H.sum(axis=1)).sum()
         return da.sqrt(2 * da.maximum(log_terms - self.total + sum_wh, 0.0))
 

@@ -31,30 +31,13 @@ from dasknmf.solvers.beta import BetaMU, solve_w_rows
 
 
 def _tile_terms(beta, w, tile, h):
-    return divergence_terms(w, h, tile, beta)[None]  # 1 × 1 × 3 block
+    return divergence_terms(w, h, tile, beta)
 
 
 def observed_sums(V, W, H, beta: float):
     """``[Σ_Ω d_β(V | WH), |Ω|, Σ_Ω (V − WH)²]`` over all tiles (float64, lazy when
     the inputs are)."""
-    fn = partial(_tile_terms, beta)
-    if products.is_lazy(V, W, H):
-        return da.blockwise(
-            fn,
-            "ijz",
-            W,
-            "ia",
-            V,
-            "ij",
-            H,
-            "aj",
-            new_axes={"z": 3},
-            adjust_chunks={"i": 1, "j": 1},
-            dtype=np.float64,
-            meta=np.empty((0, 0, 0)),
-            concatenate=True,
-        ).sum(axis=(0, 1))
-    return fn(W, V, H)[0, 0]
+    return products.tile_sums(partial(_tile_terms, beta), W, V, H, 3)
 
 
 @dataclass(frozen=True)
