@@ -84,7 +84,7 @@ class RowBlockSpill:
         self.record = np.dtype(
             [("row", _index_dtype(tile_rows)), ("col", _index_dtype(shape[1])), ("val", "<f8")]
         )
-        # uint16 keys let the stable argsort use radix sort (10x faster than int64).
+        # uint16 keys let the stable argsort use radix sort, far faster than int64's.
         self.key_dtype = np.dtype(np.uint16 if self.n_blocks <= 2**16 else np.int64)
         self.folder = Path(tempfile.mkdtemp(prefix="dasknmf-spill-", dir=dir))
         self.n_entries = 0

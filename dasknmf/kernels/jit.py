@@ -5,9 +5,9 @@ array modules take its vectorised path). Each loop releases the GIL, so dask's
 threads run them in parallel, and is compiled once per dtype signature on first use
 (cached on disk).
 
-numba is imported on first use, not with dasknmf: it adds ≈ 50 MB to a process and
-0.1 s to its start, which a worker running only the Frobenius solvers never needs
-(a worker's memory limit is measured from its baseline).
+numba is imported on first use, not with dasknmf: it adds tens of MB to a process
+and time to its start, which a worker running only the Frobenius solvers never needs
+(a worker's memory limit is measured from its baseline; docs/benchmarks.md).
 """
 
 from __future__ import annotations

@@ -161,8 +161,8 @@ class TermCounter:
     """Document frequency and total count of every distinct term of a corpus.
 
     The memory that grows with the corpus: a dict of the distinct terms and two
-    int64 arrays, about 125 bytes plus the term's length a term (measured with
-    short ASCII terms); :meth:`select` takes about 50 bytes a term more.
+    int64 arrays, a fixed cost per term plus the term itself; :meth:`select` takes a
+    little more per term (docs/benchmarks.md, "Figures behind the code").
 
     Examples
     --------

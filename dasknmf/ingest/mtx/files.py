@@ -26,9 +26,9 @@ __all__ = ["BLOCK_BYTES", "MtxHeader", "check_streamable", "iter_mtx_entries", "
 logger = logging.getLogger(__name__)
 
 BLOCK_BYTES = 32 * 2**20
-"""Text parsed per block (about a million entries). On 2 cores, 16 MiB blocks parsed
-~10% slower (per-call overhead) and 64-128 MiB blocks no faster, while their text and
-parsed copies raise the peak memory."""
+"""Text parsed per block (about a million entries). Smaller blocks parsed slower
+(per-call overhead) and larger ones no faster, while their text and parsed copies
+raise the peak memory (docs/benchmarks.md, "Figures behind the code")."""
 
 _FIELDS = ("real", "integer", "pattern")
 _SYMMETRIES = ("general", "symmetric")

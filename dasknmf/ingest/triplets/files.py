@@ -51,9 +51,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_BLOCK_SIZE = 2 * 2**20
 """Bytes of text parsed at once (Parquet: rows per batch is this divided by 64).
 
-pyarrow's streaming CSV reader reads and parses several blocks ahead: its memory is
-about 40 times this (85 MiB at 2 MiB, measured with three short columns), whatever
-the file size. Larger blocks were not faster.
+pyarrow's streaming CSV reader reads and parses several blocks ahead, so its memory
+is a few tens of times this, whatever the file size; larger blocks were not faster
+(docs/benchmarks.md, "Figures behind the code").
 """
 
 # None: fields are separated by runs of whitespace.
