@@ -381,7 +381,7 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         names = ", ".join(SECTIONS)
         c.error("", f"a job file must be a mapping of sections ({names}); got {show(data)}.")
         c.raise_if_any()
-    data = apply_overrides(data, overrides, c)
+    data = apply_overrides(sections.expand_shorthands(data), overrides, c)
     c.known_keys(data, ("version", *SECTIONS))
     version = c.integer(data, "version", low=1, default=CONFIG_VERSION)
     if version is not MISSING and version > CONFIG_VERSION:

@@ -259,10 +259,39 @@ REQUIRED = {
 }
 
 
+#: Sections that may be written as one string, the value of their main key:
+#: ``input: V.zarr`` is ``input: {path: V.zarr}``, ``output: out`` is
+#: ``output: {directory: out}``.
+SHORTHANDS = {"input": "path", "output": "directory"}
+
+
+def expand_shorthands(data: Mapping[str, Any]) -> dict[str, Any]:
+    """``data`` with every section written as a string (:data:`SHORTHANDS`) made the
+    mapping it stands for.
+
+    Examples
+    --------
+    >>> expand_shorthands({"input": "V.zarr", "output": "out", "model": {"n_components": 5}})
+    {'input': {'path': 'V.zarr'}, 'output': {'directory': 'out'}, 'model': {'n_components': 5}}
+    """
+    return {
+        name: {SHORTHANDS[name]: value} if name in SHORTHANDS and isinstance(value, str) else value
+        for name, value in data.items()
+    }
+
+
 def read_section(
     data: Mapping[str, Any], c: Checker, name: str, *, required: bool = False
 ) -> dict[str, Any] | None:
     """The checked values present in section ``name`` (``None`` when it is unusable)."""
+    value = data.get(name)
+    if name in SHORTHANDS and value is not None and not isinstance(value, Mapping):
+        c.error(
+            name,
+            f"{name!r} must be a mapping with keys {', '.join(RULES[name])}, or a string "
+            f"(its {SHORTHANDS[name]}); got {show(value)}.",
+        )
+        return None
     s = c.section(data, name, RULES[name], required=required)
     if required and not isinstance(data.get(name), Mapping):
         return None

@@ -82,6 +82,34 @@ def test_resolved_config_parses_back_to_itself(tmp_path, matrix_file):
     assert parse_config(job.to_dict()) == job
 
 
+def test_input_and_output_may_be_written_as_strings(write_job, matrix_file, tmp_path):
+    """``input: V.npz`` is ``input: {path: V.npz}``; ``output: out`` is
+    ``output: {directory: out}`` (the first guess of a new user)."""
+    short = load_config(
+        write_job(f"input: {matrix_file}\nmodel: {{n_components: 2}}\noutput: out\n")
+    )
+    long = load_config(
+        write_job(
+            f"input:\n  path: {matrix_file}\nmodel: {{n_components: 2}}\n"
+            "output:\n  directory: out\n"
+        )
+    )
+    assert short == long
+    # --set reaches into a section written short.
+    job = load_config(
+        write_job(f"input: {matrix_file}\nmodel: {{n_components: 2}}\noutput: out\n"),
+        ["input.chunks=[10, 10]", "output.overwrite=true"],
+    )
+    assert (job.input.chunks, job.output.overwrite) == ((10, 10), True)
+    # Another scalar is still an error naming the keys, on its line.
+    with pytest.raises(JobConfigError) as excinfo:
+        load_config(write_job("input: 5\nmodel: {n_components: 2}\noutput: out\n"))
+    assert any(
+        ":1: " in p and "'input' must be a mapping with keys path" in p and "or a string" in p
+        for p in problems(excinfo)
+    ), problems(excinfo)
+
+
 def test_load_config_reads_yaml_with_yaml11_floats(write_job, matrix_file, tmp_path):
     text = (
         f"input:\n  path: {matrix_file}\nmodel:\n  n_components: 2\n  tol: 1e-6\n"
