@@ -128,6 +128,18 @@ class Importer(ABC):
         are ``chunks``, ``dtype``, ``overwrite``, ``format`` (unless :attr:`sparse_only`)
         and the format's own."""
 
+    def shape(self, path: str | os.PathLike[str]) -> tuple[int, int] | None:
+        """The matrix's ``(rows, cols)`` from the file's header alone, or ``None`` when
+        only reading the data tells (triplet ids, corpora ...). Validation uses it to
+        check what the shape decides (the rank) before any work.
+
+        Raises
+        ------
+        InputFileNotFoundError, UnsupportedFormatError
+            As :meth:`ingest` would, for a missing file or an unreadable header.
+        """
+        return None
+
     def read(self, path: str | os.PathLike[str]) -> np.ndarray | sp.csr_matrix:
         """Read the file whole into memory; formats that are only streamed refuse.
 

@@ -6,6 +6,8 @@ tile by tile and it may be larger than RAM; a ``.npz`` is read into memory first
 
 from __future__ import annotations
 
+import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +15,7 @@ import scipy.sparse as sp
 
 from dasknmf.errors import UnsupportedFormatError
 
+from .base import require_file
 from .in_memory import InMemoryImporter
 from .registry import register_importer
 
@@ -36,6 +39,22 @@ class NpzImporter(InMemoryImporter):
     suffixes = (".npz",)
     formats = ".npz (scipy.sparse or one numpy array)"
     priority = 20
+
+    def shape(self, path: str | os.PathLike[str]) -> tuple[int, int] | None:
+        # The sparse matrix's stored shape, or the one array's .npy header: no data read.
+        p = Path(path)
+        require_file(p)
+        try:
+            with np.load(p, allow_pickle=False) as npz:
+                keys = list(npz.files)
+                if "shape" in keys and "format" in keys:
+                    return _pair(npz["shape"])
+            if len(keys) == 1:
+                with zipfile.ZipFile(p) as archive, archive.open(archive.namelist()[0]) as f:
+                    return _npy_shape(f)
+        except (ValueError, OSError, zipfile.BadZipFile):
+            return None  # ingest reports what is wrong with the file
+        return None
 
     def load(self, path: Path) -> np.ndarray | sp.csr_matrix:
         with np.load(path, allow_pickle=False) as npz:
@@ -68,8 +87,34 @@ class NpyImporter(InMemoryImporter):
     formats = ".npy"
     priority = 30
 
+    def shape(self, path: str | os.PathLike[str]) -> tuple[int, int] | None:
+        p = Path(path)
+        require_file(p)
+        try:
+            with open(p, "rb") as f:
+                return _npy_shape(f)
+        except (ValueError, OSError):
+            return None  # ingest reports what is wrong with the file
+
     def load(self, path: Path) -> np.ndarray:
         return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
+def _npy_shape(f) -> tuple[int, int] | None:
+    """The shape in a ``.npy`` header (formats 1.0 and 2.0, what NumPy writes)."""
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        return _pair(np.lib.format.read_array_header_1_0(f)[0])
+    if version == (2, 0):
+        return _pair(np.lib.format.read_array_header_2_0(f)[0])
+    return None
+
+
+def _pair(shape) -> tuple[int, int] | None:
+    """A 2-D shape as ints; ``None`` for another number of dimensions (ingest refuses
+    those with its own message)."""
+    shape = tuple(int(s) for s in shape)
+    return shape if len(shape) == 2 else None  # type: ignore[return-value]
 
 
 register_importer(NpzImporter())

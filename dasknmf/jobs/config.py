@@ -400,6 +400,8 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         sections.check_model(values["model"], c)
         if values["input"] is not None:
             sections.check_evaluation(values["input"], values["model"], c)
+            if check_paths:
+                sections.check_rank(values["input"], values["model"], c)
     if values["cluster"] is not None:
         sections.check_cluster(values["cluster"], c, check_paths=check_paths)
     if values["output"] is not None:

@@ -16,11 +16,11 @@ from typing import Any, Literal
 
 from dasknmf.devices import DEVICES
 from dasknmf.errors import DaskNMFError
-from dasknmf.ingest import get_importer, ingest_function
+from dasknmf.ingest import get_importer, importer_for, ingest_function
 from dasknmf.ingest.registry import file_suffixes
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
 from dasknmf.solvers import LOSS_BETAS, UnsupportedSolverError, get_solver, solver_names
-from dasknmf.storage import is_store_directory
+from dasknmf.storage import is_store_directory, matrix_info
 
 __all__ = [
     "CLUSTER_KEYS",
@@ -507,6 +507,42 @@ def check_evaluation(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checke
             "input.holdout needs model.missing: ignore (held-out entries are scored as "
             "predictions of unobserved entries); model.missing is "
             f"{model.get('missing')!r}.",
+        )
+
+
+def input_shape(values: Mapping[str, Any]) -> tuple[int, int] | None:
+    """The input's ``(m, n)`` as far as metadata tells, reading no data: the example's
+    shape, a local store's metadata, or a matrix file's header
+    (:meth:`dasknmf.ingest.base.Importer.shape`); ``None`` when only the data would
+    tell (triplet ids, corpora) or for a store URL (nothing is fetched to validate).
+    Call it on the values :func:`check_input` resolved, once they are valid."""
+    path = values["path"]
+    kind = input_kind(path)
+    if kind == "example":
+        shape = values.get("rows"), values.get("cols")
+        return shape if all(isinstance(d, int) for d in shape) else None  # else reported
+    if is_url(path):
+        return None
+    try:
+        if kind == "store":
+            return matrix_info(path).shape
+        return importer_for(path, corpus=values.get("corpus", False)).shape(path)
+    except (DaskNMFError, OSError):
+        return None  # reading the input reports what is wrong with it, with its own words
+
+
+def check_rank(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checker) -> None:
+    """``model.n_components`` fits the input's shape, when its metadata tells it."""
+    k = model.get("n_components", MISSING)
+    if k is MISSING or inp.get("path", MISSING) is MISSING:
+        return
+    shape = input_shape(inp)
+    if shape is not None and k > min(shape):
+        c.error(
+            "model.n_components",
+            f"The 'model.n_components' parameter must be an int in [1, min(m, n)] = "
+            f"[1, {min(shape)}] for the input {inp['path']!r} of shape {tuple(shape)}; "
+            f"got {k}. Choose a rank below both dimensions.",
         )
 
 

@@ -82,6 +82,8 @@ class ImporterTests:
     foreign: ClassVar[str] = "matrix.npy"
     #: Whether the format can be read whole into memory (``read``).
     in_memory: ClassVar[bool] = False
+    #: Whether the file's header alone gives the matrix's shape (``shape``).
+    shape_in_header: ClassVar[bool] = False
 
     @pytest.fixture
     def sample(self, tmp_path: Path) -> Sample:
@@ -142,6 +144,13 @@ class ImporterTests:
                 importer.read(sample.path)
 
     # -- what it refuses -------------------------------------------------------------
+
+    def test_shape_from_the_header_or_unknown(self, importer, sample):
+        shape = importer.shape(sample.path)
+        if self.shape_in_header:
+            assert shape == sample.expected.shape
+        else:
+            assert shape is None
 
     def test_existing_destination_is_refused_and_left_untouched(self, importer, sample, tmp_path):
         dst = tmp_path / "old.zarr"

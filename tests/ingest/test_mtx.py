@@ -74,6 +74,7 @@ def hand_written_entries(rng, m: int, n: int, k: int) -> list[str]:
 class TestMtxCoordinate(ImporterTests):
     name = "mtx"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):
@@ -84,6 +85,7 @@ class TestMtxCoordinate(ImporterTests):
 class TestMtxGzip(ImporterTests):
     name = "mtx"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):
@@ -96,6 +98,7 @@ class TestMtxGzip(ImporterTests):
 class TestMtxArray(ImporterTests):
     name = "mtx"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):

@@ -21,6 +21,7 @@ def X() -> sp.csr_matrix:
 class TestNpzSparse(ImporterTests):
     name = "npz"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):
@@ -31,6 +32,7 @@ class TestNpzSparse(ImporterTests):
 class TestNpzArray(ImporterTests):
     name = "npz"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):
@@ -42,6 +44,7 @@ class TestNpy(ImporterTests):
     name = "npy"
     foreign = "matrix.mtx"
     in_memory = True
+    shape_in_header = True
 
     @pytest.fixture
     def sample(self, tmp_path):

@@ -53,6 +53,39 @@ def test_validate_reports_every_problem_with_exit_2_and_writes_nothing(
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.parametrize("k", [41, 10**20])
+@pytest.mark.parametrize("kind", ["file", "store", "example"])
+def test_validate_checks_the_rank_against_the_input_shape(
+    write_job, matrix_file, matrix, tmp_path, capsys, k, kind
+):
+    """The shape comes from metadata alone (the .npz's stored shape, the store's
+    record, the example's rows and cols): n_components above min(m, n) is refused
+    at validation, with exit 2 and nothing written."""
+    if kind == "store":
+        source = tmp_path / "V.zarr"
+        dasknmf.write_matrix(matrix, source)
+        job = base_job(source, tmp_path / "out", n_components=k)
+        del job["input"]["chunks"]
+        shape = matrix.shape
+    elif kind == "example":
+        job = base_job("example:term-document", tmp_path / "out", n_components=k)
+        job["input"].update(rows=200, cols=40)
+        shape = (200, 40)
+    else:
+        job = base_job(matrix_file, tmp_path / "out", n_components=k)
+        shape = matrix.shape
+    path = write_job(job)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["validate", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"[1, {min(shape)}] for the input" in err and f"of shape {shape}; got {k}." in err
+    assert f"{path}:" in err  # the line of the key
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    # The largest rank the shape allows validates.
+    job["model"]["n_components"] = min(shape)
+    assert main(["validate", str(write_job(job))]) == EXIT_OK
+
+
 def test_missing_job_file_is_a_usage_error(capsys, tmp_path):
     assert main(["run", str(tmp_path / "none.yaml")]) == EXIT_USAGE
     assert "job file" in capsys.readouterr().err

@@ -63,6 +63,12 @@ class MtxImporter(InMemoryImporter):
     formats = ".mtx, .mtx.gz, .mtx.bz2 (MatrixMarket)"
     priority = 10
 
+    def shape(self, path: str | os.PathLike[str]) -> tuple[int, int]:
+        p = Path(path)
+        require_file(p)
+        rows, cols = read_mtx_header(p).shape
+        return int(rows), int(cols)
+
     def load(self, path: Path) -> np.ndarray | sp.csr_matrix:
         matrix = scipy.io.mmread(path)
         return sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
