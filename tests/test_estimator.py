@@ -777,3 +777,24 @@ def test_works_inside_a_pipeline():
     W = NMF(4, init="random", random_state=0, max_iter=50, tol=0).fit_transform(X)
     np.testing.assert_allclose(out, W / np.linalg.norm(W, axis=1, keepdims=True), rtol=1e-6)
     assert list(pipe.get_feature_names_out()) == [f"nmf{i}" for i in range(4)]
+
+
+def test_custom_factors_of_another_dtype_are_cast_to_the_inputs_dtype():
+    """Documented (README, fit's docstring): scikit-learn raises TypeError instead."""
+    X = small().astype(np.float32)
+    rng = np.random.default_rng(0)
+    W0, H0 = rng.random((X.shape[0], 2)), rng.random((2, X.shape[1]))  # float64
+    model = NMF(2, init="custom", max_iter=3, tol=0)
+    W = model.fit_transform(X, W=W0, H=H0)
+    assert W.dtype == np.float32 and model.components_.dtype == np.float32
+
+
+@pytest.mark.parametrize("init", ["random", "custom", "nndsvda"])
+def test_a_rank_above_min_m_n_is_refused_for_every_init(init):
+    """Documented (README, n_components): scikit-learn takes it for random and custom."""
+    X = small()
+    k = min(X.shape) + 1
+    rng = np.random.default_rng(0)
+    factors = {"W": rng.random((X.shape[0], k)), "H": rng.random((k, X.shape[1]))}
+    with pytest.raises(InvalidParameterError, match=r"must be an int in \[1, min"):
+        NMF(k, init=init).fit(X, **(factors if init == "custom" else {}))

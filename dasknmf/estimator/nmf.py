@@ -51,8 +51,11 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     Parameters
     ----------
     n_components : int, 'auto' or None, default=None
-        Rank ``k``, between 1 and ``min(m, n)``. ``None`` or ``'auto'`` (scikit-learn's
-        spelling): inferred from custom ``W``/``H`` if given, else ``min(m, n)``.
+        Rank ``k``, between 1 and ``min(m, n)`` for every ``init`` (scikit-learn also
+        takes more with ``'random'`` or ``'custom'``; at ``min(m, n)`` an exact
+        factorisation exists, so further components are not determined by the data).
+        ``None`` or ``'auto'`` (scikit-learn's spelling): inferred from custom
+        ``W``/``H`` if given, else ``min(m, n)``.
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
         ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
@@ -221,7 +224,9 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             ``m × n`` non-negative data, or the path of a dasknmf store.
         y : ignored
         W, H : array-like, optional
-            Initial factors for ``init='custom'``.
+            Initial factors for ``init='custom'``, of shapes ``(m, k)`` and ``(k, n)``;
+            cast to ``X``'s dtype (scikit-learn raises ``TypeError`` on a mismatch
+            instead: a store is often float32, factors built with NumPy float64).
         resume : dasknmf.FitState, optional
             Continue an earlier fit of the same ``X`` with the same parameters from
             the state it reached (``info.state()`` in a callback), instead of starting
@@ -244,7 +249,9 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             ``m × n`` non-negative data, or the path of a dasknmf store.
         y : ignored
         W, H : array-like, optional
-            Initial factors for ``init='custom'``.
+            Initial factors for ``init='custom'``, of shapes ``(m, k)`` and ``(k, n)``;
+            cast to ``X``'s dtype (scikit-learn raises ``TypeError`` on a mismatch
+            instead: a store is often float32, factors built with NumPy float64).
         resume : dasknmf.FitState, optional
             Where an earlier fit of this ``X`` stood after some iteration
             (:meth:`dasknmf.IterationInfo.state`). The fit continues from its factors
