@@ -37,6 +37,7 @@ from dasknmf.ingest import (
     ingest,
     ingest_anndata,
     ingest_corpus,
+    ingest_mtx,
     ingest_triplets,
 )
 from dasknmf.storage import MatrixInfo, matrix_info, open_matrix, read_ids, write_matrix
@@ -66,6 +67,7 @@ __all__ = [
     "ingest",
     "ingest_anndata",
     "ingest_corpus",
+    "ingest_mtx",
     "ingest_triplets",
     "matrix_info",
     "open_matrix",

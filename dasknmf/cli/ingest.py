@@ -23,6 +23,7 @@ from dasknmf.ingest import (
     ingest,
     ingest_anndata,
     ingest_corpus,
+    ingest_mtx,
     ingest_triplets,
     input_kind,
 )
@@ -84,6 +85,13 @@ def add_ingest_command(subparsers: argparse._SubParsersAction) -> None:
         "--overwrite",
         action="store_true",
         help="replace an existing dasknmf store at DST (and at the hold-out store)",
+    )
+    ing.add_argument(
+        "--keep-invalid",
+        action="store_true",
+        default=None,
+        help="MatrixMarket coordinate files: store negative, NaN and infinite values "
+        "instead of refusing the file (fit refuses them: clean the store first)",
     )
     _add_triplet_flags(ing)
     _add_anndata_flags(ing)
@@ -216,6 +224,7 @@ def _add_corpus_flags(ing: argparse.ArgumentParser) -> None:
 
 # Flags that apply to one kind of input only (input_kind's names), by that kind.
 _KIND_NAMES = {
+    "mtx": "MatrixMarket files (.mtx, .mtx.gz, .mtx.bz2)",
     "triplets": "triplet files (.csv, .tsv, .txt, .parquet)",
     "anndata": "AnnData files (.h5ad, AnnData .zarr)",
     "corpus": "text corpora (a directory of .txt files, or --corpus)",
@@ -224,6 +233,7 @@ _KIND_NAMES = {
 
 def _kind_flags(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     return {
+        "mtx": {"--keep-invalid": args.keep_invalid},
         "triplets": {
             "--holdout": args.holdout,
             "--holdout-output": args.holdout_output,
@@ -263,6 +273,18 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         # The library's message speaks of the Python keyword; name the CLI flag too.
         raise StoreExistsError(f"{exc} (on the command line: --overwrite)") from exc
     return EXIT_OK
+
+
+def _ingest_mtx(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
+    return ingest_mtx(
+        args.src,
+        args.dst,
+        chunks=chunks,
+        format=args.format,
+        dtype=args.dtype,
+        overwrite=args.overwrite,
+        keep_invalid=bool(args.keep_invalid),
+    )
 
 
 def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
@@ -339,6 +361,7 @@ def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -
 #: How the flags of each kind of input (the importer registry's names) become a call
 #: of its ingest function; any other kind is a matrix file for :func:`ingest`.
 _INGESTERS = {
+    "mtx": _ingest_mtx,
     "triplets": _ingest_triplets,
     "corpus": _ingest_corpus,
     "anndata": _ingest_anndata,

@@ -13,7 +13,7 @@ from .anndata import AnnDataImporter, AnnDataIngest, ingest_anndata
 from .base import Importer
 from .corpus import CorpusImporter, CorpusIngest, ingest_corpus
 from .dispatch import ingest, ingest_function, input_kind, read_matrix_file
-from .mtx import MtxImporter
+from .mtx import MtxImporter, ingest_mtx
 from .numpy_files import NpyImporter, NpzImporter
 from .registry import get_importer, importer_for, importers, register_importer
 from .triplets import TripletImporter, TripletIngest, ingest_triplets
@@ -36,6 +36,7 @@ __all__ = [
     "ingest_anndata",
     "ingest_corpus",
     "ingest_function",
+    "ingest_mtx",
     "ingest_triplets",
     "input_kind",
     "read_matrix_file",

@@ -23,6 +23,9 @@ from dasknmf.storage import MatrixInfo
 
 __all__ = ["Importer", "require_file"]
 
+#: Parameters of every importer's :meth:`~Importer.ingest`; the others are its own.
+_COMMON_OPTIONS = ("chunks", "format", "dtype", "overwrite", "storage_options")
+
 
 class Importer(ABC):
     """One input format: which paths it claims and how it writes them into a store.
@@ -108,10 +111,17 @@ class Importer(ABC):
                 f"The 'format' parameter must be None or 'sparse' for {self.name} input; "
                 f"got {format!r}."
             )
-        if options and self.function is None:
+        own = [name for name in self.option_names if name not in _COMMON_OPTIONS]
+        unknown = sorted(set(options) - set(own))
+        if unknown and not own:
             raise InvalidParameterError(
                 f"{str(p)!r} is a {self.name} file, which takes no ingest options; got "
-                f"{', '.join(sorted(options))}."
+                f"{', '.join(unknown)}."
+            )
+        if unknown:
+            raise InvalidParameterError(
+                f"{str(p)!r} is a {self.name} file, whose ingest options are "
+                f"{', '.join(own)}; got {', '.join(unknown)}."
             )
         return self._ingest(p, dst, storage_options=storage_options, **common, **options)
 

@@ -174,12 +174,13 @@ def ingest(
 def ingest_function(path: str | os.PathLike[str], *, corpus: bool = False) -> Callable[..., Any]:
     """The function that ingests ``path``: :func:`~dasknmf.ingest.ingest_triplets`,
     :func:`~dasknmf.ingest.ingest_corpus`, :func:`~dasknmf.ingest.ingest_anndata`,
-    or :func:`ingest` itself for matrix files (its keyword-only parameters are the
-    options that kind of file takes).
+    :func:`~dasknmf.ingest.ingest_mtx`, or :func:`ingest` itself for ``.npz`` and
+    ``.npy`` files (its keyword-only parameters are the options that kind of file
+    takes).
 
     Examples
     --------
     >>> ingest_function("ratings.csv").__name__, ingest_function("v.mtx").__name__
-    ('ingest_triplets', 'ingest')
+    ('ingest_triplets', 'ingest_mtx')
     """
     return importer_for(path, corpus=corpus).function or ingest

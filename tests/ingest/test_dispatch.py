@@ -14,6 +14,7 @@ from dasknmf.ingest import (
     ingest_anndata,
     ingest_corpus,
     ingest_function,
+    ingest_mtx,
     ingest_triplets,
     input_kind,
     read_matrix_file,
@@ -60,7 +61,7 @@ def test_ingest_function(tmp_path):
     assert ingest_function("cells.h5ad") is ingest_anndata
     assert ingest_function("r.txt", corpus=True) is ingest_corpus
     assert ingest_function(tmp_path) is ingest_corpus
-    assert ingest_function("v.mtx") is ingest and ingest_function("v.npy") is ingest
+    assert ingest_function("v.mtx") is ingest_mtx and ingest_function("v.npy") is ingest
 
 
 def test_unknown_extension(tmp_path):
@@ -107,8 +108,14 @@ def test_parameters_that_the_format_does_not_take(tmp_path):
         ingest(tmp_path / "r.csv", tmp_path / "a.zarr", layer="counts", format="dense")
     with pytest.raises(InvalidParameterError, match=r"None or 'sparse' for triplets.*'dense'"):
         ingest(tmp_path / "r.csv", tmp_path / "a.zarr", format="dense")
-    with pytest.raises(InvalidParameterError, match=r"mtx file, which takes no .*delimiter"):
+    with pytest.raises(InvalidParameterError, match=r"npy file, which takes no .*delimiter"):
+        ingest(tmp_path / "v.npy", tmp_path / "a.zarr", delimiter=",")
+    with pytest.raises(
+        InvalidParameterError, match=r"mtx file, whose ingest options are keep_invalid; got delim"
+    ):
         ingest(tmp_path / "v.mtx", tmp_path / "a.zarr", delimiter=",")
-    with pytest.raises(TypeError, match="min_df"):
+    with pytest.raises(
+        InvalidParameterError, match=r"triplets file, whose .*holdout.*; got min_df"
+    ):
         ingest(tmp_path / "r.csv", tmp_path / "a.zarr", min_df=2)
     assert not (tmp_path / "a.zarr").exists()

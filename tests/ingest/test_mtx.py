@@ -12,7 +12,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from dasknmf.errors import StoreExistsError, UnsupportedFormatError
+from dasknmf.errors import InvalidInputError, StoreExistsError, UnsupportedFormatError
 from dasknmf.ingest import ingest, read_matrix_file
 from dasknmf.ingest.mtx import files as mtx_files
 from dasknmf.ingest.mtx import ingest as mtx_ingest
@@ -167,7 +167,8 @@ def test_hand_written_unsorted_duplicates_zeros(tmp_path, suffix):
     header = f"%%MatrixMarket matrix coordinate real general\n% a comment\n%\n50 40 {len(lines)}\n"
     src = tmp_path / f"h{suffix}"
     write_text(src, header, lines)
-    info = ingest(src, tmp_path / "h.zarr", chunks=CHUNKS, dtype="float32")
+    # Negative values test the parser (duplicates that cancel): kept on purpose.
+    info = ingest(src, tmp_path / "h.zarr", chunks=CHUNKS, dtype="float32", keep_invalid=True)
     ref = reference(src)
     assert info.nnz == ref.nnz < len(lines)  # duplicates merged, zeros dropped
     assert_ingested(tmp_path / "h.zarr", ref, np.float32)
@@ -181,11 +182,11 @@ def test_tiny_blocks_give_the_same_store(tmp_path, monkeypatch):
         f"%%MatrixMarket matrix coordinate real general\n50 40 {len(lines)}\n",
         lines,
     )
-    ingest(tmp_path / "t.mtx", tmp_path / "big.zarr", chunks=CHUNKS)
+    ingest(tmp_path / "t.mtx", tmp_path / "big.zarr", chunks=CHUNKS, keep_invalid=True)
     monkeypatch.setattr(mtx_files, "BLOCK_BYTES", 24)
     sizes = [r.size for r, _, _ in iter_mtx_entries(tmp_path / "t.mtx")]
     assert len(sizes) > 50 and max(sizes) <= 3
-    ingest(tmp_path / "t.mtx", tmp_path / "small.zarr", chunks=CHUNKS)
+    ingest(tmp_path / "t.mtx", tmp_path / "small.zarr", chunks=CHUNKS, keep_invalid=True)
     ref = reference(tmp_path / "t.mtx")
     assert_ingested(tmp_path / "small.zarr", ref, np.float64)
     a, b = open_matrix(tmp_path / "big.zarr"), open_matrix(tmp_path / "small.zarr")
@@ -372,3 +373,40 @@ def test_streaming_peak_memory_below_in_memory_path(tmp_path):
     assert in_memory - streamed > 0.5 * csr_bytes, (streamed / 2**20, in_memory / 2**20)
     a, b = open_matrix(tmp_path / "stream"), open_matrix(tmp_path / "memory")
     assert (a.compute() != b.compute()).nnz == 0
+
+
+@pytest.mark.parametrize(
+    ("value", "what"), [("-1.5", "negative"), ("nan", "NaN"), ("inf", "infinite")]
+)
+def test_invalid_values_are_refused_naming_the_line(tmp_path, value, what):
+    """Issue: such a file used to become a store, refused only at fit time."""
+    src = tmp_path / "v.mtx"
+    src.write_text(
+        "%%MatrixMarket matrix coordinate real general\n% a comment\n3 3 4\n"
+        f"1 1 1.0\n\n2 2 2.0\n3 3 {value}\n1 3 {value}\n"
+    )
+    with pytest.raises(InvalidInputError) as excinfo:
+        ingest(src, tmp_path / "v.zarr")
+    message = str(excinfo.value)
+    assert message.startswith(f"{str(src)!r}, line 7, entry 3: the value ")
+    assert f"is {what} (2 such value(s)" in message and "keep_invalid=True" in message
+    assert not (tmp_path / "v.zarr").exists()
+    # Kept on request, for a user who cleans the store later (fit refuses them).
+    info = ingest(src, tmp_path / "v.zarr", keep_invalid=True)
+    assert info.nnz == 4
+
+
+def test_the_keep_invalid_flag_on_the_command_line(tmp_path, capsys):
+    from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
+
+    src = tmp_path / "v.mtx"
+    src.write_text("%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1\n2 2 -1\n")
+    assert main(["ingest", str(src), str(tmp_path / "v.zarr")]) == EXIT_USAGE
+    assert "line 4, entry 2: the value -1.0 is negative" in capsys.readouterr().err
+    assert not (tmp_path / "v.zarr").exists()
+    assert main(["ingest", str(src), str(tmp_path / "v.zarr"), "--keep-invalid"]) == EXIT_OK
+    np.testing.assert_array_equal(
+        open_matrix(tmp_path / "v.zarr").compute().toarray(), [[1, 0], [0, -1]]
+    )
+    assert main(["ingest", "x.csv", str(tmp_path / "x.zarr"), "--keep-invalid"]) == EXIT_USAGE
+    assert "--keep-invalid: only for MatrixMarket" in capsys.readouterr().err

@@ -19,7 +19,7 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from dasknmf.errors import UnsupportedFormatError
+from dasknmf.errors import InvalidInputError, UnsupportedFormatError
 
 __all__ = ["BLOCK_BYTES", "MtxHeader", "check_streamable", "iter_mtx_entries", "read_mtx_header"]
 
@@ -258,8 +258,36 @@ def _parse_block(
     return coo.row, coo.col, coo.data.astype(np.float64, copy=False)
 
 
+def _entry_line(text: bytes, first_line: int, index: int) -> int:
+    """The line number of the ``index``-th entry (0-based) of a block of lines."""
+    entries = (k for k, line in enumerate(text.splitlines()) if _is_entry(line))
+    for _ in range(index):
+        next(entries)
+    return first_line + next(entries)
+
+
+def _check_values(
+    vals: np.ndarray, block: tuple[bytes, bytes, int], path: Path, first_line: int, seen: int
+) -> None:
+    """Refuse the block's first negative, NaN or infinite value, naming its line."""
+    bad = ~np.isfinite(vals) | (vals < 0)
+    if not bad.any():
+        return
+    index = int(np.argmax(bad))
+    value = float(vals[index])
+    what = "NaN" if np.isnan(value) else ("infinite" if np.isinf(value) else "negative")
+    line = _entry_line(block[0] + block[1], first_line, index)
+    raise InvalidInputError(
+        f"{str(path)!r}, line {line}, entry {seen + index + 1}: the value {value!r} is "
+        f"{what} ({int(bad.sum())} such value(s) in lines {first_line}-"
+        f"{first_line + block[2] - 1}); NMF needs finite non-negative values. Fix the "
+        "file, or keep them with keep_invalid=True (dasknmf ingest --keep-invalid) and "
+        "clean the store before fitting; nothing was written."
+    )
+
+
 def iter_mtx_entries(
-    path: str | os.PathLike[str], *, block_bytes: int | None = None
+    path: str | os.PathLike[str], *, block_bytes: int | None = None, check_values: bool = False
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Yield the entries of a MatrixMarket coordinate file, block by block.
 
@@ -273,6 +301,8 @@ def iter_mtx_entries(
         ``.mtx``, optionally ``.gz``/``.bz2`` compressed.
     block_bytes : int, optional
         Text per block, default :data:`BLOCK_BYTES`.
+    check_values : bool, default False
+        Refuse a negative, NaN or infinite value.
 
     Raises
     ------
@@ -280,6 +310,9 @@ def iter_mtx_entries(
         Not a real/integer/pattern general/symmetric coordinate file; an entry that
         cannot be parsed or lies outside the shape (naming the line and entry); an
         entry count that differs from the header's; a damaged compressed stream.
+    InvalidInputError
+        With ``check_values``, the first negative, NaN or infinite value, naming its
+        line and entry.
 
     Examples
     --------
@@ -298,6 +331,8 @@ def iter_mtx_entries(
             line, seen = header.lines + 1, 0
             for block in _text_blocks(f, block_bytes):
                 rows, cols, vals = _parse_block(block, header, p, line, seen + 1)
+                if check_values:
+                    _check_values(vals, block, p, line, seen)
                 seen += rows.size
                 line += block[2]
                 if seen > header.nnz:

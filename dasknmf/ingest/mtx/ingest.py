@@ -18,6 +18,7 @@ import scipy.sparse as sp
 from dasknmf.errors import InvalidInputError
 from dasknmf.params import check_float_dtype, check_option
 from dasknmf.storage import (
+    MatrixInfo,
     StoreLocation,
     check_target,
     clip_chunks,
@@ -32,7 +33,7 @@ from ..registry import register_importer
 from ..spill import RowBlockSpill
 from .files import check_streamable, iter_mtx_entries, read_mtx_header
 
-__all__ = ["MtxImporter"]
+__all__ = ["MtxImporter", "ingest_mtx"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +74,20 @@ class MtxImporter(InMemoryImporter):
         matrix = scipy.io.mmread(path)
         return sp.csr_matrix(matrix) if sp.issparse(matrix) else np.asarray(matrix)
 
-    def write(self, path: Path, dst: str | os.PathLike[str], **options: Any) -> None:
-        """Stream a coordinate file into a store; read a dense one into memory first."""
+    def write(
+        self,
+        path: Path,
+        dst: str | os.PathLike[str],
+        *,
+        keep_invalid: bool = False,
+        **options: Any,
+    ) -> None:
+        """Stream a coordinate file into a store; read a dense one into memory first
+        (where NaN marks a missing entry, as in any dense input)."""
         # Only the header is read here: coordinate files are streamed, dense ones are not.
         require_file(path)
         if read_mtx_header(path).is_coordinate:
-            _stream_coordinates(path, dst, **options)
+            _stream_coordinates(path, dst, check_values=not keep_invalid, **options)
         else:
             super().write(path, dst, **options)
 
@@ -92,6 +101,7 @@ def _stream_coordinates(
     dtype: Any,
     overwrite: bool,
     storage_options: dict[str, Any] | None,
+    check_values: bool,
 ) -> None:
     """Write a MatrixMarket coordinate file with bounded memory.
 
@@ -118,7 +128,7 @@ def _stream_coordinates(
     check_target(StoreLocation.from_user(dst, storage_options), overwrite=overwrite)
     with RowBlockSpill(header.shape, tile_shape[0]) as spill:
         start = time.perf_counter()
-        for rows, cols, vals in iter_mtx_entries(src):
+        for rows, cols, vals in iter_mtx_entries(src, check_values=check_values):
             spill.append(rows, cols, vals)
         logger.info(
             "bucketed %d entries of %s into %d row blocks in %.1f s",
@@ -141,4 +151,57 @@ def _stream_coordinates(
             )
 
 
+def ingest_mtx(
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    chunks: tuple[int, int] | None = None,
+    format: Literal["sparse", "dense"] | None = None,
+    dtype: Any = None,
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    keep_invalid: bool = False,
+) -> MatrixInfo:
+    r"""Import a MatrixMarket file into a store; return the store's :class:`MatrixInfo`.
+
+    Parameters are those of :func:`~dasknmf.ingest.ingest`, and:
+
+    keep_invalid : bool, default False
+        Store the negative, NaN and infinite values of a coordinate file instead of
+        refusing the file (NMF refuses them at fit time: clean the store first). A
+        dense (``array``) file is read as any dense input, NaN marking a missing entry.
+
+    Raises
+    ------
+    InvalidInputError
+        A negative, NaN or infinite value in a coordinate file (without
+        ``keep_invalid``), naming its line and entry; nothing is written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "v.mtx"), "w") as f:
+    ...     _ = f.write("%%MatrixMarket matrix coordinate real general\n2 2 2\n1 1 1.5\n2 2 -1\n")
+    >>> try:
+    ...     ingest_mtx(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr"))
+    ... except InvalidInputError as exc:
+    ...     print(str(exc).split(": the")[0].endswith("line 4, entry 2"))
+    True
+    >>> ingest_mtx(os.path.join(d, "v.mtx"), os.path.join(d, "v.zarr"), keep_invalid=True).nnz
+    2
+    """
+    return MtxImporter().ingest(
+        src,
+        dst,
+        chunks=chunks,
+        format=format,
+        dtype=dtype,
+        overwrite=overwrite,
+        storage_options=storage_options,
+        keep_invalid=keep_invalid,
+    )
+
+
+MtxImporter.function = staticmethod(ingest_mtx)
 register_importer(MtxImporter())
