@@ -518,3 +518,25 @@ def test_reading_passes_use_bounded_memory(tmp_path, monkeypatch):
     python_peak, arrow_peak = peaks[0]
     assert python_peak < 16 * 2**20, python_peak
     assert arrow_peak < min(24 * 2**20, text_bytes), (arrow_peak, text_bytes)
+
+
+@pytest.mark.parametrize("top", [10**8, 10**18])
+def test_integer_ids_far_sparser_than_their_range_are_numbered(tmp_path, top):
+    """Issue: ids up to 10**18 crashed allocating 10**18 rows; up to 10**8 made a
+    10**8 x 10**8 store for two entries. Such ids are numbered like string ids."""
+    src = tmp_path / "r.csv"
+    src.write_text(f"user,item,rating\n{top},5,4\n3,{top - 1},2\n{top},{top - 1},1\n")
+    info = ingest_triplets(src, tmp_path / "r.zarr").train
+    assert info.shape == (2, 2) and info.nnz == 3
+    assert list(read_ids(tmp_path / "r.zarr", "rows")) == [str(top), "3"]
+    assert list(read_ids(tmp_path / "r.zarr", "columns")) == ["5", str(top - 1)]
+    V = open_matrix(tmp_path / "r.zarr").compute().toarray()
+    np.testing.assert_array_equal(V, [[4, 1], [0, 2]])
+
+
+def test_dense_integer_ids_stay_their_own_indices(tmp_path):
+    src = tmp_path / "r.csv"
+    src.write_text("0,0,1\n9,3,2\n5,1,1\n")
+    info = ingest_triplets(src, tmp_path / "r.zarr").train
+    assert info.shape == (10, 4)
+    np.testing.assert_array_equal(read_ids(tmp_path / "r.zarr", "rows"), np.arange(10))

@@ -308,9 +308,22 @@ def _destinations(
     return [train, held]
 
 
+#: Integer ids are their own indices unless their range would make an axis longer than
+#: this and than :data:`SPARSE_ID_FACTOR` times the entries: then they are numbered
+#: like string ids (ids up to 10⁸ in a few entries would otherwise make 10⁸ empty rows).
+SPARSE_ID_RANGE = 2**22
+SPARSE_ID_FACTOR = 4
+
+
+def _too_sparse(ids: AxisIds, n_entries: int) -> bool:
+    return ids.integer and ids.size > max(SPARSE_ID_RANGE, SPARSE_ID_FACTOR * n_entries)
+
+
 def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
     """First pass: the ids of both axes, the entry count and whether every value is
-    an integer exact in float32."""
+    an integer exact in float32. An axis whose ids are not all integers, or whose
+    integers are far sparser than their range (:func:`_too_sparse`), is scanned
+    again with its ids numbered in order of first appearance."""
     as_strings = [False, False]
     while True:
         axes = [
@@ -330,9 +343,21 @@ def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
                 integral = integral and bool(
                     np.all((v == np.round(v)) & (np.abs(v) <= _FLOAT32_EXACT))
                 )
-        if not restart:
+        if restart:
+            logger.info("%s has non-integer ids: numbering them needs the pass again", source.path)
+            continue
+        sparse = [k for k, ids in enumerate(axes) if _too_sparse(ids, n_entries)]
+        if not sparse:
             break
-        logger.info("%s has non-integer ids: numbering them needs the pass again", source.path)
+        for k in sparse:
+            as_strings[k] = True
+            logger.info(
+                "%s: %s ids up to %d for %d entries: numbered like string ids",
+                source.path,
+                axes[k].axis,
+                axes[k].size - 1,
+                n_entries,
+            )
     if n_entries == 0:
         raise InvalidInputError(f"{str(source.path)!r} holds no entries")
     return axes[0], axes[1], n_entries, integral
