@@ -45,6 +45,10 @@ INDICES = "indices"
 INDPTR = "indptr"
 TILE_OFFSETS = "tile_offsets"
 TILE_CRC32 = "tile_crc32"
+# Sparse stores: each tile's (first row, end row, first column, end column) as written,
+# so that a metadata record whose shape or tiling disagrees with the tiles is caught
+# when the store is opened (stores written before it lack it and are not checked).
+TILE_BOUNDS = "tile_bounds"
 VALUES = "values"
 # Optional 1-D string arrays mapping row / column indices back to the ids of an
 # ingested triplet file (storage/ids.py); readers of the matrix ignore them.

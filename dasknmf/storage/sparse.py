@@ -31,6 +31,7 @@ from .layout import (
     INDEX_FILL,
     INDICES,
     INDPTR,
+    TILE_BOUNDS,
     TILE_CRC32,
     TILE_OFFSETS,
     StoreMeta,
@@ -134,6 +135,7 @@ class SparseWriter:
         self.indptr = _Appender(_create_flat(group, INDPTR, np.dtype(np.int64), INDEX_FILL))
         self.offsets: list[int] = [0]
         self.crcs: list[int] = []
+        self.bounds: list[tuple[int, int, int, int]] = []
 
     def write_row(self, i: int, tiles: list[Any]) -> None:
         """Append the tiles of tile row ``i`` (CSR-convertible, in column order)."""
@@ -153,6 +155,8 @@ class SparseWriter:
             self.indptr.append(local + start)
             self.crcs.append(tile_crc(csr.data, indices, local))
             self.offsets.append(start + int(csr.nnz))
+            r0, c0 = i * tr, j * tc
+            self.bounds.append((r0, r0 + expected[0], c0, c0 + expected[1]))
 
     def finish(self) -> int:
         """Flush everything, write the tile index and return the total nnz."""
@@ -164,12 +168,13 @@ class SparseWriter:
         for name, values, dtype in (
             (TILE_OFFSETS, self.offsets, np.int64),
             (TILE_CRC32, self.crcs, np.uint32),
+            (TILE_BOUNDS, self.bounds, np.int64),
         ):
             arr = np.asarray(values, dtype=dtype)
             self.group.create_array(
                 name,
                 shape=arr.shape,
-                chunks=(max(arr.size, 1),),
+                chunks=(max(arr.shape[0], 1), *arr.shape[1:]),
                 dtype=dtype,
                 compressors=compressors_for(arr.dtype),
                 config={"write_empty_chunks": True},
@@ -226,6 +231,35 @@ class SparseTileSource(TileSource):
         return sp.csr_matrix((data, indices, local), shape=(rows, cols), copy=False)
 
 
+def _bounds_problems(written: np.ndarray, meta: StoreMeta) -> list[str]:
+    """How the tiles' bounds as written disagree with the shape and tiling the
+    metadata claims (empty when they agree)."""
+    (row_chunks, col_chunks), (n_rows, n_cols) = meta.chunks, meta.n_tiles
+    r_edges, c_edges = np.cumsum((0, *row_chunks)), np.cumsum((0, *col_chunks))
+    claimed = np.array(
+        [
+            (r_edges[i], r_edges[i + 1], c_edges[j], c_edges[j + 1])
+            for i in range(n_rows)
+            for j in range(n_cols)
+        ],
+        dtype=np.int64,
+    ).reshape(-1, 4)
+    if written.shape == claimed.shape and np.array_equal(written, claimed):
+        return []
+    if written.ndim != 2 or written.shape[1:] != (4,) or written.size == 0:
+        return [f"the tile bounds array has shape {written.shape}, expected {claimed.shape}"]
+    shape = (int(written[:, 1].max()), int(written[:, 3].max()))
+    first = next(
+        (t for t in range(min(len(written), len(claimed))) if (written[t] != claimed[t]).any()),
+        min(len(written), len(claimed)),
+    )
+    return [
+        f"the metadata says shape {meta.shape} in tiles of {meta.tile_shape}, but the "
+        f"tiles were written for shape {shape} ({len(written)} tiles; tile {first} "
+        "first differs): the metadata record was changed or belongs to another store"
+    ]
+
+
 def open_sparse(group: zarr.Group, meta: StoreMeta, source_kwargs: dict[str, Any]) -> Any:
     """Validate a sparse store's arrays against ``meta`` and return its dask array."""
     path = source_kwargs["path"]
@@ -247,6 +281,8 @@ def open_sparse(group: zarr.Group, meta: StoreMeta, source_kwargs: dict[str, Any
     for name, want in ((DATA, meta.nnz), (INDICES, meta.nnz), (INDPTR, expected_indptr)):
         if lengths[name] != (want,):
             problems.append(f"array {name!r} has shape {lengths[name]}, expected ({want},)")
+    if not problems and TILE_BOUNDS in group:
+        problems += _bounds_problems(np.asarray(group[TILE_BOUNDS][:]), meta)
     if problems:
         raise CorruptStoreError(f"store {path!r} is inconsistent: " + "; ".join(problems))
 

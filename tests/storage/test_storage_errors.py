@@ -232,3 +232,23 @@ def test_errors_derive_from_project_base(tmp_path):
         write_matrix(sp.csr_matrix((3, 3)), tmp_path / "v", chunks=(0, 1))
     with pytest.raises(ValueError):
         write_matrix(np.ones(3), tmp_path / "v")
+
+
+def test_a_swapped_shape_in_the_metadata_is_caught_at_open(tmp_path):
+    """Issue: 200 x 100 written in 100 x 100 tiles and claimed 100 x 200 agreed with
+    the tile index (two tiles either way) and opened and fitted as another matrix."""
+    path = tmp_path / "v.zarr"
+    write_matrix(random_sparse(200, 100, 0.1, seed=1), path, chunks=(100, 100))
+    _set_marker(path, shape=[100, 200])
+    with pytest.raises(CorruptStoreError) as info:
+        open_matrix(path)
+    message = str(info.value)
+    assert "the metadata says shape (100, 200)" in message
+    assert "written for shape (200, 100)" in message and str(path) in message
+
+
+def test_a_store_written_before_the_tile_bounds_still_opens(sparse_store):
+    path, X = sparse_store
+    group = zarr.open_group(str(path), mode="r+")
+    del group["tile_bounds"]
+    np.testing.assert_array_equal(open_matrix(path).compute().toarray(), X.toarray())
