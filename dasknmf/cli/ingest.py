@@ -23,7 +23,6 @@ from dasknmf.ingest import (
     ingest,
     ingest_anndata,
     ingest_corpus,
-    ingest_mtx,
     ingest_triplets,
     input_kind,
 )
@@ -275,19 +274,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ingest_mtx(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
-    return ingest_mtx(
-        args.src,
-        args.dst,
-        chunks=chunks,
-        format=args.format,
-        dtype=args.dtype,
-        overwrite=args.overwrite,
-        keep_invalid=bool(args.keep_invalid),
-    )
-
-
 def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
+    # --keep-invalid reaches MatrixMarket files only (the flags check above).
+    keep = {"keep_invalid": True} if args.keep_invalid else {}
     return ingest(
         args.src,
         args.dst,
@@ -295,6 +284,7 @@ def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> 
         format=args.format,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        **keep,
     )
 
 
@@ -361,7 +351,6 @@ def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -
 #: How the flags of each kind of input (the importer registry's names) become a call
 #: of its ingest function; any other kind is a matrix file for :func:`ingest`.
 _INGESTERS = {
-    "mtx": _ingest_mtx,
     "triplets": _ingest_triplets,
     "corpus": _ingest_corpus,
     "anndata": _ingest_anndata,
