@@ -17,7 +17,6 @@ from dasknmf import fit as fit_loop
 from dasknmf.callbacks import PrintProgress
 from dasknmf.errors import InvalidInputError, warn_user
 from dasknmf.estimator.parameters import (
-    beta_of,
     check_parameters,
     check_resume,
     resolve_n_components,
@@ -35,7 +34,7 @@ from dasknmf.estimator.ratings import RatingsMixin
 from dasknmf.init import initialize
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, blas_guarded, total_threads
-from dasknmf.solvers import Penalty, Problem, Solver, canonical_solver, elastic_net
+from dasknmf.solvers import Penalty, Problem, Solver, beta_of, canonical_solver, elastic_net
 
 __all__ = ["NMF"]
 

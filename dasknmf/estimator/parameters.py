@@ -11,22 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from numbers import Integral, Real
+from numbers import Integral
 from typing import Any
-
-import numpy as np
 
 from dasknmf.devices import DEVICES, OUTPUTS
 from dasknmf.errors import InvalidParameterError
 from dasknmf.fit import FitState
 from dasknmf.init import INIT_METHODS
 from dasknmf.params import check_chunks, check_int, check_option, check_random_state, check_real
-from dasknmf.solvers import LOSS_BETAS, Solver, get_solver, solver_names
+from dasknmf.solvers import Solver, beta_of, get_solver, solver_names
 
 __all__ = [
     "PARAMETER_RULES",
     "UNCHECKED",
-    "beta_of",
     "check_parameters",
     "check_resume",
     "resolve_n_components",
@@ -34,21 +31,6 @@ __all__ = [
 ]
 
 Rule = Callable[[str, Any], object]
-
-
-def beta_of(beta_loss: Any) -> float | None:
-    """β of a ``beta_loss`` value, or ``None`` for a value that names none.
-
-    Examples
-    --------
-    >>> beta_of("kullback-leibler"), beta_of(1.5), beta_of("huber"), beta_of(True)
-    (1.0, 1.5, None, None)
-    """
-    if isinstance(beta_loss, str):
-        return LOSS_BETAS.get(beta_loss)
-    if isinstance(beta_loss, Real) and not isinstance(beta_loss, bool):
-        return float(beta_loss) if np.isfinite(beta_loss) else None
-    return None
 
 
 def _one_of(*allowed: Any) -> Rule:

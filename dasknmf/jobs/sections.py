@@ -19,7 +19,13 @@ from dasknmf.errors import DaskNMFError
 from dasknmf.ingest import get_importer, importer_for, ingest_function
 from dasknmf.ingest.registry import file_suffixes
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
-from dasknmf.solvers import LOSS_BETAS, UnsupportedSolverError, get_solver, solver_names
+from dasknmf.solvers import (
+    LOSS_BETAS,
+    UnsupportedSolverError,
+    beta_of,
+    get_solver,
+    solver_names,
+)
 from dasknmf.storage import is_store_directory, matrix_info
 
 __all__ = [
@@ -552,10 +558,9 @@ def check_model(values: dict[str, Any], c: Checker) -> None:
     loss, solver = values.get("loss", "frobenius"), values.get("solver", "mu")
     if MISSING in (loss, solver):
         return  # already reported
-    beta = LOSS_BETAS[loss] if isinstance(loss, str) else loss
     masked = values.get("missing") == "ignore"
     try:
-        get_solver(beta, solver, masked)
+        get_solver(beta_of(loss), solver, masked)
     except UnsupportedSolverError as exc:
         needs = " or ".join(f"model.solver {s!r}" for s in exc.available)
         what = f"model.loss {loss!r}" if exc.parameter == "beta_loss" else "model.missing 'ignore'"

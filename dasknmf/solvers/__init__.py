@@ -19,6 +19,7 @@ from dasknmf.solvers.penalty import Penalty, elastic_net
 from dasknmf.solvers.registry import (
     LOSS_BETAS,
     UnsupportedSolverError,
+    beta_of,
     canonical_solver,
     get_solver,
     loss_key,
@@ -47,6 +48,7 @@ __all__ = [
     "Solver",
     "Step",
     "UnsupportedSolverError",
+    "beta_of",
     "canonical_solver",
     "elastic_net",
     "get_solver",

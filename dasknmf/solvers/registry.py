@@ -13,6 +13,9 @@ way, with :func:`register_solver`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
+
+import numpy as np
 
 from dasknmf.errors import InvalidParameterError
 from dasknmf.params import check_option
@@ -23,6 +26,7 @@ __all__ = [
     "LOSS_BETAS",
     "SolverKey",
     "UnsupportedSolverError",
+    "beta_of",
     "canonical_solver",
     "get_solver",
     "loss_key",
@@ -92,6 +96,21 @@ def register_solver(loss: str, solver: str, masked: bool, cls: type[Solver]) -> 
 def registered() -> dict[SolverKey, type[Solver]]:
     """A copy of the table (for documentation and conformance tests)."""
     return dict(_TABLE)
+
+
+def beta_of(beta_loss: object) -> float | None:
+    """β of a ``beta_loss`` value, or ``None`` for a value that names none.
+
+    Examples
+    --------
+    >>> beta_of("kullback-leibler"), beta_of(1.5), beta_of("huber"), beta_of(True)
+    (1.0, 1.5, None, None)
+    """
+    if isinstance(beta_loss, str):
+        return LOSS_BETAS.get(beta_loss)
+    if isinstance(beta_loss, Real) and not isinstance(beta_loss, bool):
+        return float(beta_loss) if np.isfinite(beta_loss) else None
+    return None
 
 
 def loss_key(beta: float) -> str:
