@@ -28,7 +28,7 @@ from dasknmf.errors import (
     StoreNotFoundError,
     UnsupportedFormatError,
 )
-from dasknmf.estimator import NMF
+from dasknmf.estimator import NMF, RankSweep
 from dasknmf.fit import FitState, IterationInfo
 from dasknmf.ingest import (
     AnnDataIngest,
@@ -59,6 +59,7 @@ __all__ = [
     "MatrixInfo",
     "NotAStoreError",
     "PrintProgress",
+    "RankSweep",
     "StoreExistsError",
     "StoreNotFoundError",
     "TripletIngest",

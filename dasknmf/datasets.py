@@ -92,3 +92,41 @@ def ratings(
     values = np.clip(truth + rng.normal(0.0, noise, size=truth.size), 1, 5).astype(dtype)
     X = sp.csr_matrix((values, (rows, cols)), shape=(n_users, n_items), dtype=dtype)
     return X, U, V
+
+
+def planted_counts(
+    n_rows: int = 2_000,
+    n_cols: int = 1_000,
+    rank: int = 6,
+    *,
+    density: float = 0.5,
+    mean_count: float = 5.0,
+    seed: int = 0,
+    dtype=np.float64,
+) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+    """Counts of a known rank: Poisson draws around a sparse non-negative ``W₀ H₀``.
+
+    The example for choosing ``k`` (:class:`dasknmf.RankSweep` should find ``rank``).
+    ``W₀`` and ``H₀`` are uniform on [0, 1) with a share ``1 − density`` of their
+    entries zero; the counts' mean is ``mean_count``.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix
+        The counts (zeros not stored).
+    W0, H0 : ndarray
+        The planted factors (``X``'s expectation is ``c · W0 @ H0`` for a scalar ``c``).
+
+    Examples
+    --------
+    >>> from dasknmf.datasets import planted_counts
+    >>> X, W0, H0 = planted_counts(300, 200, rank=4, seed=0)
+    >>> X.shape, W0.shape, H0.shape
+    ((300, 200), (300, 4), (4, 200))
+    """
+    rng = np.random.default_rng(seed)
+    W0 = rng.random((n_rows, rank)) * (rng.random((n_rows, rank)) < density)
+    H0 = rng.random((rank, n_cols)) * (rng.random((rank, n_cols)) < density)
+    expected = W0 @ H0
+    counts = rng.poisson(expected * (mean_count / expected.mean()))
+    return sp.csr_matrix(counts.astype(dtype)), W0, H0

@@ -185,7 +185,7 @@ def run(
     last iteration, and after every iteration when there are callbacks. ``V``, ``W``
     and ``H`` may be dask arrays or, for a single-tile problem, in-memory arrays (the
     same solver code, run eagerly). How each iteration's graph is run is chosen by
-    :func:`_stepper`.
+    :func:`stepper`.
 
     Parameters
     ----------
@@ -291,7 +291,7 @@ def _iterate(
                 n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
             )
             W, H = planted(client, anchor)
-        advance = _stepper(solver, W, H)
+        advance = stepper(solver, W, H)
         while n_iter < max_iter:
             n_iter += 1
             try:
@@ -353,6 +353,7 @@ def _one_iteration(
     W, H, err = advance(W, H, want_error)
     if not want_error:
         return W, H, error, False
+    err = float(err)
     errors.append((n_iter, err))
     logger.debug("iteration %d: error %.6g", n_iter, err)
     # The rule decides before the callbacks see the iteration, so that the state
@@ -375,15 +376,20 @@ def _one_iteration(
     return W, H, err, converged
 
 
-Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, float | None]]
+Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, np.ndarray | None]]
 
 
-def _stepper(solver: Solver, W: da.Array, H: da.Array) -> Advance:
+def stepper(solver: Solver, W: da.Array, H: da.Array) -> Advance:
     """How to run one iteration: persist a freshly built graph (on a ``distributed``
     cluster, for in-memory arrays, or for solvers whose graph changes between
     iterations), or, under dask's local schedulers, build the graph once and re-run it
     with each iteration's factors substituted: building and scheduling a graph costs
-    milliseconds, a tenth of an in-memory iteration on 2 cores."""
+    milliseconds, a tenth of an in-memory iteration on 2 cores.
+
+    The returned ``advance(W, H, want_error)`` gives the next factors (persisted) and,
+    when asked, the error as a float64 NumPy array (0-d, or one per replicate of a
+    stacked solver), else ``None``.
+    """
     reusable = getattr(solver, "reusable", False)
     if not reusable or active_client() is not None or not isinstance(W, da.Array):
         return partial(_persist_step, solver)
@@ -398,7 +404,7 @@ def _persist_step(solver: Solver, W, H, want_error: bool):
         W, H = dask.persist(step.W, step.H, optimize_graph=False)
         return W, H, None
     W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
-    return W, H, float(dask.compute(err)[0])
+    return W, H, np.asarray(dask.compute(err)[0], dtype=np.float64)
 
 
 class _CompiledStep:
@@ -431,7 +437,7 @@ class _CompiledStep:
         self._count += 1
         W_new = self._layouts[0].array(results[0], f"fit-W-{self._count}")
         H_new = self._layouts[1].array(results[1], f"fit-H-{self._count}")
-        error = float(np.asarray(results[2])) if want_error else None
+        error = np.asarray(results[2], dtype=np.float64) if want_error else None
         return W_new, H_new, error
 
 

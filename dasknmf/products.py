@@ -14,6 +14,7 @@ tile is cheaper to factorise without a scheduler, through the same solver code.
 from __future__ import annotations
 
 import operator
+from functools import partial
 
 import dask.array as da
 import numpy as np
@@ -21,6 +22,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from dasknmf.kernels import frobenius, stats, tiles
+from dasknmf.kernels.stack import Stack
 
 #: Fan-in of the tree reductions over tiles.
 SPLIT_EVERY = 8
@@ -43,12 +45,12 @@ def _wt_times_tile_partial(w, tile):
     return tiles.wt_times_tile(w, tile)[None, :, :]
 
 
-def _gram_rows_partial(w):
-    return tiles.gram_rows(w)[None, :, :]
+def _gram_rows_partial(w, stack=None):
+    return (tiles.gram_rows(w) if stack is None else stack.gram_rows(w))[None, :, :]
 
 
-def _gram_cols_partial(h):
-    return tiles.gram_cols(h)[None, :, :]
+def _gram_cols_partial(h, stack=None):
+    return (tiles.gram_cols(h) if stack is None else stack.gram_cols(h))[None, :, :]
 
 
 def _right_multiply(x, g):
@@ -240,34 +242,45 @@ def _add_squeezed(blocks):
     return out
 
 
-def h_update_sums(V: da.Array, W: da.Array) -> tuple[da.Array, da.Array]:
-    """``WᵀV`` and ``WᵀW``: one task per row block emits both partials, so the sparse
-    products are not queued behind the small Gram products."""
+def h_update_sums(
+    V: da.Array, W: da.Array, stack: Stack | None = None
+) -> tuple[da.Array, da.Array]:
+    """``WᵀV`` and ``WᵀW`` (packed per replicate for a ``stack``): one task per row
+    block emits both partials, so the sparse products are not queued behind the small
+    Gram products."""
     if not few_column_tiles(V):
-        return wt_times_v(W, V), gram_rows(W)
-    _, partials, grams = row_block_pass(frobenius.h_update_terms, V, W)
+        return wt_times_v(W, V), gram_rows(W, stack)
+    terms = frobenius.h_update_terms if stack is None else partial(_stacked_terms, stack)
+    small = None if stack is None else stack.packed_shape
+    _, partials, grams = row_block_pass(terms, V, W, small_shape=small)
     return sum_blocks(partials), sum_blocks(grams)
 
 
-def gram_rows(W: da.Array) -> da.Array:
-    """``Wᵀ W`` (``k × k``, one chunk)."""
+def _stacked_terms(stack, w, tiles_, hs=None, g=None):
+    return frobenius.h_update_terms(w, tiles_, gram=stack.gram_rows)
+
+
+def gram_rows(W: da.Array, stack: Stack | None = None) -> da.Array:
+    """``Wᵀ W`` (``k × k``, one chunk), or its blocks packed per replicate of a
+    ``stack`` (:class:`~dasknmf.kernels.stack.Stack`)."""
     if not is_lazy(W):
-        return tiles.gram_rows(W)
-    k = W.shape[1]
+        return _gram_rows_partial(W, stack)[0]
+    k = W.shape[1] if stack is None else stack.width
     partials = da.blockwise(
-        _gram_rows_partial, "iab", W, "ia",
+        _gram_rows_partial, "iab", W, "ia", stack, None,
         new_axes={"b": k}, adjust_chunks={"i": 1}, dtype=W.dtype, meta=_meta3(W.dtype),
     )  # fmt: skip
     return sum_blocks(partials)
 
 
-def gram_cols(H: da.Array) -> da.Array:
-    """``H Hᵀ`` (``k × k``, one chunk)."""
+def gram_cols(H: da.Array, stack: Stack | None = None) -> da.Array:
+    """``H Hᵀ`` (``k × k``, one chunk), or its blocks packed per replicate of a
+    ``stack``."""
     if not is_lazy(H):
-        return tiles.gram_cols(H)
-    k = H.shape[0]
+        return _gram_cols_partial(H, stack)[0]
+    k = H.shape[0] if stack is None else stack.width
     partials = da.blockwise(
-        _gram_cols_partial, "jab", H, "aj",
+        _gram_cols_partial, "jab", H, "aj", stack, None,
         new_axes={"b": k}, adjust_chunks={"j": 1}, dtype=H.dtype, meta=_meta3(H.dtype),
     )  # fmt: skip
     return sum_blocks(partials)
@@ -324,6 +337,21 @@ def inner(A: da.Array, B: da.Array) -> da.Array:
     return da.map_blocks(
         _inner_partial, A, B, dtype=np.float64, chunks=(1, 1), meta=np.empty((0, 0))
     ).sum()
+
+
+def row_inner(A: da.Array, B: da.Array) -> da.Array:
+    """``Σ_j A_ij B_ij`` for each row ``i``, in float64 (``A`` and ``B`` chunked alike,
+    one chunk along the rows)."""
+    if not is_lazy(A, B):
+        return tiles.row_inner(A, B)
+    return da.map_blocks(
+        _row_inner_partial, A, B, dtype=np.float64, chunks=(A.shape[0], 1),
+        meta=np.empty((0, 0)),
+    ).sum(axis=1)  # fmt: skip
+
+
+def _row_inner_partial(a, b):
+    return tiles.row_inner(a, b)[:, None]
 
 
 def _inner_partial(a, b):

@@ -90,7 +90,7 @@ def test_cluster_result_does_not_depend_on_workers(case, client):
 def test_missing_entry_fit_on_cluster(case, client):
     """The ratings path on workers, out of core, against the dense masked reference."""
     X, path, *_ = case
-    model, W = fit(path, missing="ignore", persist=False)
+    model, W = fit(path, missing="ignore", solver="mu", persist=False)
     W0, H0 = make_factors(M, N, 5, seed=2)
     mask = X.toarray() != 0
     W_ref, H_ref, errors = masked_mu(X, mask, W0, H0, 25)
@@ -242,3 +242,22 @@ def test_out_of_core_with_enforced_worker_memory_limit(tmp_path):
     W_ref = np.asarray(reference.fit_transform(path, W=W0, H=H0))
     np.testing.assert_allclose(W, W_ref, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-5, atol=1e-8)
+
+
+def test_a_rank_sweep_on_the_cluster_is_the_sweep_run_locally(case, client):
+    """Stacked replicates out of core on two worker processes, with a holdout: the
+    same replicates, errors and held-out errors as the sweep run without the cluster
+    (made in this process with the workers' scheduler out of the way)."""
+    _X, path, *_ = case
+    params = dict(n_replicates=2, holdout=0.1, random_state=3, max_iter=20, tol=1e-3)
+    on_cluster = dasknmf.RankSweep([2, 3], persist=False, **params).fit(path)
+    with dask.config.set(scheduler="threads"):
+        local = dasknmf.RankSweep([2, 3], persist=False, **params).fit(path)
+    cols = ["k", "replicate", "seed", "n_iter", "converged"]
+    assert on_cluster.results_[cols].equals(local.results_[cols])
+    for column in ("train_error", "test_error"):
+        np.testing.assert_allclose(on_cluster.results_[column], local.results_[column], rtol=1e-5)
+    for k in (2, 3):
+        np.testing.assert_allclose(
+            on_cluster.components_[k], local.components_[k], rtol=1e-4, atol=1e-6
+        )

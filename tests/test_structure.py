@@ -43,7 +43,7 @@ class Rule(NamedTuple):
     direct: bool = False
 
 
-#: The layers, top to bottom: cli > jobs > estimator > fit > solvers > products >
+#: The layers, top to bottom: cli > jobs > estimator > fit, sweep > solvers > products >
 #: kernels; storage and ingest beside them. A rule holds for every path, not only for
 #: direct imports: a module reaches what the modules it imports reach.
 LAYER_RULES = (
@@ -70,6 +70,11 @@ LAYER_RULES = (
             "dasknmf.ingest",
         ),
         "solvers are pure functions of arrays: no files, no jobs, no printing",
+    ),
+    Rule(
+        "dasknmf.sweep",
+        ("dasknmf.estimator", "dasknmf.jobs", "dasknmf.cli", "dasknmf.storage", "dasknmf.ingest"),
+        "the sweep engine is the fit loop's peer: arrays in, arrays out",
     ),
     Rule(
         "dasknmf.estimator",

@@ -8,11 +8,14 @@ matrices.
 - :mod:`~dasknmf.estimator.placement`: in memory or out of core, host or GPU, and
   the form results come back in;
 - :mod:`~dasknmf.estimator.ratings`: ``predict``, ``rmse`` and ``score`` for
-  ``missing='ignore'``.
+  ``missing='ignore'``;
+- :mod:`~dasknmf.estimator.sweep`: :class:`RankSweep`, many ``(k, seed)`` replicates
+  fitted together to choose ``k``.
 """
 
 from __future__ import annotations
 
 from dasknmf.estimator.nmf import NMF
+from dasknmf.estimator.sweep import RankSweep
 
-__all__ = ["NMF"]
+__all__ = ["NMF", "RankSweep"]

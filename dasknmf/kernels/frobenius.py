@@ -61,7 +61,13 @@ def update_rows(
 
 
 def row_pass(
-    rule, penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], hht: Array
+    rule,
+    penalty: Penalty,
+    w: Array,
+    tiles: list[Tile],
+    hs: list[Array],
+    hht: Array,
+    gram=gram_rows,
 ) -> tuple[Array, list[Array], Array]:
     """One row block's whole share of an iteration, reading its tiles once.
 
@@ -70,15 +76,16 @@ def row_pass(
     ``W_iᵀ W_i``. Summed over row blocks these are exactly the ``WᵀV`` and ``WᵀW`` of
     the two-pass order, so the result is the same update sequence.
     """
-    return h_update_terms(update_rows(rule, penalty, w, tiles, hs, hht), tiles)
+    return h_update_terms(update_rows(rule, penalty, w, tiles, hs, hht), tiles, gram=gram)
 
 
 def h_update_terms(
-    w: Array, tiles: list[Tile], hs: object = None, g: object = None
+    w: Array, tiles: list[Tile], hs: object = None, g: object = None, gram=gram_rows
 ) -> tuple[Array, list[Array], Array]:
     """A row block's contributions to the H update: ``W_iᵀ V_ij`` per tile and
-    ``W_iᵀ W_i`` (``W_i`` returned unchanged; ``hs`` and ``g`` are not used)."""
-    return w, [wt_times_tile(w, tile) for tile in tiles], gram_rows(w)
+    ``gram(W_i)`` (``W_iᵀ W_i``; a stacked fit packs it per replicate). ``W_i`` is
+    returned unchanged; ``hs`` and ``g`` are not used."""
+    return w, [wt_times_tile(w, tile) for tile in tiles], gram(w)
 
 
 def update_cols(rule, penalty: Penalty, h: Array, wtv: Array, wtw: Array) -> Array:

@@ -51,3 +51,9 @@ def gram_cols(h: Array) -> Array:
 def inner(a: Array, b: Array) -> np.ndarray:
     """``Σ a ∘ b`` accumulated in float64, as a 0-d NumPy array."""
     return np.asarray(float((a.astype(np.float64, copy=False) * b).sum()))
+
+
+def row_inner(a: Array, b: Array) -> np.ndarray:
+    """``Σ_j a_ij b_ij`` for each row ``i``, accumulated in float64 (on the host)."""
+    out = (a.astype(np.float64, copy=False) * b).sum(axis=1)
+    return np.asarray(out.get() if hasattr(out, "get") else out)

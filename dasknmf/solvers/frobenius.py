@@ -29,6 +29,7 @@ from dasknmf import products
 from dasknmf.devices import array_module
 from dasknmf.kernels.frobenius import mu_rule, row_pass, update_cols, update_rows
 from dasknmf.kernels.penalty import NO_PENALTY, Penalty
+from dasknmf.kernels.stack import Stack, StackedRule
 from dasknmf.kernels.tiles import inner, is_sparse
 from dasknmf.solvers.base import Problem, Step
 from dasknmf.stopping import ToleranceRule
@@ -39,10 +40,16 @@ Rule = Callable[..., np.ndarray]
 
 
 def update_w(
-    V: da.Array, W: da.Array, H: da.Array, rule: Rule, penalty: Penalty = NO_PENALTY
+    V: da.Array,
+    W: da.Array,
+    H: da.Array,
+    rule: Rule,
+    penalty: Penalty = NO_PENALTY,
+    stack: Stack | None = None,
 ) -> da.Array:
-    """One update of ``W`` with ``H`` fixed."""
-    hht = products.gram_cols(H)
+    """One update of ``W`` with ``H`` fixed (replicate by replicate for a ``stack``)."""
+    hht = products.gram_cols(H, stack)
+    rule = _stacked(rule, stack)
     if products.few_column_tiles(V):
         return products.map_row_blocks(partial(update_rows, rule, penalty), V, W, H, hht)
     rule_with_penalty = partial(_apply, rule, penalty)
@@ -53,16 +60,25 @@ def _apply(rule: Rule, penalty: Penalty, x, xht, g):
     return rule(x, xht, g, penalty)
 
 
+def _stacked(rule: Rule, stack: Stack | None) -> Rule:
+    return rule if stack is None else StackedRule(rule, stack)
+
+
 def update_h(
-    V: da.Array, W: da.Array, H: da.Array, rule: Rule, penalty: Penalty = NO_PENALTY
+    V: da.Array,
+    W: da.Array,
+    H: da.Array,
+    rule: Rule,
+    penalty: Penalty = NO_PENALTY,
+    stack: Stack | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """One update of ``H`` with ``W`` fixed.
 
-    Returns the new ``H`` and the ``WᵀV`` and ``WᵀW`` it was built from, which the
-    error computation reuses.
+    Returns the new ``H`` and the ``WᵀV`` and ``WᵀW`` it was built from (packed per
+    replicate for a ``stack``), which the error computation reuses.
     """
-    wtv, wtw = products.h_update_sums(V, W)
-    return update_h_from(H, wtv, wtw, rule, penalty), wtv, wtw
+    wtv, wtw = products.h_update_sums(V, W, stack)
+    return update_h_from(H, wtv, wtw, _stacked(rule, stack), penalty), wtv, wtw
 
 
 def update_h_from(
@@ -73,7 +89,12 @@ def update_h_from(
 
 
 def one_pass(
-    V: da.Array, W: da.Array, H: da.Array, rule: Rule, penalty: Penalty = NO_PENALTY
+    V: da.Array,
+    W: da.Array,
+    H: da.Array,
+    rule: Rule,
+    penalty: Penalty = NO_PENALTY,
+    stack: Stack | None = None,
 ) -> tuple[da.Array, da.Array, da.Array]:
     """The W update and the sums the H update needs, in one pass over ``V``.
 
@@ -81,8 +102,13 @@ def one_pass(
     :func:`update_w` followed by the products of :func:`update_h`, but reading each
     row of tiles once. Needs :func:`products.few_column_tiles`.
     """
-    fn = partial(row_pass, rule, penalty)
-    W, partials, grams = products.row_block_pass(fn, V, W, H, products.gram_cols(H))
+    if stack is None:
+        fn, small = partial(row_pass, rule, penalty), None
+    else:
+        fn = partial(row_pass, StackedRule(rule, stack), penalty, gram=stack.gram_rows)
+        small = stack.packed_shape
+    hht = products.gram_cols(H, stack)
+    W, partials, grams = products.row_block_pass(fn, V, W, H, hht, small_shape=small)
     return W, products.sum_blocks(partials), products.sum_blocks(grams)
 
 
@@ -90,6 +116,21 @@ def squared_error(norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array) -> 
     """``‖V − WH‖²`` from ``‖V‖²``, ``WᵀV`` and ``WᵀW`` (0-d float64, clipped at 0)."""
     sq = norm_v2 - 2.0 * products.inner(H, wtv) + products.inner(wtw, products.gram_cols(H))
     return da.maximum(sq, 0.0)
+
+
+def squared_errors(
+    norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array, stack: Stack
+) -> da.Array:
+    """``‖V − W_r H_r‖²`` of each replicate of a ``stack`` (length ``R``, float64,
+    clipped at 0), from the stacked ``WᵀV`` and the packed ``W_rᵀ W_r``."""
+    cross = products.row_inner(H, wtv)
+    grams = products.row_inner(wtw, products.gram_cols(H, stack))
+    per_row = grams - 2.0 * cross
+    if products.is_lazy(per_row):
+        sq = per_row.map_blocks(stack.group_sums, chunks=(len(stack.ranks),), dtype=np.float64)
+    else:
+        sq = stack.group_sums(per_row)
+    return da.maximum(sq + norm_v2, 0.0)
 
 
 @dataclass(frozen=True)
@@ -123,6 +164,10 @@ class AlternatingFrobenius:
     in_memory: bool = True
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
+    stack: Stack | None = None
+
+    #: Replicates can be stacked side by side (:class:`~dasknmf.kernels.stack.Stack`).
+    stackable: ClassVar[bool] = True
 
     @classmethod
     def build(cls, problem: Problem) -> AlternatingFrobenius:
@@ -135,22 +180,29 @@ class AlternatingFrobenius:
         return self.in_memory or products.few_column_tiles(self.V)
 
     def step(self, W: da.Array, H: da.Array) -> Step:
+        stack = self.stack
         if not self.in_memory and products.few_column_tiles(self.V):
-            W, wtv, wtw = one_pass(self.V, W, H, self.rule, self.penalty_w)
-            H = update_h_from(H, wtv, wtw, self.rule, self.penalty_h)
+            W, wtv, wtw = one_pass(self.V, W, H, self.rule, self.penalty_w, stack)
+            H = update_h_from(H, wtv, wtw, _stacked(self.rule, stack), self.penalty_h)
         else:
-            W = update_w(self.V, W, H, self.rule, self.penalty_w)
+            W = update_w(self.V, W, H, self.rule, self.penalty_w, stack)
             if not self.in_memory:
                 # Two passes in one graph would keep every tile read by the first
                 # pass in memory until the second has used it: all of V. The W update
                 # as its own graph bounds memory to a tile, for two reads.
                 (W,) = dask.persist(W)
-            H, wtv, wtw = update_h(self.V, W, H, self.rule, self.penalty_h)
-        return Step(W, H, lambda: da.sqrt(squared_error(self.norm_v2, H, wtv, wtw)))
+            H, wtv, wtw = update_h(self.V, W, H, self.rule, self.penalty_h, stack)
+        return Step(W, H, lambda: self._error_from(H, wtv, wtw))
 
     def error(self, W: da.Array, H: da.Array) -> da.Array:
         wtv = products.wt_times_v(W, self.V)
-        return da.sqrt(squared_error(self.norm_v2, H, wtv, products.gram_rows(W)))
+        return self._error_from(H, wtv, products.gram_rows(W, self.stack))
+
+    def _error_from(self, H: da.Array, wtv: da.Array, wtw: da.Array) -> da.Array:
+        """``‖V − WH‖_F`` (0-d), or one per replicate for a stack (length ``R``)."""
+        if self.stack is None:
+            return da.sqrt(squared_error(self.norm_v2, H, wtv, wtw))
+        return da.sqrt(squared_errors(self.norm_v2, H, wtv, wtw, self.stack))
 
     def transform_w(
         self, H: da.Array, W0: da.Array, *, max_iter: int, tol: float, check_every: int

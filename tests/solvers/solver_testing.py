@@ -12,6 +12,7 @@ registered key has such a subclass.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import dask.array as da
@@ -20,7 +21,9 @@ import pytest
 import scipy.sparse as sp
 
 from dasknmf import fit
+from dasknmf.kernels.stack import Stack
 from dasknmf.solvers import Problem, get_solver
+from dasknmf.sweep.loop import run_stacked
 from tests import reference
 from tests.helpers import make_factors
 
@@ -153,6 +156,40 @@ class SolverTests:
             )
             np.testing.assert_allclose(W.compute(), one, rtol=1e-9)
         assert self.error(X, mask, one, H0) < self.error(X, mask, W0, H0)
+
+    @pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "out-of-core"])
+    @pytest.mark.parametrize("chunks", [None, (10, 7), (37, 2)], ids=str)
+    def test_stacked_replicates_are_the_single_fits(self, data, chunks, in_memory):
+        """Replicates stacked side by side (a rank sweep) reach each single fit's
+        factors, error and iteration count, also when they stop at different
+        iterations and leave the stack."""
+        if not getattr(get_solver(self.beta, self.solver, self.masked), "stackable", False):
+            pytest.skip("this solver does not stack replicates")
+        X, _mask, _W0, _H0 = data
+        ranks = (K, 2, 3)
+        starts = [make_factors(M, N, k, seed=10 + i) for i, k in enumerate(ranks)]
+        stack = Stack(ranks)
+        solver = self.build(X, in_memory=in_memory, chunks=chunks)
+        W0 = np.hstack([w for w, _ in starts])
+        H0 = np.vstack([h for _, h in starts])
+        if chunks is not None:
+            W0 = da.from_array(W0, chunks=(chunks[0], -1))
+            H0 = da.from_array(H0, chunks=(-1, chunks[1]))
+        options = dict(max_iter=40, tol=2e-3, check_every=5)
+        stacked = run_stacked(lambda st: replace(solver, stack=st), W0, H0, stack, **options)
+        iterations = set()
+        for (w0, h0), k, got in zip(starts, ranks, stacked, strict=True):
+            if chunks is not None:
+                w0 = da.from_array(w0, chunks=(chunks[0], k))
+                h0 = da.from_array(h0, chunks=(k, chunks[1]))
+            alone = fit.run(solver, w0, h0, **options)
+            assert (got.n_iter, got.converged) == (alone.n_iter, alone.converged)
+            np.testing.assert_allclose(np.asarray(got.W), np.asarray(alone.W), rtol=1e-9)
+            np.testing.assert_allclose(np.asarray(got.H), np.asarray(alone.H), rtol=1e-9)
+            np.testing.assert_allclose(got.error, alone.error, rtol=1e-9)
+            np.testing.assert_allclose(np.array(got.errors), np.array(alone.errors), rtol=1e-9)
+            iterations.add(got.n_iter)
+        assert len(iterations) > 1, "the replicates should stop at different iterations"
 
     def error(self, X, mask, W, H) -> float:
         """The loss in the solver's own units, densely."""

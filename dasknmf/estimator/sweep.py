@@ -1,0 +1,495 @@
+""":class:`RankSweep`: choose ``k`` from many replicates fitted together."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+from numbers import Integral
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
+
+from dasknmf import inputs
+from dasknmf.errors import InvalidParameterError, warn_user
+from dasknmf.estimator.nmf import NMF
+from dasknmf.estimator.parameters import PARAMETER_RULES
+from dasknmf.estimator.placement import keeps_in_memory, runs_eagerly, zero_missing
+from dasknmf.init import initialize
+from dasknmf.params import check_int, check_real
+from dasknmf.random import seed_from
+from dasknmf.resources import blas_guarded
+from dasknmf.sweep import Stack
+from dasknmf.sweep.consensus import cluster_components, consensus_components
+from dasknmf.sweep.holdout import BiCrossValidation
+from dasknmf.sweep.loop import ReplicateResult, SweepProgress, run_stacked
+from dasknmf.sweep.plot import k_selection_plot
+
+__all__ = ["RankSweep"]
+
+#: ``best_k_`` is the smallest k whose median held-out error is within this share of
+#: the lowest: past the true rank the held-out error stays flat to within a fraction of
+#: a percent (docs/rank-selection.md), so the lowest alone may pick a larger k by noise.
+TEST_ERROR_SLACK = 0.01
+
+#: Without a holdout, ``best_k_`` is the largest k whose stability is within this of
+#: the highest: every k up to the true rank tends to be stable (its components are
+#: sums of true ones, found alike by every replicate); past it stability drops.
+STABILITY_SLACK = 0.05
+
+#: Parameters a sweep passes on to each replicate's :class:`~dasknmf.NMF` as they are.
+SHARED = (
+    "init",
+    "solver",
+    "beta_loss",
+    "max_iter",
+    "tol",
+    "check_every",
+    "alpha_W",
+    "alpha_H",
+    "l1_ratio",
+    "missing",
+    "chunks",
+    "persist",
+)
+
+
+def _n_components(name: str, value: Any) -> None:
+    ranks = [value] if isinstance(value, Integral) else value
+    ok = isinstance(ranks, (list, tuple, range, np.ndarray)) and len(ranks) > 0
+    if not ok or not all(isinstance(k, Integral) and k >= 1 for k in ranks):
+        raise InvalidParameterError(
+            f"The {name!r} parameter must be an int >= 1 or a non-empty list of them; "
+            f"got {value!r}."
+        )
+    if len(set(int(k) for k in ranks)) != len(ranks):
+        raise InvalidParameterError(f"The {name!r} parameter lists a rank twice: {value!r}.")
+
+
+def _verbose(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        check_int(name, value, low=0)
+
+
+#: The rule of each parameter; the ones shared with NMF are NMF's rules.
+SWEEP_RULES = {
+    "n_components": _n_components,
+    "n_replicates": partial(check_int, low=1),
+    "holdout": partial(check_real, low=0.0, high=0.5),
+    "random_state": PARAMETER_RULES["random_state"],
+    "density_threshold": partial(check_real, low=0.0),
+    "local_neighborhood": partial(check_real, low=0.0, high=1.0),
+    "verbose": _verbose,
+    **{name: PARAMETER_RULES[name] for name in SHARED},
+}
+
+
+def replicate_seeds(random_state: Any, n_replicates: int) -> tuple[int, np.ndarray]:
+    """The sweep's base seed and one seed per replicate, drawn from ``random_state``.
+
+    Replicate ``r`` of every rank uses seed ``r``: it is the fit
+    ``NMF(k, random_state=seeds[r])``.
+    """
+    base = seed_from(random_state)
+    seeds = np.random.default_rng([base, 0xC0FFEE]).integers(0, 2**31 - 1, size=n_replicates)
+    return base, seeds
+
+
+class RankSweep(BaseEstimator):
+    """Fit ``n_replicates`` random starts of every rank in ``n_components`` at once, and
+    suggest a rank by cross-validated error and stability.
+
+    All ``Σ_k n_replicates`` factorisations advance together: their factors are
+    stacked side by side (``W``: ``m × Σk``), so each iteration reads every tile of
+    ``X`` once for all of them, in memory, out of core or on a cluster; the per-replicate
+    work (Gram matrices, updates, errors) stays block-diagonal, ``Σ k²`` and never
+    ``(Σk)²``. Each replicate stops by its own ``tol`` rule and then stops costing
+    anything. With ``holdout=0`` replicate ``r`` of rank ``k`` *is* the fit
+    ``NMF(k, random_state=seeds[r], same parameters).fit(X)``.
+
+    Parameters
+    ----------
+    n_components : list of int
+        The ranks ``k`` to try.
+    n_replicates : int, default=10
+        Random starts per rank.
+    holdout : float, default=0.2
+        Fraction of the rows and of the columns held out for bi-cross-validation
+        (:mod:`dasknmf.sweep.holdout`): the replicates are fitted to the other rows
+        and columns, and ``test_error`` is the error on the held-out block
+        ``X[I, J]`` predicted from them. 0: fit on all of ``X``, no test error.
+        Smaller fractions give a noisier held-out error (docs/rank-selection.md).
+    init : {'random', 'nndsvdar'}, default='random'
+        How each replicate starts, from its own seed (the ``'nndsvd*'`` starts of
+        :class:`~dasknmf.NMF` are deterministic and give identical replicates).
+    solver : {'hals', 'mu'}, default='hals'
+        As for :class:`~dasknmf.NMF`; HALS reaches a given error in far fewer
+        iterations.
+    beta_loss : 'frobenius', default='frobenius'
+        The loss: stacked replicates are available for the Frobenius loss.
+    max_iter, tol, check_every, alpha_W, alpha_H, l1_ratio, chunks, persist
+        As for :class:`~dasknmf.NMF`, for every replicate.
+    missing : None, default=None
+        As for :class:`~dasknmf.NMF` (only ``None`` can be stacked).
+    random_state : int, RandomState or None, default=None
+        Seed of the replicates' seeds and of the held-out rows and columns.
+    density_threshold : float, default=0.5
+        cNMF's outlier filter for :meth:`consensus`: components whose mean distance
+        to their nearest neighbours (unit-norm, Euclidean; 0 to √2) exceeds it are
+        left out of the consensus.
+    local_neighborhood : float, default=0.3
+        Share of ``n_replicates`` that counts as a component's nearest neighbours.
+    verbose : int, default=0
+        If positive, print progress every ``check_every`` iterations: iteration,
+        replicates still running, seconds per iteration.
+
+    Attributes
+    ----------
+    results_ : pandas.DataFrame
+        A row per ``(k, replicate)``: ``k``, ``replicate``, ``seed``, ``n_iter``,
+        ``converged``, ``train_error`` (``‖V − WH‖_F`` on the data fitted) and
+        ``test_error`` (on the held-out block; NaN when ``holdout=0``).
+    summary_ : pandas.DataFrame
+        A row per ``k``: medians of ``train_error``, ``test_error`` and ``n_iter``,
+        the share of replicates that ``converged``, and ``stability`` (the silhouette
+        of cNMF's clustering of the replicates' components: 1 when every replicate
+        found the same components).
+    best_k_ : int
+        The suggested rank: with ``holdout > 0``, the smallest ``k`` whose median
+        test error is within 1 % (:data:`TEST_ERROR_SLACK`) of the lowest (below the
+        true rank the held-out error falls steeply; past it, extra components fit
+        noise and it stays flat or rises); with ``holdout=0``, the largest ``k``
+        whose stability is within 0.05 (:data:`STABILITY_SLACK`) of the highest
+        (ranks up to the true one are all stable; past it stability drops).
+    components_ : dict of int to ndarray
+        ``k`` → the replicates' ``H``, shape ``(n_replicates, k, n_features)`` (with a
+        holdout, the held-out columns are solved with ``W`` fixed).
+    seeds_ : ndarray
+        The seed of each replicate.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np, dasknmf
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.random((80, 3)) @ rng.random((3, 60))
+    >>> sweep = dasknmf.RankSweep([2, 3, 4], n_replicates=3, random_state=0, holdout=0.1)
+    >>> sweep = sweep.fit(X)
+    >>> sweep.best_k_
+    3
+    >>> sweep.consensus(3).components_.shape
+    (3, 60)
+    """
+
+    def __init__(
+        self,
+        n_components,
+        *,
+        n_replicates=10,
+        holdout=0.2,
+        init="random",
+        solver="hals",
+        beta_loss="frobenius",
+        max_iter=200,
+        tol=1e-4,
+        random_state=None,
+        check_every=10,
+        alpha_W=0.0,
+        alpha_H="same",
+        l1_ratio=0.0,
+        missing=None,
+        chunks=None,
+        persist="auto",
+        density_threshold=0.5,
+        local_neighborhood=0.3,
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.n_replicates = n_replicates
+        self.holdout = holdout
+        self.init = init
+        self.solver = solver
+        self.beta_loss = beta_loss
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.check_every = check_every
+        self.alpha_W = alpha_W
+        self.alpha_H = alpha_H
+        self.l1_ratio = l1_ratio
+        self.missing = missing
+        self.chunks = chunks
+        self.persist = persist
+        self.density_threshold = density_threshold
+        self.local_neighborhood = local_neighborhood
+        self.verbose = verbose
+
+    # -- fitting -----------------------------------------------------------------------
+
+    @property
+    def ranks(self) -> list[int]:
+        """The ranks tried, in increasing order."""
+        ks = [self.n_components] if isinstance(self.n_components, Integral) else self.n_components
+        return sorted(int(k) for k in ks)
+
+    def _nmf(self, k: int | None = None, **overrides) -> NMF:
+        """The single fit each replicate of rank ``k`` stands for (seed aside)."""
+        params = {name: getattr(self, name) for name in SHARED}
+        return NMF(k, **{**params, **overrides})
+
+    def _check_parameters(self) -> None:
+        params = self.get_params()
+        for name, rule in SWEEP_RULES.items():
+            rule(name, params[name])
+        if self.init not in ("random", "nndsvdar"):
+            raise InvalidParameterError(
+                f"The 'init' parameter of RankSweep must be 'random' or 'nndsvdar' "
+                f"(replicates differ only by their seed); got {self.init!r}."
+            )
+        solver = self._nmf()._solver_class()
+        if not getattr(solver, "stackable", False):
+            raise InvalidParameterError(
+                f"RankSweep cannot stack replicates of solver={self.solver!r} with "
+                f"beta_loss={self.beta_loss!r} and missing={self.missing!r}: stacked "
+                "fits are available for beta_loss='frobenius' with solver 'mu' or "
+                "'hals' and missing=None. Fit such replicates one by one with "
+                "dasknmf.NMF."
+            )
+
+    @blas_guarded
+    def fit(self, X, y=None):
+        """Fit every replicate of every rank and summarise them.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, dask array or str
+            ``m × n`` non-negative data, or the path of a dasknmf store (as for
+            :class:`~dasknmf.NMF`). Kept by reference for :meth:`consensus`.
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._check_parameters()
+        template = self._nmf()
+        V = template._as_tiled(X, reset=True)
+        m, n = V.shape
+        self.n_features_in_ = n
+        stats = template._checked_stats(V)
+        base, self.seeds_ = replicate_seeds(self.random_state, self.n_replicates)
+        cv = None
+        train, train_stats = V, stats
+        if self.holdout > 0:
+            cv = BiCrossValidation.draw(m, n, fraction=self.holdout, seed=base)
+            train = cv.train(V)
+            train_stats = inputs.compute_stats(train)
+            inputs.check_stats(train_stats)
+        self._check_ranks(train.shape, cv)
+        persisted = keeps_in_memory(train, train_stats, self.persist, "cpu")
+        if persisted:
+            (train,) = dask.persist(train)
+        ranks = [k for k in self.ranks for _ in self.seeds_]
+        stack = Stack(tuple(ranks))
+        W0, H0 = self._initial_factors(template, train, train_stats)
+        if runs_eagerly(train):
+            train, W0, H0 = dask.compute(train, W0, H0)
+        solver = template._solver(train, train_stats, in_memory=persisted)
+        results = run_stacked(
+            lambda st: replace(solver, stack=st),
+            W0,
+            H0,
+            stack,
+            max_iter=self.max_iter,
+            tol=self.tol,
+            check_every=self.check_every,
+            progress=[self._print_progress] if self.verbose else [],
+        )
+        self._summarise(results, stack, V, cv)
+        self._X = X
+        return self
+
+    def _check_ranks(self, shape: tuple[int, int], cv: BiCrossValidation | None) -> None:
+        limit = min(shape)
+        if max(self.ranks) > limit:
+            where = (
+                f"the {shape[0]} × {shape[1]} block left after holding out "
+                f"{len(cv.rows)} rows and {len(cv.cols)} columns (holdout={self.holdout})"
+                if cv is not None
+                else f"X of shape {shape}"
+            )
+            raise InvalidParameterError(
+                f"The 'n_components' parameter asks for k = {max(self.ranks)}, above "
+                f"min(n_samples, n_features) = {limit} of {where}."
+            )
+
+    def _initial_factors(self, template: NMF, V, stats) -> tuple[Any, Any]:
+        source = zero_missing(V) if template._masked else V
+        Ws, Hs = [], []
+        for k in self.ranks:
+            for seed in self.seeds_:
+                W, H = initialize(
+                    source,
+                    k,
+                    self.init,
+                    mean=template._scale_mean(stats),
+                    seed=int(seed),
+                    dtype=V.dtype,
+                )
+                Ws.append(W)
+                Hs.append(H)
+        W = da.concatenate(Ws, axis=1).rechunk({1: -1})
+        H = da.concatenate(Hs, axis=0).rechunk({0: -1})
+        return W, H
+
+    def _print_progress(self, info: SweepProgress) -> None:
+        if info.iteration % self.check_every == 0 or info.running == 0:
+            print(
+                f"iteration {info.iteration}: {info.running} of {info.total} replicates "
+                f"running, {info.seconds_per_iteration:.3g} s/iteration",
+                flush=True,
+            )
+
+    def _summarise(self, results: list[ReplicateResult], stack: Stack, V, cv) -> None:
+        import pandas as pd
+
+        n = V.shape[1]
+        R = len(self.seeds_)
+        if cv is not None:
+            W = da.concatenate([_lazy(r.W) for r in results], axis=1).rechunk({1: -1})
+            H = da.concatenate([_lazy(r.H) for r in results], axis=0).rechunk({0: -1})
+            tested = _in_memory_like(V, W, H)
+            test_errors, H_full = cv.test_errors(V, *tested, stack)
+        else:
+            test_errors = np.full(len(results), np.nan)
+            H_full = np.concatenate(dask.compute(*[r.H for r in results]), axis=0)
+        rows, self.components_, self._clusterings = [], {}, {}
+        for (s, e), result, test, k, replicate in zip(
+            stack.bounds,
+            results,
+            test_errors,
+            stack.ranks,
+            [r for _ in self.ranks for r in range(R)],
+            strict=True,
+        ):
+            rows.append(
+                dict(
+                    k=k,
+                    replicate=replicate,
+                    seed=int(self.seeds_[replicate]),
+                    n_iter=result.n_iter,
+                    converged=result.converged,
+                    train_error=result.error,
+                    test_error=float(test),
+                )
+            )
+            self.components_.setdefault(k, []).append(H_full[s:e])
+        self.results_ = pd.DataFrame(rows)
+        summary = []
+        for k in self.ranks:
+            self.components_[k] = np.stack(self.components_[k])
+            clustering = cluster_components(
+                self.components_[k].reshape(R * k, n), k, R, self.local_neighborhood
+            )
+            self._clusterings[k] = clustering
+            of_k = self.results_[self.results_["k"] == k]
+            summary.append(
+                dict(
+                    k=k,
+                    train_error=float(of_k["train_error"].median()),
+                    test_error=_median(of_k["test_error"]),
+                    stability=clustering.stability,
+                    n_iter=float(of_k["n_iter"].median()),
+                    converged=float(of_k["converged"].mean()),
+                )
+            )
+        self.summary_ = pd.DataFrame(summary)
+        self.best_k_ = self._best_k()
+        not_converged = int((~self.results_["converged"]).sum())
+        if self.tol > 0 and self.max_iter > 0 and not_converged:
+            warn_user(
+                f"{not_converged} of {len(results)} replicates reached max_iter="
+                f"{self.max_iter} without converging. Increase it to improve convergence.",
+                ConvergenceWarning,
+            )
+
+    def _best_k(self) -> int:
+        summary = self.summary_
+        ks = np.asarray(summary["k"])
+        if self.holdout > 0:
+            test = np.asarray(summary["test_error"], dtype=float)
+            return int(ks[np.flatnonzero(test <= (1 + TEST_ERROR_SLACK) * np.nanmin(test))[0]])
+        stability = np.nan_to_num(np.asarray(summary["stability"], dtype=float), nan=-np.inf)
+        return int(ks[np.flatnonzero(stability >= stability.max() - STABILITY_SLACK)[-1]])
+
+    # -- after fitting -----------------------------------------------------------------
+
+    def consensus(self, k: int) -> NMF:
+        """A fitted :class:`~dasknmf.NMF` whose ``components_`` are the consensus
+        ``H`` of rank ``k`` (:mod:`dasknmf.sweep.consensus`), with ``W`` refitted to
+        the whole input with that ``H`` fixed.
+
+        Parameters
+        ----------
+        k : int
+            One of the ranks swept.
+
+        Returns
+        -------
+        NMF
+            Fitted: ``components_``, ``W_``, ``reconstruction_err_`` (of the consensus
+            on the whole input), ``n_iter_ = 0``; its parameters are the sweep's.
+        """
+        check_is_fitted(self, "summary_")
+        if k not in self.components_:
+            raise InvalidParameterError(
+                f"consensus(k={k!r}): the sweep fitted k in {self.ranks}; choose one of them."
+            )
+        R = len(self.seeds_)
+        components = self.components_[k].reshape(R * k, -1)
+        try:
+            H = consensus_components(self._clusterings[k], components, k, self.density_threshold)
+        except ValueError as exc:
+            raise InvalidParameterError(f"consensus(k={k}): {exc}.") from None
+        dtype = components.dtype
+        H = H.astype(dtype)
+        fixed = self._nmf(k)
+        fixed.components_, fixed.n_components_, fixed.n_features_in_ = H, k, H.shape[1]
+        W = fixed.transform(self._X)
+        model = self._nmf(k, init="custom", max_iter=0)
+        model.fit(self._X, W=W, H=H)
+        model.set_params(init=self.init, max_iter=self.max_iter)
+        return model
+
+    def plot(self, path) -> Any:
+        """Draw the k-selection figure to ``path`` (median error and held-out error
+        against ``k``, stability on a second axis; the format from the suffix).
+
+        Returns
+        -------
+        pathlib.Path
+        """
+        check_is_fitted(self, "summary_")
+        return k_selection_plot(self.summary_, path, best_k=self.best_k_)
+
+
+def _median(values) -> float:
+    """The median of the finite ``values`` (NaN, without a warning, when none is)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
+    return float(np.median(values)) if len(values) else float("nan")
+
+
+def _lazy(X) -> da.Array:
+    return X if isinstance(X, da.Array) else da.from_array(X, chunks=X.shape)
+
+
+def _in_memory_like(V, W: da.Array, H: da.Array) -> tuple[Any, Any]:
+    """``W`` and ``H`` as NumPy arrays when ``V`` is held in memory, else as given."""
+    if isinstance(V, da.Array):
+        return W, H
+    return tuple(dask.compute(W, H))
