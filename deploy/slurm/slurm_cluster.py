@@ -5,16 +5,27 @@ Starts a scheduler in this process, submits ``--jobs`` SLURM jobs of dask worker
 (``cores`` threads and ``memory`` each, split over ``processes`` worker processes),
 waits until they are connected, writes the scheduler file and keeps the cluster up
 until interrupted (Ctrl-C, SIGTERM) or ``--lifetime`` runs out; then the worker
-jobs are cancelled and the scheduler file removed. Run it on a login node (in
-``tmux``/``screen``) or inside a small allocation, then, from any node that sees the
-shared file system::
+jobs are cancelled and the scheduler file removed (only when this run wrote it).
+Run it on a login node (in ``tmux``/``screen``) or inside a small allocation, then,
+from any node that sees the shared file system::
 
     dasknmf submit job.yaml --scheduler-file /shared/dask/scheduler.json
 
 Settings come from a YAML file (``slurm.yaml`` beside this script shows every key)
 and the command line, which wins. Needs ``pip install 'dasknmf[slurm]'``
 (dask-jobqueue); ``--dry-run`` prints the settings, and the job script when
-dask-jobqueue is installed, without submitting anything.
+dask-jobqueue is installed, and asks ``sbatch --test-only`` whether SLURM would
+accept it, without submitting anything or starting a scheduler.
+
+Before anything is submitted, the scheduler file's path is checked (a directory it
+can be written in; not the file of a scheduler that is running) and the worker job
+is shown to ``sbatch --test-only``: a job SLURM refuses (unknown partition, account,
+too much memory) is an error at once, exit 2, with SLURM's own message. Each worker
+job writes its log to ``slurm-<jobid>.out`` in the directory this script was started
+in (``--log-directory`` puts them elsewhere).
+
+Exit status: 0 stopped as asked; 1 the workers did not connect within ``--timeout``;
+2 a bad setting, an unusable scheduler file or a job SLURM refused.
 
 Examples
 --------
@@ -28,14 +39,19 @@ Examples
 from __future__ import annotations
 
 import argparse
-import contextlib
+import json
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -52,40 +68,62 @@ SETTINGS: dict[str, tuple[Any, str]] = {
     "account": (None, "SLURM account (-A)"),
     "interface": (None, "network interface of the workers and scheduler, e.g. ib0"),
     "local_directory": (None, "workers' spill directory, a node-local disk (e.g. $TMPDIR)"),
+    "log_directory": (None, "where the worker jobs write slurm-<jobid>.out (default: here)"),
     "scheduler_file": ("dask-scheduler.json", "where to write the scheduler file (shared)"),
     "dask_config": (str(REPO / "configs" / "dask.yaml"), "DASK_CONFIG for every process"),
-    "python": (None, "Python on the compute nodes (default: this one)"),
-    "job_extra_directives": ([], "more #SBATCH lines, e.g. ['--qos=long']"),
+    "python": (None, "Python on the compute nodes (default: the one running this script)"),
+    "job_extra_directives": ([], "more #SBATCH lines, e.g. --qos=long (repeatable)"),
     "job_script_prologue": ([], "shell lines run before the worker, e.g. module loads"),
     "timeout": (600, "seconds to wait for all workers (queueing included)"),
     "lifetime": (None, "seconds to keep the cluster up (default: until interrupted)"),
 }
 _LISTS = {"job_extra_directives", "job_script_prologue"}
 _INTS = {"jobs", "cores", "processes", "timeout", "lifetime"}
+#: What the worker jobs connect to in the job script of ``--dry-run`` (no scheduler).
+PLACEHOLDER = "tcp://SCHEDULER:PORT"
 
 
 class SettingsError(ValueError):
     """A setting from the YAML file or the command line is not valid."""
 
 
+class RefusedError(RuntimeError):
+    """SLURM refused the worker job (``sbatch`` failed); the message is SLURM's."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_list_values_joined(sys.argv[1:] if argv is None else argv))
     try:
         settings = resolve(args)
     except SettingsError as exc:
-        print(f"slurm_cluster: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(str(exc))
     for key, value in settings.items():
         print(f"  {key:<20} : {value}")
     try:
-        from dask_jobqueue import SLURMCluster
+        if not args.dry_run:
+            check_scheduler_file(settings["scheduler_file"])
+    except SettingsError as exc:
+        return _error(str(exc))
+    try:
+        from dask_jobqueue.slurm import SLURMJob
     except ImportError:
         message = "dask-jobqueue is not installed: pip install 'dasknmf[slurm]'"
         if args.dry_run:
             print(f"(job script not shown: {message})")
             return 0
-        print(f"slurm_cluster: error: {message}", file=sys.stderr)
-        return 2
+        return _error(message)
+
+    script = SLURMJob(scheduler=PLACEHOLDER, name="dasknmf-worker", **job_kwargs(settings))
+    if args.dry_run:
+        print(script.job_script())
+    try:
+        verdict = test_submission(script.job_script())
+    except RefusedError as exc:
+        return _error(str(exc))
+    if verdict is not None:
+        print(f"sbatch --test-only: {verdict}")
+    if args.dry_run:
+        return 0
 
     import dask.config
 
@@ -93,11 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ["DASK_CONFIG"] = settings["dask_config"]
     with open(settings["dask_config"]) as f:
         dask.config.update(dask.config.config, yaml.safe_load(f) or {}, priority="new")
-    with SLURMCluster(**cluster_kwargs(settings)) as cluster:
-        if args.dry_run:
-            print(cluster.job_script())
-            return 0
-        return _serve(cluster, settings)
+    refused: list[str] = []
+    with _cluster_class(refused)(**cluster_kwargs(settings)) as cluster:
+        return _serve(cluster, settings, refused)
 
 
 def resolve(args: argparse.Namespace) -> dict[str, Any]:
@@ -140,8 +176,8 @@ def resolve(args: argparse.Namespace) -> dict[str, Any]:
     return settings
 
 
-def cluster_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
-    """Keyword arguments of ``dask_jobqueue.SLURMCluster`` (version 0.8 or later)."""
+def job_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``dask_jobqueue.SLURMJob`` (version 0.8 or later)."""
     kwargs: dict[str, Any] = {
         "cores": settings["cores"],
         "processes": settings["processes"],
@@ -154,18 +190,94 @@ def cluster_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
             f"export DASK_CONFIG={settings['dask_config']}",
             *settings["job_script_prologue"],
         ],
-        # The dashboard on a random port: several clusters may share a login node.
-        "scheduler_options": {"dashboard_address": ":0"},
     }
-    for key in ("queue", "account", "interface", "local_directory"):
+    for key in ("queue", "account", "interface", "local_directory", "log_directory"):
         if settings[key] is not None:
             kwargs[key] = settings[key]
-    if settings["interface"] is not None:
-        kwargs["scheduler_options"]["interface"] = settings["interface"]
     return kwargs
 
 
-def _serve(cluster: Any, settings: dict[str, Any]) -> int:
+def cluster_kwargs(settings: dict[str, Any]) -> dict[str, Any]:
+    """Keyword arguments of ``dask_jobqueue.SLURMCluster``: the job's, and the
+    scheduler's (on the same interface as the workers)."""
+    # The dashboard on a random port: several clusters may share a login node.
+    scheduler: dict[str, Any] = {"dashboard_address": ":0"}
+    if settings["interface"] is not None:
+        scheduler["interface"] = settings["interface"]
+    return {**job_kwargs(settings), "scheduler_options": scheduler}
+
+
+def check_scheduler_file(path: str) -> None:
+    """Refuse a scheduler file that could not be written, or that belongs to a
+    scheduler that is running (checked before anything is submitted)."""
+    target = Path(path)
+    if target.is_dir():
+        raise SettingsError(f"scheduler_file {path!r} is a directory; give a file's path")
+    if target.exists():
+        address = _address_in(target)
+        if address is not None and _listening(address):
+            raise SettingsError(
+                f"scheduler_file {path!r} belongs to a running scheduler ({address}): "
+                "stop that cluster first, or give another --scheduler-file"
+            )
+    folder = target.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SettingsError(
+            f"scheduler_file {path!r} cannot be written: {str(folder)!r} is a file, "
+            "not a directory"
+        )
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SettingsError(
+            f"scheduler_file {path!r} cannot be written: no permission to write in {str(folder)!r}"
+        )
+
+
+def test_submission(script: str) -> str | None:
+    """SLURM's answer to ``sbatch --test-only`` of the worker job (``None`` without
+    ``sbatch`` on PATH); raises :class:`RefusedError` when SLURM would refuse it."""
+    sbatch = shutil.which("sbatch")
+    if sbatch is None:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".sh", delete=False) as f:
+        f.write(script)
+    try:
+        done = subprocess.run(
+            [sbatch, "--test-only", f.name], capture_output=True, text=True, timeout=60
+        )
+    finally:
+        os.unlink(f.name)
+    said = (done.stderr.strip() or done.stdout.strip()).replace("\n", "; ")
+    if done.returncode != 0:
+        raise RefusedError(f"sbatch --test-only refuses the worker job: {said}")
+    return said
+
+
+def _cluster_class(refused: list[str]) -> type:
+    """``SLURMCluster`` whose jobs put SLURM's message in ``refused`` when ``sbatch``
+    fails, instead of raising inside the event loop (a traceback, and a cluster that
+    waits for workers that will never come)."""
+    from dask_jobqueue import SLURMCluster
+    from dask_jobqueue.core import Job
+    from dask_jobqueue.slurm import SLURMJob
+
+    class RefusableJob(SLURMJob):
+        async def start(self) -> None:
+            try:
+                await super().start()
+            except RuntimeError as exc:  # dask-jobqueue: "Command exited with non-zero..."
+                text = str(exc)
+                refused.append(text.split("stderr:", 1)[-1].strip() or text)
+                await super(Job, self).start()  # no job: nothing to cancel at the end
+
+    class RefusableCluster(SLURMCluster):
+        job_cls = RefusableJob
+
+    return RefusableCluster
+
+
+def _serve(cluster: Any, settings: dict[str, Any], refused: list[str]) -> int:
     from distributed import Client
 
     def interrupt(*_: object) -> None:
@@ -174,22 +286,26 @@ def _serve(cluster: Any, settings: dict[str, Any]) -> int:
     signal.signal(signal.SIGTERM, interrupt)  # as Ctrl-C: leave the with-blocks cleanly
     workers = settings["jobs"] * settings["processes"]
     scheduler_file = Path(settings["scheduler_file"])
+    written = None  # the scheduler file's content, once this run has written it
     cluster.scale(jobs=settings["jobs"])
-    print(f"submitted {settings['jobs']} SLURM job(s); scheduler at {cluster.scheduler_address}")
+    print(f"submitting {settings['jobs']} SLURM job(s); scheduler at {cluster.scheduler_address}")
     try:
         with Client(cluster) as client:
-            try:
-                client.wait_for_workers(workers, timeout=settings["timeout"])
-            except TimeoutError:
-                connected = len(client.scheduler_info(n_workers=-1)["workers"])
-                print(
-                    f"slurm_cluster: error: {connected} of {workers} workers connected within "
-                    f"{settings['timeout']}s (jobs still queued? see squeue -u $USER)",
-                    file=sys.stderr,
-                )
-                return 1
+            deadline = time.monotonic() + settings["timeout"]
+            while (connected := len(client.scheduler_info(n_workers=-1)["workers"])) < workers:
+                if refused:
+                    return _error(f"SLURM refused a worker job: {'; '.join(refused)}")
+                if time.monotonic() > deadline:
+                    return _error(
+                        f"{connected} of {workers} workers connected within "
+                        f"{settings['timeout']}s (jobs still queued? see squeue -u $USER, "
+                        "and the jobs' slurm-<jobid>.out)",
+                        code=1,
+                    )
+                time.sleep(0.5)
             scheduler_file.parent.mkdir(parents=True, exist_ok=True)
             client.write_scheduler_file(str(scheduler_file))
+            written = scheduler_file.read_text()
             print(f"{workers} workers up; scheduler file {scheduler_file}")
             print(f"  dasknmf submit JOB.yaml --scheduler-file {scheduler_file}")
             print(f"  dashboard: {client.dashboard_link}")
@@ -200,26 +316,77 @@ def _serve(cluster: Any, settings: dict[str, Any]) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            scheduler_file.unlink()
+        # Only the file this run wrote: a failed start must not delete the scheduler
+        # file of another cluster, nor one that was written over since.
+        try:
+            if written is not None and scheduler_file.read_text() == written:
+                scheduler_file.unlink()
+        except OSError:
+            pass
         print("stopping: cancelling the worker jobs")
     return 0
+
+
+def _address_in(path: Path) -> str | None:
+    try:
+        return str(json.loads(path.read_text())["address"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _listening(address: str) -> bool:
+    """Whether something accepts connections at a dask address (``tcp://host:port``)."""
+    parts = urlsplit(address)
+    if parts.hostname is None or parts.port is None:
+        return False
+    try:
+        with socket.create_connection((parts.hostname, parts.port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def _error(message: str, code: int = 2) -> int:
+    print(f"slurm_cluster: error: {message}", file=sys.stderr)
+    return code
+
+
+def _list_values_joined(argv: Sequence[str]) -> list[str]:
+    """``--job-extra-directives --qos=long`` as ``--job-extra-directives=--qos=long``:
+    argparse takes a value that starts with ``-`` for an option."""
+    flags = {"--" + key.replace("_", "-") for key in _LISTS}
+    out: list[str] = []
+    items = iter(argv)
+    for item in items:
+        if item in flags:
+            value = next(items, None)
+            out.append(item if value is None else f"{item}={value}")
+        else:
+            out.append(item)
+    return out
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog="Settings not given here come from --config, else the defaults shown.",
     )
     parser.add_argument("--config", help="YAML file of settings (see slurm.yaml)")
-    parser.add_argument("--dry-run", action="store_true", help="print, submit nothing")
-    for key, (_default, text) in SETTINGS.items():
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the settings and the job script, ask sbatch --test-only; submit nothing",
+    )
+    for key, (default, text) in SETTINGS.items():
         flag = "--" + key.replace("_", "-")
+        shown = "" if default in (None, []) or "(default" in text else f" (default: {default})"
         if key in _LISTS:
-            parser.add_argument(flag, dest=key, action="append", metavar="VALUE", help=text)
+            parser.add_argument(
+                flag, dest=key, action="append", metavar="VALUE", help=text + shown
+            )
         else:
             kind = int if key in _INTS else str
-            parser.add_argument(flag, dest=key, type=kind, help=text)
+            parser.add_argument(flag, dest=key, type=kind, help=text + shown)
     return parser
 
 

@@ -14,6 +14,7 @@ import yaml
 
 from dasknmf.jobs.config import parse_config
 from tests.cluster.conftest import REPO
+from tests.cluster.slurm_testing import environment, fake_command
 
 DEPLOY = REPO / "deploy"
 K8S = DEPLOY / "kubernetes"
@@ -22,6 +23,7 @@ SCRIPTS = [
     DEPLOY / "processes" / "stop-cluster.sh",
     DEPLOY / "tls" / "make-certs.sh",
     DEPLOY / "slurm" / "dasknmf.sbatch",
+    DEPLOY / "slurm" / "local-slurm.sh",
 ]
 
 
@@ -88,12 +90,16 @@ def test_slurm_settings_dry_run_and_unknown_keys(tmp_path):
     script = DEPLOY / "slurm" / "slurm_cluster.py"
     config = DEPLOY / "slurm" / "slurm.yaml"
     command = [sys.executable, str(script), "--config", str(config), "--dry-run"]
+    # --dry-run asks sbatch --test-only: a stand-in that accepts, whatever SLURM is here.
+    fakes = tmp_path / "bin"
+    fake_command(fakes, "sbatch", 'echo "sbatch: Job 1 to start" >&2')
     done = subprocess.run(
         [*command, "--jobs", "8", "--account", "proj42"],
         cwd=REPO,
         capture_output=True,
         text=True,
         timeout=120,
+        env=environment(fakes),
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"^  jobs\s+: 8$", done.stdout, re.M)
