@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
-from dasknmf import products
+from dasknmf import devices, products
 from dasknmf.errors import InvalidInputError
 
 #: Bytes of V per tile aimed at when dasknmf chooses the tiling of an in-memory input.
@@ -143,6 +143,36 @@ def compute_stats(V: da.Array, *, nan_is_missing: bool = False) -> MatrixStats:
         first_nonfinite=position(s[6]),
         n_observed=int(s[7]),
     )
+
+
+def observed_counts(V: da.Array) -> tuple[np.ndarray, np.ndarray]:
+    """The number of observed entries of each row and each column of ``V`` (stored
+    entries of sparse tiles, non-NaN entries of dense ones), as int64 arrays."""
+    if not products.is_lazy(V):
+        return _tile_counts(V, 1).ravel(), _tile_counts(V, 0).ravel()
+    meta = np.empty((0, 0), dtype=np.int64)
+    ones = {1: (1,) * V.numblocks[1]}
+    per_row = V.map_blocks(
+        _tile_counts, 1, chunks=(V.chunks[0], ones[1]), dtype=np.int64, meta=meta
+    )
+    per_col = V.map_blocks(
+        _tile_counts, 0, chunks=((1,) * V.numblocks[0], V.chunks[1]), dtype=np.int64, meta=meta
+    )
+    rows, cols = da.compute(per_row.sum(axis=1), per_col.sum(axis=0))
+    return np.asarray(rows), np.asarray(cols)
+
+
+def _tile_counts(tile, axis: int) -> np.ndarray:
+    tile = devices.block_to_host(tile)
+    if sp.issparse(tile):
+        csr = tile.tocsr()
+        counts = (
+            np.diff(csr.indptr) if axis == 1 else np.bincount(csr.indices, minlength=tile.shape[1])
+        )
+    else:
+        counts = (~np.isnan(tile)).sum(axis=axis)
+    counts = np.asarray(counts, dtype=np.int64)
+    return counts[:, None] if axis == 1 else counts[None, :]
 
 
 def check_shape(shape: tuple[int, ...], name: str = "X") -> None:

@@ -105,3 +105,37 @@ def masked_error(V, M, W, H, beta: float = 2.0) -> float:
         else:
             d = (v**beta + (beta - 1) * x**beta - beta * v * x ** (beta - 1)) / (beta * (beta - 1))
     return float(np.sqrt(2 * max(d.sum(), 0.0)))
+
+
+def masked_als(V, M, W, H, n_iter: int, *, l1=(0.0, 0.0), l2=(0.0, 0.0), weighted=(0.0, 0.0)):
+    """Alternating non-negative least squares over the entries where ``M`` is 1: each
+    row of ``W`` (then each column of ``H``) by ``scipy.optimize.nnls`` on its own
+    observed entries, the ridge ``l2 + weighted · n_obs`` and ``l1`` written as extra
+    least-squares rows. Returns W, H and ``‖M ∘ (V − WH)‖_F`` per sweep."""
+    from scipy.optimize import nnls
+
+    V, M = np.nan_to_num(dense(V)), np.asarray(M, dtype=bool)
+    W, H = np.array(W, dtype=np.float64), np.array(H, dtype=np.float64)
+    k = W.shape[1]
+
+    def solve(A, y, l1_, l2_):
+        # min ½‖Ax − y‖² + l1·Σx + ½ l2‖x‖², x ≥ 0  ==  an NNLS on stacked rows, with the
+        # linear term folded in by completing the square against A's Gram.
+        G = A.T @ A + l2_ * np.eye(k)
+        rhs = A.T @ y - l1_
+        if not A.shape[0] and not l2_:
+            return np.zeros(k)
+        # G = RᵀR (G is positive definite here, or a zero row: handled above).
+        R = np.linalg.cholesky(G + 1e-300 * np.eye(k)).T
+        return nnls(R, np.linalg.solve(R.T, rhs))[0]
+
+    errors = []
+    for _ in range(n_iter):
+        for i in range(W.shape[0]):
+            seen = M[i]
+            W[i] = solve(H[:, seen].T, V[i, seen], l1[0], l2[0] + weighted[0] * seen.sum())
+        for j in range(H.shape[1]):
+            seen = M[:, j]
+            H[:, j] = solve(W[seen], V[seen, j], l1[1], l2[1] + weighted[1] * seen.sum())
+        errors.append(float(np.linalg.norm((V - W @ H)[M])))
+    return W, H, errors

@@ -54,7 +54,10 @@ def add_ingest_command(subparsers: argparse._SubParsersAction) -> None:
             "text corpus (a directory of .txt documents, or with --corpus a file of one "
             "document per line) as a documents x terms count matrix tokenised by "
             "scikit-learn's CountVectorizer, keeping the vocabulary as column ids. "
-            "Everything but .npz and dense .mtx is streamed with bounded memory."
+            "Everything but .npz and dense .mtx is streamed with bounded memory. A "
+            "negative, NaN or infinite value is refused (exit 2, nothing written), naming "
+            "the file and where the first one is, unless --keep-invalid; the NaN of a "
+            "dense matrix mark missing entries and are kept."
         ),
     )
     ing.add_argument(
@@ -88,9 +91,8 @@ def add_ingest_command(subparsers: argparse._SubParsersAction) -> None:
     ing.add_argument(
         "--keep-invalid",
         action="store_true",
-        default=None,
-        help="MatrixMarket coordinate files: store negative, NaN and infinite values "
-        "instead of refusing the file (fit refuses them: clean the store first)",
+        help="store negative, NaN and infinite values instead of refusing the file "
+        "(fit refuses them: clean the store first)",
     )
     _add_triplet_flags(ing)
     _add_anndata_flags(ing)
@@ -223,7 +225,6 @@ def _add_corpus_flags(ing: argparse.ArgumentParser) -> None:
 
 # Flags that apply to one kind of input only (input_kind's names), by that kind.
 _KIND_NAMES = {
-    "mtx": "MatrixMarket files (.mtx, .mtx.gz, .mtx.bz2)",
     "triplets": "triplet files (.csv, .tsv, .txt, .parquet)",
     "anndata": "AnnData files (.h5ad, AnnData .zarr)",
     "corpus": "text corpora (a directory of .txt files, or --corpus)",
@@ -232,7 +233,6 @@ _KIND_NAMES = {
 
 def _kind_flags(args: argparse.Namespace) -> dict[str, dict[str, object]]:
     return {
-        "mtx": {"--keep-invalid": args.keep_invalid},
         "triplets": {
             "--holdout": args.holdout,
             "--holdout-output": args.holdout_output,
@@ -275,8 +275,6 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
-    # --keep-invalid reaches MatrixMarket files only (the flags check above).
-    keep = {"keep_invalid": True} if args.keep_invalid else {}
     return ingest(
         args.src,
         args.dst,
@@ -284,7 +282,7 @@ def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> 
         format=args.format,
         dtype=args.dtype,
         overwrite=args.overwrite,
-        **keep,
+        keep_invalid=args.keep_invalid,
     )
 
 
@@ -297,6 +295,7 @@ def _ingest_anndata(args: argparse.Namespace, chunks: tuple[int, ...] | None) ->
         format=args.format,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        keep_invalid=args.keep_invalid,
     )
 
 
@@ -321,6 +320,7 @@ def _ingest_corpus(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> 
         chunks=chunks,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        keep_invalid=args.keep_invalid,
         **given,  # type: ignore[arg-type]
     )
 
@@ -345,6 +345,7 @@ def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -
         chunks=chunks,
         dtype=args.dtype,
         overwrite=args.overwrite,
+        keep_invalid=args.keep_invalid,
     )
 
 

@@ -197,7 +197,7 @@ def describe_job(config: JobConfig) -> str:
     ...                     "model": {"n_components": 4}, "output": {"directory": "/tmp/o"}})
     >>> print(describe_job(job))  # doctest: +ELLIPSIS
       input      : example:term-document (5,000 x 2,000, built in memory)
-      model      : n_components=4, solver=mu, loss=frobenius, init=default, ...
+      model      : n_components=4, solver=auto, loss=frobenius, init=default, ...
       cluster    : threads in this process (one per core)
       output     : /tmp/o (...)
       checkpoint : off

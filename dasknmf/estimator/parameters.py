@@ -80,6 +80,7 @@ PARAMETER_RULES: dict[str, Rule] = {
     "alpha_W": partial(check_real, low=0.0),
     "alpha_H": _or_word("same", partial(check_real, low=0.0)),
     "l1_ratio": partial(check_real, low=0.0, high=1.0),
+    "alpha_weighted": partial(check_real, low=0.0),
     "missing": _one_of(None, "ignore"),
     "verbose": _verbose,
     "device": _one_of(*DEVICES),
@@ -120,7 +121,15 @@ def check_parameters(params: Mapping[str, Any], names: Iterable[str] | None = No
     for name in PARAMETER_RULES if names is None else names:
         PARAMETER_RULES[name](name, params[name])
     if names is None:
-        solver_for(params)
+        cls = solver_for(params)
+        masked = params["missing"] == "ignore"
+        if params["alpha_weighted"] and masked and not getattr(cls, "weighted_lambda", False):
+            raise InvalidParameterError(
+                f"The 'alpha_weighted' parameter {params['alpha_weighted']!r} needs "
+                "solver='als' (or 'auto') with missing='ignore'; "
+                f"solver={params['solver']!r} has no per-row counts of observed "
+                "entries. Use alpha_W/alpha_H with it instead."
+            )
 
 
 def resolve_n_components(

@@ -13,12 +13,35 @@ import numpy as np
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted
 
-from dasknmf import devices
-from dasknmf.errors import InvalidInputError, InvalidParameterError
+from dasknmf import devices, inputs
+from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.resources import blas_guarded
-from dasknmf.solvers import masked
+from dasknmf.solvers import Solver, masked
 
-__all__ = ["RatingsMixin"]
+__all__ = ["RatingsMixin", "warn_underdetermined"]
+
+
+def warn_underdetermined(V, k: int, solver: Solver) -> None:
+    """Warn when a least-squares solver meets rows or columns with fewer observed
+    entries than ``k`` and no L2 penalty: their problems have no unique solution, and
+    which one the solver returns is arbitrary (its predictions can be far off)."""
+    if not getattr(solver, "weighted_lambda", False):
+        return
+    sides = {"rows": solver.penalty_w, "columns": solver.penalty_h}
+    sides = [name for name, p in sides.items() if p.l2 == 0 and p.l2_weighted == 0]
+    if not sides:
+        return
+    counts = dict(zip(("rows", "columns"), inputs.observed_counts(V), strict=True))
+    few = {name: int(((counts[name] > 0) & (counts[name] < k)).sum()) for name in sides}
+    sides = [f"{n} {name}" for name, n in few.items() if n]
+    if sides:
+        warn_user(
+            f"X has {' and '.join(sides)} with fewer observed entries than "
+            f"n_components={k}: without an L2 penalty their least-squares problems have "
+            "no unique solution and their predictions are arbitrary. Set alpha_weighted "
+            "(e.g. 0.03 for ratings on a 1-5 scale) or alpha_W.",
+            UserWarning,
+        )
 
 
 class RatingsMixin:

@@ -24,7 +24,7 @@ from dasknmf.storage import MatrixInfo
 __all__ = ["Importer", "require_file"]
 
 #: Parameters of every importer's :meth:`~Importer.ingest`; the others are its own.
-_COMMON_OPTIONS = ("chunks", "format", "dtype", "overwrite", "storage_options")
+_COMMON_OPTIONS = ("chunks", "format", "dtype", "overwrite", "storage_options", "keep_invalid")
 
 
 class Importer(ABC):
@@ -83,19 +83,25 @@ class Importer(ABC):
         dtype: Any = None,
         overwrite: bool = False,
         storage_options: dict[str, Any] | None = None,
+        keep_invalid: bool = False,
         **options: Any,
     ) -> MatrixInfo:
         """Write the file at ``path`` into a new store at ``dst``; return its summary.
 
-        Parameters after ``dst`` are those of :func:`~dasknmf.storage.write_matrix`;
-        ``options`` are those of :attr:`function` (see :attr:`option_names`).
+        Parameters after ``dst`` are those of :func:`~dasknmf.storage.write_matrix`,
+        and ``keep_invalid``: store negative, NaN and infinite values instead of
+        refusing the file (:mod:`dasknmf.ingest.values`; a dense matrix's NaN, its
+        missing entries, are always kept). ``options`` are those of :attr:`function`
+        (see :attr:`option_names`).
 
         Raises
         ------
         InputFileNotFoundError
             ``path`` does not exist.
         UnsupportedFormatError, InvalidInputError
-            Content that is not this format, or not a matrix, naming the file.
+            Content that is not this format, or not a matrix, naming the file; an
+            invalid value (without ``keep_invalid``), naming the file, where the
+            first one is and how many there are. Nothing is written.
         InvalidParameterError
             ``format="dense"`` for a sparse-only format; options for a format that
             takes none.
@@ -103,7 +109,7 @@ class Importer(ABC):
             ``dst`` exists; it is left as it was.
         """
         p = Path(path)
-        common = dict(chunks=chunks, dtype=dtype, overwrite=overwrite)
+        common = dict(chunks=chunks, dtype=dtype, overwrite=overwrite, keep_invalid=keep_invalid)
         if not self.sparse_only:
             common["format"] = format
         elif format not in (None, "sparse"):
@@ -135,13 +141,14 @@ class Importer(ABC):
         **options: Any,
     ) -> MatrixInfo:
         """:meth:`ingest` once its arguments are checked against the format: ``options``
-        are ``chunks``, ``dtype``, ``overwrite``, ``format`` (unless :attr:`sparse_only`)
-        and the format's own."""
+        are ``chunks``, ``dtype``, ``overwrite``, ``keep_invalid``, ``format`` (unless
+        :attr:`sparse_only`) and the format's own."""
 
     def shape(self, path: str | os.PathLike[str]) -> tuple[int, int] | None:
-        """The matrix's ``(rows, cols)`` from the file's header alone, or ``None`` when
-        only reading the data tells (triplet ids, corpora ...). Validation uses it to
-        check what the shape decides (the rank) before any work.
+        """The matrix's ``(rows, cols)`` from the file's header or metadata alone (a
+        MatrixMarket size line, a ``.npy`` header, an AnnData X's attributes), or
+        ``None`` when only reading the data tells (triplet ids, corpora ...).
+        Validation uses it to check what the shape decides (the rank) before any work.
 
         Raises
         ------

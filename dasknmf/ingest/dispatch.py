@@ -88,6 +88,7 @@ def ingest(
     storage_options: dict[str, Any] | None = None,
     layer: str | None = None,
     corpus: bool = False,
+    keep_invalid: bool = False,
     **options: Any,
 ) -> MatrixInfo:
     """Import a matrix file into a store; return the new store's :class:`MatrixInfo`.
@@ -120,6 +121,13 @@ def ingest(
     with ``corpus=True``, a file of one document per line (without it a ``.txt``
     file is a triplet file). ``format`` must then be None or ``"sparse"``.
 
+    NMF needs finite non-negative values: a negative, NaN or infinite value is
+    refused before anything is written (``InvalidInputError`` naming the file, the
+    first such value's line, or its row and column, and how many there are), unless
+    ``keep_invalid=True`` stores them for a user who cleans the store before fitting.
+    In a dense matrix (``.npy``, a plain ``.npz``, dense MatrixMarket, dense AnnData)
+    NaN marks a missing entry (``missing='ignore'``) and is kept.
+
     Further keyword ``options`` go to the function for the file's kind
     (:func:`ingest_function` says which: e.g. ``delimiter=``, ``columns=`` for
     triplets, ``min_df=``, ``stop_words=`` for corpora); other kinds take none.
@@ -135,9 +143,10 @@ def ingest(
         and entry) and an entry count differing from the header's. Nothing is
         written to ``dst`` then.
     InvalidInputError
-        A triplet file with a bad line, naming it (see
-        :func:`~dasknmf.ingest.ingest_triplets`); an AnnData file without the
-        matrix asked for; a corpus without documents or terms.
+        A negative, NaN or infinite value (without ``keep_invalid``); a triplet
+        file with a bad line, naming it (see :func:`~dasknmf.ingest.ingest_triplets`);
+        an AnnData file without the matrix asked for; a corpus without documents or
+        terms.
     InvalidParameterError
         ``layer`` for a file that is not AnnData, or ``format="dense"`` for triplet
         files and corpora.
@@ -167,6 +176,7 @@ def ingest(
         dtype=dtype,
         overwrite=overwrite,
         storage_options=storage_options,
+        keep_invalid=keep_invalid,
         **options,
     )
 

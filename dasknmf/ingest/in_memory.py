@@ -18,6 +18,7 @@ from dasknmf.storage import MatrixInfo, matrix_info, write_matrix
 
 from .base import Importer, require_file
 from .registry import accepted_formats
+from .values import check_matrix
 
 __all__ = ["InMemoryImporter"]
 
@@ -78,7 +79,19 @@ class InMemoryImporter(Importer):
         logger.info("ingested %s into %s", path, dst)
         return matrix_info(dst, storage_options=storage_options)
 
-    def write(self, path: Path, dst: str | os.PathLike[str], **options: Any) -> None:
-        """Write the file into a store: :meth:`read`, then
+    def write(
+        self,
+        path: Path,
+        dst: str | os.PathLike[str],
+        *,
+        keep_invalid: bool = False,
+        **options: Any,
+    ) -> None:
+        """Write the file into a store: :meth:`read`, refuse a negative, infinite or
+        (sparse) NaN value unless ``keep_invalid`` (:func:`~dasknmf.ingest.values.check_matrix`,
+        one pass over the matrix before anything is written), then
         :func:`~dasknmf.storage.write_matrix` with ``options``."""
-        write_matrix(self.read(path), dst, **options)
+        matrix = self.read(path)
+        if not keep_invalid:
+            check_matrix(matrix, repr(str(path)))
+        write_matrix(matrix, dst, **options)

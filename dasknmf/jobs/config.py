@@ -119,7 +119,7 @@ class InputConfig:
         Keyword arguments of the ingest function for the file's kind
         (:func:`dasknmf.ingest.ingest_function`): ``delimiter``,
         ``columns`` for triplets, ``layer`` for AnnData, ``min_df``, ``stop_words``
-        for corpora...
+        for corpora..., ``keep_invalid`` for every kind.
     """
 
     path: str
@@ -145,7 +145,7 @@ class ModelConfig:
     ``'random'`` with ``missing: ignore``)."""
 
     n_components: int
-    solver: str = "mu"
+    solver: str = "auto"
     loss: str | float = "frobenius"
     init: str | None = None
     max_iter: int = 200
@@ -238,7 +238,7 @@ class JobConfig:
     >>> job = parse_config({"input": {"path": "example:term-document"},
     ...                     "model": {"n_components": 5}, "output": {"directory": "out"}})
     >>> job.model.solver, job.cluster.type, job.output.overwrite
-    ('mu', 'threads', False)
+    ('auto', 'threads', False)
     """
 
     input: InputConfig
@@ -400,8 +400,7 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         sections.check_model(values["model"], c)
         if values["input"] is not None:
             sections.check_evaluation(values["input"], values["model"], c)
-            if check_paths:
-                sections.check_rank(values["input"], values["model"], c)
+            sections.check_rank(values["input"], values["model"], c, check_paths=check_paths)
     if values["cluster"] is not None:
         sections.check_cluster(values["cluster"], c, check_paths=check_paths)
     if values["output"] is not None:

@@ -26,7 +26,7 @@ from dasknmf.solvers import (
     get_solver,
     solver_names,
 )
-from dasknmf.storage import is_store_directory, matrix_info
+from dasknmf.storage import is_store_directory, open_store_meta
 
 __all__ = [
     "CLUSTER_KEYS",
@@ -37,6 +37,7 @@ __all__ = [
     "INITS",
     "LOSSES",
     "MATRIX_FILE_SUFFIXES",
+    "MAX_N_COMPONENTS",
     "RULES",
     "SOLVERS",
     "input_kind",
@@ -54,6 +55,10 @@ EXAMPLE_SHAPE = (5_000, 2_000)
 #: its registered importers claim. An existing regular file with another name is handed
 #: to ``ingest`` too (it names the formats it accepts); anything else is a dasknmf store.
 MATRIX_FILE_SUFFIXES = file_suffixes()
+
+#: The largest ``model.n_components`` a job takes, whatever its input: W and H hold
+#: ``(m + n) k >= 2 k²`` values (``k <= min(m, n)``), 8 TiB of float32 at ``k = 2**20``.
+MAX_N_COMPONENTS = 2**20
 
 LOSSES = tuple(LOSS_BETAS)
 SOLVERS = solver_names()
@@ -518,37 +523,56 @@ def check_evaluation(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checke
 
 def input_shape(values: Mapping[str, Any]) -> tuple[int, int] | None:
     """The input's ``(m, n)`` as far as metadata tells, reading no data: the example's
-    shape, a local store's metadata, or a matrix file's header
-    (:meth:`dasknmf.ingest.base.Importer.shape`); ``None`` when only the data would
-    tell (triplet ids, corpora) or for a store URL (nothing is fetched to validate).
-    Call it on the values :func:`check_input` resolved, once they are valid."""
+    shape, a store's metadata record (local or URL, with ``input.storage_options``:
+    no tile is read), or a matrix file's header or attributes
+    (:meth:`dasknmf.ingest.base.Importer.shape`: MatrixMarket, ``.npz``, ``.npy``,
+    AnnData); ``None`` when only the data would tell (triplet ids, corpora). Call it
+    on the values :func:`check_input` resolved, once they are valid."""
     path = values["path"]
     kind = input_kind(path)
     if kind == "example":
         shape = values.get("rows"), values.get("cols")
         return shape if all(isinstance(d, int) for d in shape) else None  # else reported
-    if is_url(path):
-        return None
     try:
         if kind == "store":
-            return matrix_info(path).shape
+            return open_store_meta(path, values.get("storage_options") or None)[2].shape
         return importer_for(path, corpus=values.get("corpus", False)).shape(path)
-    except (DaskNMFError, OSError):
-        return None  # reading the input reports what is wrong with it, with its own words
+    except (DaskNMFError, OSError, ValueError, ImportError):
+        # Reading the input reports what is wrong with it, with its own words (an
+        # unknown URL protocol or its missing fsspec backend included).
+        return None
 
 
-def check_rank(inp: Mapping[str, Any], model: Mapping[str, Any], c: Checker) -> None:
-    """``model.n_components`` fits the input's shape, when its metadata tells it."""
+def check_rank(
+    inp: Mapping[str, Any], model: Mapping[str, Any], c: Checker, *, check_paths: bool = True
+) -> None:
+    """``model.n_components`` is at most ``min(m, n)`` when the input's metadata tells
+    its shape (looked up only with ``check_paths``), and at most
+    :data:`MAX_N_COMPONENTS` whatever the input."""
     k = model.get("n_components", MISSING)
-    if k is MISSING or inp.get("path", MISSING) is MISSING:
+    if k is MISSING:
         return
-    shape = input_shape(inp)
+    path = inp.get("path", MISSING)
+    shape = input_shape(inp) if check_paths and path is not MISSING else None
     if shape is not None and k > min(shape):
         c.error(
             "model.n_components",
             f"The 'model.n_components' parameter must be an int in [1, min(m, n)] = "
-            f"[1, {min(shape)}] for the input {inp['path']!r} of shape {tuple(shape)}; "
+            f"[1, {min(shape)}] for the input {path!r} of shape {tuple(shape)}; "
             f"got {k}. Choose a rank below both dimensions.",
+        )
+    elif k > MAX_N_COMPONENTS:
+        unknown = (
+            f" (the shape of {path!r} is known only once it is read)"
+            if check_paths and path is not MISSING
+            else ""
+        )
+        c.error(
+            "model.n_components",
+            f"The 'model.n_components' parameter must be an int in [1, "
+            f"{MAX_N_COMPONENTS}] (2**20) and in [1, min(m, n)] for an m x n input"
+            f"{unknown}; got {k}. W and H hold at least 2 k² values: 8 TiB of float32 "
+            "at k = 2**20.",
         )
 
 

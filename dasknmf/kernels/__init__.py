@@ -20,5 +20,7 @@ blocks ``k × c``. One module per concept:
 - :mod:`~dasknmf.kernels.kl`, :mod:`~dasknmf.kernels.beta`: the Kullback–Leibler and
   general β-divergence updates;
 - :mod:`~dasknmf.kernels.masked`: the β updates on observed entries only;
+- :mod:`~dasknmf.kernels.als`: per-row and per-column Grams over observed entries and
+  their exact non-negative least squares (the ratings solver);
 - :mod:`~dasknmf.kernels.stats`: a tile's summary for validation and scaling.
 """

@@ -8,6 +8,9 @@ way, with :func:`register_solver`.
 
 ``loss`` is ``'frobenius'`` (β = 2), ``'kullback-leibler'`` (β = 1) or ``'beta'``
 (any other β, Itakura–Saito included); ``masked`` is ``missing='ignore'``.
+
+``solver='auto'`` names the default of each ``(loss, masked)``, set with
+:func:`set_default_solver` beside the registrations (``'mu'`` where none is set).
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ from dasknmf.solvers.base import Solver
 
 __all__ = [
     "ALIASES",
+    "AUTO",
     "LOSS_BETAS",
     "SolverKey",
     "UnsupportedSolverError",
     "beta_of",
     "canonical_solver",
+    "default_solver",
     "get_solver",
     "loss_key",
     "register_solver",
     "registered",
+    "set_default_solver",
     "solver_names",
     "solvers_for",
 ]
@@ -41,6 +47,9 @@ LOSS_BETAS = {"frobenius": 2.0, "kullback-leibler": 1.0, "itakura-saito": 0.0}
 
 #: Other names of registered solvers (scikit-learn calls HALS's sweeps ``'cd'``).
 ALIASES = {"cd": "hals"}
+
+#: The name of "the default solver for this loss and mask".
+AUTO = "auto"
 
 _LOSS_WORDS = {"frobenius": "Frobenius", "kullback-leibler": "Kullback–Leibler", "beta": "β"}
 
@@ -55,6 +64,7 @@ class SolverKey:
 
 
 _TABLE: dict[SolverKey, type[Solver]] = {}
+_DEFAULTS: dict[tuple[str, bool], str] = {}
 
 
 class UnsupportedSolverError(InvalidParameterError):
@@ -93,6 +103,26 @@ def register_solver(loss: str, solver: str, masked: bool, cls: type[Solver]) -> 
     _TABLE[SolverKey(loss, solver, bool(masked))] = cls
 
 
+def set_default_solver(loss: str, masked: bool, solver: str) -> None:
+    """Make ``solver`` the one ``solver='auto'`` picks for ``(loss, masked)``."""
+    if loss not in _LOSS_WORDS:
+        raise InvalidParameterError(
+            f"set_default_solver: loss must be one of {sorted(_LOSS_WORDS)}; got {loss!r}."
+        )
+    _DEFAULTS[loss, bool(masked)] = solver
+
+
+def default_solver(loss: str, masked: bool) -> str:
+    """The solver ``'auto'`` stands for with ``loss`` and the mask.
+
+    Examples
+    --------
+    >>> default_solver("frobenius", True), default_solver("kullback-leibler", True)
+    ('als', 'mu')
+    """
+    return _DEFAULTS.get((loss, bool(masked)), "mu")
+
+
 def registered() -> dict[SolverKey, type[Solver]]:
     """A copy of the table (for documentation and conformance tests)."""
     return dict(_TABLE)
@@ -124,16 +154,19 @@ def loss_key(beta: float) -> str:
     return {2.0: "frobenius", 1.0: "kullback-leibler"}.get(float(beta), "beta")
 
 
-def canonical_solver(solver: str) -> str:
-    """The registered name of ``solver`` (its alias resolved)."""
+def canonical_solver(solver: str, beta: float = 2.0, masked: bool = False) -> str:
+    """The registered name of ``solver``: its alias resolved, ``'auto'`` the default
+    for β and the mask."""
+    if solver == AUTO:
+        return default_solver(loss_key(beta), masked)
     return ALIASES.get(solver, solver)
 
 
 def solver_names() -> tuple[str, ...]:
     """Every name the ``solver`` parameter accepts, in order of registration, aliases
-    last."""
+    and ``'auto'`` last."""
     names = tuple(dict.fromkeys(key.solver for key in _TABLE))
-    return (*names, *(a for a, target in ALIASES.items() if target in names))
+    return (*names, *(a for a, target in ALIASES.items() if target in names), AUTO)
 
 
 def solvers_for(loss: str, masked: bool) -> tuple[str, ...]:
@@ -149,7 +182,8 @@ def get_solver(beta: float, solver: str, masked: bool, *, beta_loss: object = No
     beta : float
         β of the divergence (2: Frobenius, 1: Kullback–Leibler).
     solver : str
-        A name of :func:`solver_names` (``'cd'`` is ``'hals'``).
+        A name of :func:`solver_names` (``'cd'`` is ``'hals'``; ``'auto'`` is
+        :func:`default_solver`).
     masked : bool
         Whether only observed entries count (``missing='ignore'``).
     beta_loss : object, optional
@@ -174,19 +208,26 @@ def get_solver(beta: float, solver: str, masked: bool, *, beta_loss: object = No
     beta_loss ('mu',)
     """
     check_option("solver", solver, solver_names())
-    name, loss = canonical_solver(solver), loss_key(beta)
+    name, loss = canonical_solver(solver, beta, masked), loss_key(beta)
     cls = _TABLE.get(SolverKey(loss, name, bool(masked)))
     if cls is not None:
         return cls
     label = beta if beta_loss is None else beta_loss
     unmasked = solvers_for(loss, False)
-    if name not in unmasked:
-        handled = [_LOSS_WORDS[k.loss] for k in _TABLE if k.solver == name and not k.masked]
+    if not masked and not any(k.solver == name and not k.masked for k in _TABLE):
         raise UnsupportedSolverError(
-            f"The 'beta_loss' parameter {label!r} needs {_either(unmasked)}; "
-            f"solver={solver!r} handles the {' and '.join(sorted(set(handled)))} loss only.",
-            parameter="beta_loss",
+            f"solver={solver!r} fits the observed entries only and needs missing='ignore'; "
+            f"with every entry observed use {_either(unmasked)}.",
+            parameter="missing",
             available=unmasked,
+        )
+    if name not in unmasked and name not in solvers_for(loss, True):
+        handled = {_LOSS_WORDS[k.loss] for k in _TABLE if k.solver == name}
+        raise UnsupportedSolverError(
+            f"The 'beta_loss' parameter {label!r} needs {_either(solvers_for(loss, masked))}; "
+            f"solver={solver!r} handles the {' and '.join(sorted(handled))} loss only.",
+            parameter="beta_loss",
+            available=solvers_for(loss, masked),
         )
     available = solvers_for(loss, True)
     raise UnsupportedSolverError(

@@ -15,7 +15,10 @@ check below then runs against it::
             return Sample(tmp_path / "v.npy", SMALL)
 
 Formats whose damaged files are not made by garbage bytes or truncation override
-``damaged``; formats read whole into memory set ``in_memory = True``.
+``damaged``; formats read whole into memory set ``in_memory = True``. An ``invalid``
+fixture writes :data:`INVALID` in the format (None for a format that cannot hold a
+negative value), and ``invalid_place`` is how the format names where its first
+invalid value is.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import scipy.sparse as sp
 from dasknmf.errors import (
     DaskNMFError,
     InputFileNotFoundError,
+    InvalidInputError,
     StoreExistsError,
     UnsupportedFormatError,
 )
@@ -52,6 +56,11 @@ SMALL = np.array(
         [0.0, 0.0, 9.0, 0.0, 2.5],
     ]
 )
+
+#: SMALL with two negative values, at (2, 2) and (3, 4): every importer refuses it
+#: (``keep_invalid=True`` stores it), naming the first one's place and the count.
+INVALID = SMALL.copy()
+INVALID[2, 2], INVALID[3, 4] = -5.0, -7.0
 
 GARBAGE = b"this is not a matrix\x00\xff\xfe" * 40
 
@@ -84,10 +93,17 @@ class ImporterTests:
     in_memory: ClassVar[bool] = False
     #: Whether the file's header alone gives the matrix's shape (``shape``).
     shape_in_header: ClassVar[bool] = False
+    #: How the refusal of :data:`INVALID` names the place of its first invalid value.
+    invalid_place: ClassVar[str] = "row 2, column 2 (counted from 0)"
 
     @pytest.fixture
     def sample(self, tmp_path: Path) -> Sample:
         raise NotImplementedError("an ImporterTests subclass gives a sample fixture")
+
+    @pytest.fixture
+    def invalid(self, tmp_path: Path) -> Sample | None:
+        """:data:`INVALID` in the format, or None for a format that cannot hold it."""
+        raise NotImplementedError("an ImporterTests subclass gives an invalid fixture")
 
     @pytest.fixture
     def importer(self) -> Importer:
@@ -177,3 +193,20 @@ class ImporterTests:
             assert type(info.value) is not DaskNMFError  # a specific class
             assert str(path) in str(info.value), (path, info.value)
             assert not dst.exists()
+
+    def test_invalid_values_are_refused_unless_kept(self, importer, invalid, sample, tmp_path):
+        dst = tmp_path / "out.zarr"
+        if invalid is None:  # no such value to be had: the option is taken all the same
+            importer.ingest(sample.path, dst, keep_invalid=True)
+            np.testing.assert_array_equal(dense(open_matrix(dst).compute()), sample.expected)
+            return
+        before = sorted(p.name for p in tmp_path.iterdir())
+        with pytest.raises(InvalidInputError) as info:
+            importer.ingest(invalid.path, dst)
+        message = str(info.value)
+        assert message.startswith(repr(str(invalid.path))), message
+        assert f"{self.invalid_place}: the value -5.0 is negative (2 such value(s)" in message
+        assert "keep_invalid=True" in message and "nothing was written" in message
+        assert sorted(p.name for p in tmp_path.iterdir()) == before  # no store, no temporary
+        importer.ingest(invalid.path, dst, keep_invalid=True)
+        np.testing.assert_array_equal(dense(open_matrix(dst).compute()), invalid.expected)

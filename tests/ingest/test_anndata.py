@@ -27,7 +27,7 @@ from dasknmf.errors import (
 )
 from dasknmf.ingest import ingest, ingest_anndata, read_matrix_file
 from dasknmf.storage import matrix_info, open_matrix, read_ids, write_matrix
-from tests.ingest.importer_testing import SMALL, ImporterTests, Sample
+from tests.ingest.importer_testing import INVALID, SMALL, ImporterTests, Sample
 
 try:
     import anndata as ad
@@ -122,10 +122,17 @@ def write_by_hand(path: Path, X: sp.csr_matrix) -> Path:
 
 class TestAnnDataH5ad(ImporterTests):
     name = "anndata"
+    shape_in_header = True  # X's shape attribute
 
     @pytest.fixture
     def sample(self, tmp_path):
         return Sample(write_by_hand(tmp_path / "cells.h5ad", sp.csr_matrix(SMALL)), SMALL)
+
+    invalid_place = "X, row 2, column 2 (counted from 0)"
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        return Sample(write_by_hand(tmp_path / "bad.h5ad", sp.csr_matrix(INVALID)), INVALID)
 
 
 def test_names_of_the_hand_written_file(tmp_path):
@@ -161,6 +168,38 @@ def test_x_and_ids_round_trip(tmp_path, container, encoding):
         assert info.nnz == X.nnz
     text = str(result)
     assert "57 x 23" in text and "obs_names" in text and "var_names" in text
+
+
+@pytest.mark.parametrize("container", ["h5ad", "zarr3"])
+@pytest.mark.parametrize("encoding", ["csr", "csc", "dense"])
+def test_invalid_values_are_refused_as_each_slice_is_read(tmp_path, container, encoding):
+    """Issue: such a file used to become a store, refused only at fit time. The
+    slice holding the first invalid value is named (a row block of 10 rows; for CSC a
+    block of 16 entries), and nothing is written. A dense X keeps its NaN (missing
+    entries); a NaN stored in a sparse X is refused."""
+    X = counts().toarray()
+    X[12, 4], X[14, 0], X[40, 9] = -3.0, np.inf, -1.0
+    X[11, 6] = np.nan
+    given = {"csr": sp.csr_matrix(X), "csc": sp.csc_matrix(X), "dense": X}[encoding]
+    src = write(annotated(given), source_path(tmp_path, container), container)
+    dst = tmp_path / "out.zarr"
+    with pytest.raises(InvalidInputError) as info:
+        ingest_anndata(src, dst, chunks=(10, 8), block_size=16)
+    message = str(info.value)
+    assert message.startswith(f"{str(src)!r}, X, row "), message
+    if encoding == "csc":  # column by column: column 0 comes first
+        assert "row 14, column 0 (counted from 0): the value inf is infinite" in message
+        assert "in its entries" in message
+    elif encoding == "csr":
+        assert "row 11, column 6 (counted from 0): the value nan is NaN" in message
+        assert "(3 such value(s) in its rows 10-19)" in message
+    else:
+        assert "row 12, column 4 (counted from 0): the value -3.0 is negative" in message
+        assert "(2 such value(s) in its rows 10-19)" in message
+    assert "keep_invalid=True" in message
+    assert leftovers(tmp_path) == []  # neither the store nor a temporary directory
+    ingest_anndata(src, dst, chunks=(10, 8), block_size=16, keep_invalid=True)
+    np.testing.assert_array_equal(stored(dst), X)
 
 
 @pytest.mark.parametrize("container", ["h5ad", "zarr2"])

@@ -86,6 +86,10 @@ class TestCorpusDirectory(ImporterTests):
         return Sample(tmp_path / "docs", CountVectorizer().fit_transform(DOCS).toarray())
 
     @pytest.fixture
+    def invalid(self):
+        return None  # counts are never negative, NaN or infinite
+
+    @pytest.fixture
     def damaged(self, tmp_path, sample):
         write_directory(tmp_path / "binary", ["good text", "more text"])
         (tmp_path / "binary" / "bad.txt").write_bytes(GARBAGE)

@@ -19,7 +19,7 @@ from dasknmf.ingest.mtx import ingest as mtx_ingest
 from dasknmf.ingest.mtx.files import iter_mtx_entries, read_mtx_header
 from dasknmf.ingest.spill import RowBlockSpill
 from dasknmf.storage import open_matrix
-from tests.ingest.importer_testing import SMALL, ImporterTests, Sample
+from tests.ingest.importer_testing import INVALID, SMALL, ImporterTests, Sample
 from tests.storage.storage_testing import as_dense, random_sparse
 
 SHAPE = (50, 40)
@@ -81,6 +81,13 @@ class TestMtxCoordinate(ImporterTests):
         scipy.io.mmwrite(tmp_path / "v.mtx", sp.coo_matrix(SMALL))
         return Sample(tmp_path / "v.mtx", SMALL)
 
+    invalid_place = "entry 5"  # and its line
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        scipy.io.mmwrite(tmp_path / "bad.mtx", sp.coo_matrix(INVALID))
+        return Sample(tmp_path / "bad.mtx", INVALID)
+
 
 class TestMtxGzip(ImporterTests):
     name = "mtx"
@@ -94,6 +101,16 @@ class TestMtxGzip(ImporterTests):
             f.write((tmp_path / "v.mtx").read_bytes())
         return Sample(tmp_path / "v.mtx.gz", SMALL)
 
+    invalid_place = "entry 5"
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        scipy.io.mmwrite(tmp_path / "bad.mtx", sp.coo_matrix(INVALID))
+        with gzip.open(tmp_path / "bad.mtx.gz", "wb") as f:
+            f.write((tmp_path / "bad.mtx").read_bytes())
+        (tmp_path / "bad.mtx").unlink()
+        return Sample(tmp_path / "bad.mtx.gz", INVALID)
+
 
 class TestMtxArray(ImporterTests):
     name = "mtx"
@@ -104,6 +121,11 @@ class TestMtxArray(ImporterTests):
     def sample(self, tmp_path):
         scipy.io.mmwrite(tmp_path / "d.mtx", SMALL)  # 'array' (dense) MatrixMarket
         return Sample(tmp_path / "d.mtx", SMALL)
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        scipy.io.mmwrite(tmp_path / "bad.mtx", INVALID)
+        return Sample(tmp_path / "bad.mtx", INVALID)
 
 
 def test_read_and_ingest(tmp_path):
@@ -408,5 +430,22 @@ def test_the_keep_invalid_flag_on_the_command_line(tmp_path, capsys):
     np.testing.assert_array_equal(
         open_matrix(tmp_path / "v.zarr").compute().toarray(), [[1, 0], [0, -1]]
     )
-    assert main(["ingest", "x.csv", str(tmp_path / "x.zarr"), "--keep-invalid"]) == EXIT_USAGE
-    assert "--keep-invalid: only for MatrixMarket" in capsys.readouterr().err
+
+
+def test_a_dense_file_is_refused_by_row_and_column_its_nan_kept(tmp_path):
+    """A dense ('array') file is read whole: every invalid value is counted, the first
+    in row order named; NaN marks a missing entry there, as in any dense input."""
+    V = SMALL.copy()
+    V[1, 1], V[4, 3], V[5, 0] = np.nan, -2.0, np.inf
+    scipy.io.mmwrite(tmp_path / "d.mtx", V)
+    with pytest.raises(InvalidInputError) as info:
+        ingest(tmp_path / "d.mtx", tmp_path / "d.zarr")
+    assert str(info.value).startswith(
+        f"{str(tmp_path / 'd.mtx')!r}, row 4, column 3 (counted from 0): the value -2.0 is "
+        "negative (2 such value(s) in the file)"
+    )
+    assert not (tmp_path / "d.zarr").exists()
+    V[4, 3], V[5, 0] = 0.0, 0.0
+    scipy.io.mmwrite(tmp_path / "ok.mtx", V)
+    ingest(tmp_path / "ok.mtx", tmp_path / "ok.zarr")
+    np.testing.assert_array_equal(open_matrix(tmp_path / "ok.zarr").compute(), V)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dasknmf.errors import InvalidParameterError, UnsupportedFormatError
+from dasknmf.errors import InvalidInputError, InvalidParameterError, UnsupportedFormatError
 from dasknmf.ingest import (
     Importer,
     get_importer,
@@ -21,6 +21,7 @@ from dasknmf.ingest import (
 )
 from dasknmf.ingest import registry as registry_module
 from dasknmf.ingest.registry import accepted_formats, file_suffixes
+from dasknmf.ingest.values import check_matrix
 from dasknmf.jobs.sections import MATRIX_FILE_SUFFIXES
 from dasknmf.storage import matrix_info, open_matrix, write_matrix
 from tests.ingest.importer_testing import ImporterTests
@@ -37,8 +38,12 @@ class RowsImporter(Importer):
     formats = ".rows (one matrix row a line)"
     priority = 35
 
-    def _ingest(self, path, dst, *, chunks, format, dtype, overwrite, storage_options):
+    def _ingest(
+        self, path, dst, *, chunks, format, dtype, overwrite, storage_options, keep_invalid
+    ):
         X = np.loadtxt(path, ndmin=2)
+        if not keep_invalid:
+            check_matrix(X, repr(str(path)))
         write_matrix(X, dst, chunks=chunks, format=format, dtype=dtype, overwrite=overwrite)
         return matrix_info(dst)
 
@@ -99,6 +104,11 @@ def test_a_registered_importer_is_asked_by_every_entry_point(tmp_path, registry)
     np.testing.assert_array_equal(got, [[1, 0, 2], [0, 3, 0]])
     with pytest.raises(InvalidParameterError, match="takes no ingest options"):
         ingest(tmp_path / "m.rows", tmp_path / "n.zarr", delimiter=",")
+    # keep_invalid, an option of every importer, reaches it.
+    (tmp_path / "bad.rows").write_text("1 0 2\n0 -3 0\n")
+    with pytest.raises(InvalidInputError, match=r"row 1, column 1 \(counted from 0\)"):
+        ingest(tmp_path / "bad.rows", tmp_path / "b.zarr")
+    assert ingest(tmp_path / "bad.rows", tmp_path / "b.zarr", keep_invalid=True).nnz == 3
 
 
 def test_registering_twice_needs_replace(registry):

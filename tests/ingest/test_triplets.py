@@ -28,7 +28,7 @@ from dasknmf.errors import (
 from dasknmf.ingest import ingest, ingest_triplets
 from dasknmf.ingest.triplets import ingest as triplets_module
 from dasknmf.storage import matrix_info, open_matrix, read_ids, write_matrix
-from tests.ingest.importer_testing import GARBAGE, SMALL, ImporterTests, Sample
+from tests.ingest.importer_testing import GARBAGE, INVALID, SMALL, ImporterTests, Sample
 
 Entries = dict[tuple[int, int], float]
 
@@ -97,10 +97,10 @@ def int_triplets():
     return random_triplets(40, 25, 300, seed=1)
 
 
-def small_triplets() -> pa.Table:
+def small_triplets(matrix: np.ndarray = SMALL) -> pa.Table:
     """The non-zero entries of SMALL with integer ids: its row and column indices."""
-    rows, cols = np.nonzero(SMALL)
-    return pa.table({"row": rows, "col": cols, "value": SMALL[rows, cols]})
+    rows, cols = np.nonzero(matrix)
+    return pa.table({"row": rows, "col": cols, "value": matrix[rows, cols]})
 
 
 class TestTripletsCsv(ImporterTests):
@@ -111,6 +111,13 @@ class TestTripletsCsv(ImporterTests):
         table = small_triplets()
         pacsv.write_csv(table, tmp_path / "r.csv")
         return Sample(tmp_path / "r.csv", SMALL)
+
+    invalid_place = "line 6, entry 5"  # the header is line 1
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        pacsv.write_csv(small_triplets(INVALID), tmp_path / "bad.csv")
+        return Sample(tmp_path / "bad.csv", INVALID)
 
     @pytest.fixture
     def damaged(self, tmp_path, sample):
@@ -130,6 +137,13 @@ class TestTripletsParquet(ImporterTests):
     def sample(self, tmp_path):
         pq.write_table(small_triplets(), tmp_path / "r.parquet")
         return Sample(tmp_path / "r.parquet", SMALL)
+
+    invalid_place = "row 5, entry 5"  # Parquet rows, from 1
+
+    @pytest.fixture
+    def invalid(self, tmp_path):
+        pq.write_table(small_triplets(INVALID), tmp_path / "bad.parquet")
+        return Sample(tmp_path / "bad.parquet", INVALID)
 
 
 # -- ids and formats -------------------------------------------------------------------
@@ -385,8 +399,8 @@ def test_duplicate_pair_names_both_lines(tmp_path):
     ("lines", "message"),
     [
         (["0,0,1", "1,1,abc"], r"line 2: value 'abc' is not a number"),
-        (["0,0,1", "", "1,1,nan"], r"line 3: value 'nan' is not a finite number"),
-        (["0,0,1", "1,1,-inf"], r"line 2: value '-inf' is not a finite number"),
+        (["0,0,1", "", "1,1,nan"], r"line 3, entry 2: the value nan is NaN \(1 such"),
+        (["0,0,1", "1,1,-inf"], r"line 2, entry 2: the value -inf is infinite \(1 such"),
         (["0,0,1", "1,1,"], r"line 2: missing value"),
         (["0,0,1", "1,1,2,3"], r"line 2: 4 fields, expected 3: '1,1,2,3'"),
         (["u,i,r", "0,0,1", "1,1"], r"line 3: 2 fields, expected 3"),
@@ -401,6 +415,36 @@ def test_bad_lines_are_named(tmp_path, lines, message):
     with pytest.raises(InvalidInputError, match=r"r\.csv.*" + message):
         ingest_triplets(tmp_path / "r.csv", tmp_path / "r.zarr", holdout=0.2)
     assert no_stores(tmp_path)
+
+
+def test_negative_nan_and_inf_are_counted_over_the_file_and_refused(tmp_path, capsys):
+    """Issue: negative ratings used to be stored as given, refused only at fit time.
+    The first pass counts them over the whole file (small blocks: over many batches),
+    naming the first one's line (the header and a blank line counted) and entry."""
+    from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
+
+    lines = ["user,item,rating", "ann,x,4", "", "bob,x,-2", "ann,y,nan", "cid,z,inf", "bob,y,-1"]
+    write_lines(tmp_path / "r.csv", lines + [f"u{k},z,{k % 5}" for k in range(2000)])
+    dst, held = tmp_path / "r.zarr", tmp_path / "r.holdout.zarr"
+    with pytest.raises(InvalidInputError) as info:
+        ingest_triplets(tmp_path / "r.csv", dst, holdout=0.3, block_size=64)
+    assert str(info.value).startswith(
+        f"{str(tmp_path / 'r.csv')!r}, line 4, entry 2: the value -2.0 is negative "
+        "(4 such value(s) in the file)"
+    )
+    assert no_stores(tmp_path) and not dst.exists() and not held.exists()
+    # The command line: exit 2, the same words, nothing written; then kept on request.
+    assert main(["ingest", str(tmp_path / "r.csv"), str(dst), "--holdout", "0.3"]) == EXIT_USAGE
+    assert "line 4, entry 2: the value -2.0 is negative (4 such" in capsys.readouterr().err
+    assert no_stores(tmp_path)
+    argv = ["ingest", str(tmp_path / "r.csv"), str(dst), "--keep-invalid"]
+    assert main(argv) == EXIT_OK
+    entries = stored_entries(dst)
+    ids = read_ids(dst, "rows").tolist(), read_ids(dst, "columns").tolist()
+    at = {(ids[0][r], ids[1][c]): v for (r, c), v in entries.items()}
+    assert at[("bob", "x")] == -2.0 and at[("bob", "y")] == -1.0
+    assert np.isnan(at[("ann", "y")]) and at[("cid", "z")] == np.inf
+    assert matrix_info(dst).dtype == "float64"  # NaN and inf are not integers
 
 
 def test_bad_whitespace_line_parquet_row_and_damaged_files(tmp_path):

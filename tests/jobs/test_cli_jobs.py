@@ -86,6 +86,88 @@ def test_validate_checks_the_rank_against_the_input_shape(
     assert main(["validate", str(write_job(job))]) == EXIT_OK
 
 
+def _anndata_file(path: Path, X: np.ndarray) -> Path:
+    """An .h5ad holding a dense X, as anndata lays it out."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["encoding-type"] = "anndata"
+        f["X"] = X
+        for axis, n in (("obs", X.shape[0]), ("var", X.shape[1])):
+            f[f"{axis}/_index"] = np.array([f"{axis}{i}".encode() for i in range(n)])
+            f[axis].attrs["_index"] = "_index"
+    return path
+
+
+@pytest.mark.parametrize("kind", ["anndata", "url"])
+def test_validate_reads_the_rank_from_anndata_and_store_url_metadata(
+    write_job, matrix, tmp_path, capsys, kind
+):
+    """Issue: the rank was checked against local stores and matrix files only. An
+    AnnData file's X attributes and a store URL's metadata record tell the shape; no
+    value of X and no tile is read (the URL store has none left)."""
+    if kind == "anndata":
+        source = str(_anndata_file(tmp_path / "cells.h5ad", matrix.toarray()))
+    else:
+        import fsspec
+
+        source = f"memory://dasknmf-rank-{tmp_path.name}/V.zarr"
+        dasknmf.write_matrix(matrix, source)
+        fs = fsspec.filesystem("memory")
+        root = source.removeprefix("memory://")
+        for key in fs.find(root):
+            if "/c/" in key:  # every chunk: only the metadata records are left
+                fs.rm(key)
+    job = base_job(source, tmp_path / "out", n_components=min(matrix.shape) + 1)
+    if kind == "url":
+        del job["input"]["chunks"]
+    path = write_job(job)
+    try:
+        assert main(["validate", str(path)]) == EXIT_USAGE
+        err = capsys.readouterr().err
+        assert f"{path}:" in err and "model.n_components" in err
+        assert f"[1, {min(matrix.shape)}] for the input" in err
+        assert f"of shape {matrix.shape}; got {min(matrix.shape) + 1}." in err
+        assert not (tmp_path / "out").exists()
+        job["model"]["n_components"] = min(matrix.shape)
+        assert main(["validate", str(write_job(job))]) == EXIT_OK
+    finally:
+        if kind == "url":
+            fsspec.filesystem("memory").rm(source.removeprefix("memory://"), recursive=True)
+
+
+def test_validate_bounds_the_rank_of_an_input_of_unknown_shape(write_job, tmp_path, capsys):
+    """A triplet file's shape is known only once it is read: a rank that no input
+    can take is refused all the same, a plausible one is left to the run."""
+    (tmp_path / "r.csv").write_text("user,item,rating\nann,x,4\nbob,y,2\n")
+    job = base_job(tmp_path / "r.csv", tmp_path / "out", n_components=10**20)
+    path = write_job(job)
+    assert main(["validate", str(path)]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert f"{path}:" in err
+    assert "'model.n_components' parameter must be an int in [1, 1048576] (2**20)" in err
+    assert "known only once it is read" in err and "got 100000000000000000000." in err
+    job["model"]["n_components"] = 101
+    assert main(["validate", str(write_job(job))]) == EXIT_OK
+
+
+def test_keep_invalid_is_an_input_option_of_every_file_kind(write_job, tmp_path, capsys):
+    """Issue: a file with a negative value is refused when the job ingests it,
+    naming its line (exit 2, no output); input.options.keep_invalid keeps it."""
+    (tmp_path / "r.csv").write_text("user,item,rating\nann,x,4\nbob,y,-2\n")
+    np.save(tmp_path / "v.npy", np.eye(4))
+    for source in (tmp_path / "r.csv", tmp_path / "v.npy"):
+        job = base_job(source, tmp_path / "out", n_components=1)
+        job["input"]["options"] = {"keep_invalid": True}
+        assert main(["validate", str(write_job(job))]) == EXIT_OK
+    job = base_job(tmp_path / "r.csv", tmp_path / "out", n_components=1)
+    del job["input"]["chunks"]
+    assert main(["run", str(write_job(job))]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "r.csv', line 3, entry 2: the value -2.0 is negative (1 such value(s)" in err
+    assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
+
+
 def test_missing_job_file_is_a_usage_error(capsys, tmp_path):
     assert main(["run", str(tmp_path / "none.yaml")]) == EXIT_USAGE
     assert "job file" in capsys.readouterr().err

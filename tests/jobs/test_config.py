@@ -176,7 +176,7 @@ MISTAKES = [
     ("report.top_features", -5, "[0, inf]"),
     ("cluster.threads", 0, "[1, inf]"),
     # not one of the options
-    ("model.solver", "newton", "'mu', 'hals', 'cd'"),
+    ("model.solver", "newton", "'mu', 'hals', 'als', 'cd', 'auto'"),
     ("model.init", "svd", "'random', 'nndsvd', 'nndsvda', 'nndsvdar'"),
     ("model.loss", "kl", "'kullback-leibler'"),
     ("model.persist", "sometimes", "'auto', True, False"),
@@ -331,7 +331,7 @@ def test_tls_files_must_exist_and_need_a_tls_address(tmp_path, matrix_file):
     ("model", "text"),
     [
         ({"loss": "kullback-leibler", "solver": "hals"}, "needs model.solver 'mu'"),
-        ({"missing": "ignore", "solver": "cd"}, "needs model.solver 'mu'"),
+        ({"missing": "ignore", "solver": "cd"}, "needs model.solver 'als' or model.solver 'mu'"),
     ],
 )
 def test_model_combinations(model, text, tmp_path, matrix_file):

@@ -50,6 +50,7 @@ def test_matches_dense_reference(kind, beta, chunks, persist):
         4,
         init="custom",
         missing="ignore",
+        solver="mu",
         beta_loss=beta,
         max_iter=15,
         tol=0,
@@ -73,7 +74,7 @@ def test_full_mask_is_plain_nmf():
     """With nothing missing, the masked updates are scikit-learn's Frobenius MU."""
     truth, _ = ratings(positive=True)
     W0, H0 = make_factors(50, 40, 4, seed=7)
-    params = dict(init="custom", max_iter=20, tol=0, chunks=(16, 15))
+    params = dict(init="custom", solver="mu", max_iter=20, tol=0, chunks=(16, 15))
     plain = dasknmf.NMF(4, **params).fit(truth, W=W0, H=H0)
     masked = dasknmf.NMF(4, missing="ignore", **params).fit(truth, W=W0, H=H0)
     np.testing.assert_allclose(masked.components_, plain.components_, rtol=1e-9)
@@ -142,6 +143,7 @@ def test_divergence_never_increases(beta):
     model = dasknmf.NMF(
         4,
         missing="ignore",
+        solver="mu",
         beta_loss=beta,
         max_iter=30,
         tol=0,
@@ -169,7 +171,8 @@ def test_transform_matches_reference():
     """transform(X) iterates W's rows from sklearn's constant start with H fixed."""
     truth, mask = ratings()
     X = as_input(truth, mask, "dense")
-    model = dasknmf.NMF(3, missing="ignore", max_iter=40, tol=0, random_state=0).fit(X)
+    model = dasknmf.NMF(3, missing="ignore", solver="mu", max_iter=40, tol=0, random_state=0)
+    model.fit(X)
     H = model.components_
     start = np.sqrt(np.nanmean(X) / 3)
     W_ref = np.full((50, 3), start)
@@ -215,7 +218,9 @@ def test_store_and_dask_inputs(tmp_path):
 def test_bad_parameters_and_inputs():
     truth, mask = ratings()
     X = as_input(truth, mask, "sparse")
-    with pytest.raises(InvalidParameterError, match=r"missing='ignore' needs solver='mu'"):
+    with pytest.raises(
+        InvalidParameterError, match=r"missing='ignore' needs solver='als' or solver='mu'"
+    ):
         dasknmf.NMF(3, missing="ignore", solver="hals").fit(X)
     with pytest.raises(InvalidParameterError, match="missing"):
         dasknmf.NMF(3, missing="zero").fit(X)

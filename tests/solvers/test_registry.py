@@ -12,7 +12,7 @@ import pytest
 import dasknmf
 import tests.solvers
 from dasknmf.errors import InvalidParameterError
-from dasknmf.solvers import HALS, FrobeniusMU, KullbackLeiblerMU, MaskedMU, registry
+from dasknmf.solvers import HALS, FrobeniusMU, KullbackLeiblerMU, MaskedALS, MaskedMU, registry
 from dasknmf.solvers.registry import (
     SolverKey,
     UnsupportedSolverError,
@@ -54,6 +54,11 @@ def test_every_registered_solver_has_a_conformance_class():
         (1.0, "mu", False, KullbackLeiblerMU),
         (2.0, "mu", True, MaskedMU),
         (0.0, "mu", True, MaskedMU),
+        (2.0, "als", True, MaskedALS),
+        (2.0, "auto", True, MaskedALS),
+        (1.0, "auto", True, MaskedMU),
+        (2.0, "auto", False, FrobeniusMU),
+        (1.0, "auto", False, KullbackLeiblerMU),
     ],
 )
 def test_lookup(beta, solver, masked, expected):
@@ -65,8 +70,16 @@ def test_unsupported_combinations_name_the_parameter_and_the_way_out():
         get_solver(0.0, "hals", False, beta_loss="itakura-saito")
     with pytest.raises(UnsupportedSolverError) as info:
         get_solver(2.0, "cd", True)
-    assert info.value.parameter == "missing" and info.value.available == ("mu",)
-    assert "missing='ignore' needs solver='mu'; solver='cd'" in str(info.value)
+    assert info.value.parameter == "missing" and info.value.available == ("als", "mu")
+    assert "missing='ignore' needs solver='als' or solver='mu'; solver='cd'" in str(info.value)
+    with pytest.raises(
+        UnsupportedSolverError, match="solver='als' fits the observed entries only"
+    ):
+        get_solver(2.0, "als", False)
+    with pytest.raises(
+        UnsupportedSolverError, match=r"1.0 needs solver='mu'; solver='als' handles"
+    ):
+        get_solver(1.0, "als", True)
     with pytest.raises(InvalidParameterError, match=r"'solver' parameter must be one of 'mu'"):
         get_solver(2.0, "newton", False)
     with pytest.raises(InvalidParameterError, match="loss must be one of"):

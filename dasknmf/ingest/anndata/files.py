@@ -210,15 +210,15 @@ class AnnDataFile:
         else:
             raise self._unsupported(kind or type(node).__name__)
         if 0 in self.shape:
-            raise InvalidInputError(f"{self._where()} is empty (shape {self.shape})")
+            raise InvalidInputError(f"{self.where} is empty (shape {self.shape})")
 
     def _parse_sparse(self, shape: Any) -> None:
         node = self._node
         missing = [k for k in ("data", "indices", "indptr") if k not in node]
         if missing:
-            raise InvalidInputError(f"{self._where()}: sparse group without {', '.join(missing)}")
+            raise InvalidInputError(f"{self.where}: sparse group without {', '.join(missing)}")
         if not (isinstance(shape, (list, tuple)) and len(shape) == 2):
-            raise InvalidInputError(f"{self._where()}: sparse group with shape {shape!r}")
+            raise InvalidInputError(f"{self.where}: sparse group with shape {shape!r}")
         self.shape = (int(shape[0]), int(shape[1]))
         self._data, self._indices, self._indptr = (node[k] for k in ("data", "indices", "indptr"))
         self.dtype = self._numeric(self._data.dtype)
@@ -231,14 +231,14 @@ class AnnDataFile:
         self.nnz = int(self._data.shape[0])
         if self._indices.shape != self._data.shape or self._indptr.shape != (major + 1,):
             raise InvalidInputError(
-                f"{self._where()}: inconsistent sparse arrays (data {self._data.shape}, "
+                f"{self.where}: inconsistent sparse arrays (data {self._data.shape}, "
                 f"indices {self._indices.shape}, indptr {self._indptr.shape}) for shape "
                 f"{self.shape}"
             )
         first, last = self._pointers(0, 1)[0], self._pointers(major, major + 1)[0]
         if first != 0 or last != self.nnz:
             raise InvalidInputError(
-                f"{self._where()}: indptr runs from {first} to {last}, expected 0 to {self.nnz}"
+                f"{self.where}: indptr runs from {first} to {last}, expected 0 to {self.nnz}"
             )
 
     def _numeric(self, dtype: np.dtype) -> np.dtype:
@@ -246,12 +246,14 @@ class AnnDataFile:
             raise self._unsupported(f"values of dtype {dtype}")
         return np.dtype(dtype)
 
-    def _where(self) -> str:
+    @property
+    def where(self) -> str:
+        """The file and the element, as messages name them: ``'a.h5ad', X``."""
         return f"{str(self.path)!r}, {self.element}"
 
     def _unsupported(self, what: str) -> UnsupportedFormatError:
         return UnsupportedFormatError(
-            f"{self._where()} is stored as {what}; dasknmf reads CSR or CSC sparse "
+            f"{self.where} is stored as {what}; dasknmf reads CSR or CSC sparse "
             "matrices (encoding-type csr_matrix / csc_matrix) and dense 2-D numeric arrays"
         )
 
@@ -323,7 +325,7 @@ class AnnDataFile:
         lo, hi = int(ptr[0]), int(ptr[-1])
         if np.any(np.diff(ptr) < 0) or lo < 0 or hi > self.nnz:
             raise InvalidInputError(
-                f"{self._where()}: indptr is decreasing or outside [0, {self.nnz}] in rows "
+                f"{self.where}: indptr is decreasing or outside [0, {self.nnz}] in rows "
                 f"{start} to {stop - 1}"
             )
         data = np.asarray(self._data[lo:hi])
@@ -345,7 +347,7 @@ class AnnDataFile:
             ptr = self._pointers(c0, c1 + 1)
             if ptr[0] != end or np.any(np.diff(ptr) < 0) or ptr[-1] > self.nnz:
                 raise InvalidInputError(
-                    f"{self._where()}: indptr is decreasing or outside [0, {self.nnz}] in "
+                    f"{self.where}: indptr is decreasing or outside [0, {self.nnz}] in "
                     f"columns {c0} to {c1 - 1}"
                 )
             end = int(ptr[-1])
@@ -363,7 +365,7 @@ class AnnDataFile:
             bad = int(out.max()) if int(out.max()) >= self._minor else int(out.min())
             axis = "column" if self.encoding == "csr" else "row"
             raise InvalidInputError(
-                f"{self._where()}: {axis} index {bad} outside [0, {self._minor}) in {where}"
+                f"{self.where}: {axis} index {bad} outside [0, {self._minor}) in {where}"
             )
         return out
 

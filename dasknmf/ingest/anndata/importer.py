@@ -6,10 +6,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+from dasknmf.errors import InvalidInputError
 from dasknmf.storage import MatrixInfo, is_zarr_directory
 
 from ..base import Importer
 from ..registry import register_importer
+from .files import AnnDataFile
 from .ingest import ingest_anndata
 
 __all__ = ["AnnDataImporter"]
@@ -38,6 +40,15 @@ class AnnDataImporter(Importer):
     def can_read(self, path: str | os.PathLike[str]) -> bool:
         p = Path(path)
         return p.name.lower().endswith((".h5ad", ".zarr")) or is_zarr_directory(p)
+
+    def shape(self, path: str | os.PathLike[str]) -> tuple[int, int] | None:
+        # X's encoding and shape attributes (a dense X: its dataset's shape); its
+        # values are not read. Layers have X's shape.
+        try:
+            with AnnDataFile(path) as source:
+                return source.shape
+        except InvalidInputError:
+            return None  # no X (written with X=None): ingest names what is wrong
 
     def _ingest(self, path: Path, dst: str | os.PathLike[str], **options: Any) -> MatrixInfo:
         return ingest_anndata(path, dst, **options).store

@@ -22,6 +22,7 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 import dask
@@ -49,6 +50,7 @@ from dasknmf.storage import (
 )
 
 from ..spill import RowBlockSpill
+from ..values import InvalidValues
 from .files import AnnDataFile
 
 __all__ = ["DEFAULT_BLOCK_ENTRIES", "AnnDataIngest", "ingest_anndata"]
@@ -110,6 +112,7 @@ def ingest_anndata(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     block_size: int = DEFAULT_BLOCK_ENTRIES,
+    keep_invalid: bool = False,
 ) -> AnnDataIngest:
     """Import the matrix of an AnnData file into a store, streaming it.
 
@@ -135,6 +138,10 @@ def ingest_anndata(
         fsspec options for a URL ``dst``.
     block_size : int, default 2**20
         Entries of a CSC matrix read at once.
+    keep_invalid : bool, default False
+        Store negative, NaN and infinite values instead of refusing the file (NMF
+        refuses them at fit time: clean the store first). The NaN of a dense matrix
+        mark missing entries and are always kept.
 
     Returns
     -------
@@ -151,7 +158,11 @@ def ingest_anndata(
     InvalidInputError
         No ``X`` (or no such layer; the message lists the layers), sparse arrays
         that contradict each other (checked slice by slice while writing), ``obs``
-        or ``var`` without one name per row / column.
+        or ``var`` without one name per row / column. Without ``keep_invalid``, a
+        negative or infinite value, or a NaN stored in a sparse matrix, naming the
+        element, the first one's row and column (from 0) and how many its slice
+        holds (a row block; for CSC, a block of entries), checked as each slice is
+        read; the store is not written.
     StoreExistsError, NotAStoreError
         ``dst`` exists (checked before the matrix is read).
 
@@ -212,10 +223,10 @@ def ingest_anndata(
         with ExitStack() as stack:
             if source.encoding == "csc":
                 spill = stack.enter_context(RowBlockSpill(shape, tile_shape[0]))
-                _bucket(source, spill, block_size)
+                _bucket(source, spill, block_size, check=not keep_invalid)
                 matrix = spill.to_dask(tile_shape, out_dtype)
             else:
-                matrix = _row_blocks(source, tile_shape)
+                matrix = _row_blocks(source, tile_shape, check=not keep_invalid)
             plan = plan_write(
                 matrix, chunks=tile_shape, format=kind, dtype=out_dtype, keep_zeros=False
             )
@@ -238,9 +249,10 @@ def ingest_anndata(
     )
 
 
-def _row_blocks(source: AnnDataFile, tile_shape: tuple[int, int]) -> da.Array:
+def _row_blocks(source: AnnDataFile, tile_shape: tuple[int, int], *, check: bool) -> da.Array:
     """A dask array over a CSR or dense matrix whose chunk ``(i, j)`` is tile
-    ``(i, j)``, cut from row block ``i`` read by one task shared by the row's tiles.
+    ``(i, j)``, cut from row block ``i`` read by one task shared by the row's tiles
+    (which refuses its invalid values when ``check``).
 
     Valid only while ``source`` is open, and only in this process.
     """
@@ -251,7 +263,7 @@ def _row_blocks(source: AnnDataFile, tile_shape: tuple[int, int]) -> da.Array:
     dsk: dict[Any, Any] = {}
     r0 = 0
     for i, rows in enumerate(row_chunks):
-        load = (_read_rows, source, r0, r0 + rows)
+        load = (_read_rows, source, r0, r0 + rows, check)
         r0 += rows
         if len(col_chunks) == 1:
             dsk[(name, i, 0)] = load
@@ -267,10 +279,17 @@ def _row_blocks(source: AnnDataFile, tile_shape: tuple[int, int]) -> da.Array:
     return da.Array(graph, name, chunks, meta=meta)
 
 
-def _bucket(source: AnnDataFile, spill: RowBlockSpill, block_size: int) -> None:
-    """Stream the entries of a CSC matrix into the spill files of their row blocks."""
+def _bucket(source: AnnDataFile, spill: RowBlockSpill, block_size: int, *, check: bool) -> None:
+    """Stream the entries of a CSC matrix into the spill files of their row blocks,
+    refusing a block's invalid values when ``check``."""
     start = time.perf_counter()
+    seen = 0
     for rows, cols, vals in source.iter_entries(block_size):
+        if check:
+            found = InvalidValues(source.where)
+            found.add(vals, partial(_entry_place, rows, cols))
+            found.check(f"in its entries {seen}-{seen + vals.size - 1}")
+        seen += vals.size
         spill.append(rows, cols, vals.astype(np.float64, copy=False))
     logger.info(
         "bucketed %d entries of %s into %d row blocks in %.1f s",
@@ -281,8 +300,19 @@ def _bucket(source: AnnDataFile, spill: RowBlockSpill, block_size: int) -> None:
     )
 
 
-def _read_rows(source: AnnDataFile, start: int, stop: int) -> sp.csr_matrix | np.ndarray:
-    return source.read_rows(start, stop)
+def _entry_place(rows: np.ndarray, cols: np.ndarray, i: int) -> str:
+    return f"row {rows[i]}, column {cols[i]} (counted from 0)"
+
+
+def _read_rows(
+    source: AnnDataFile, start: int, stop: int, check: bool
+) -> sp.csr_matrix | np.ndarray:
+    block = source.read_rows(start, stop)
+    if check:
+        found = InvalidValues(source.where, nan_is_missing=source.encoding == "dense")
+        found.add_rows(block, start)
+        found.check(f"in its rows {start}-{stop - 1}")
+    return block
 
 
 def _columns(block: Any, c0: int, c1: int) -> Any:

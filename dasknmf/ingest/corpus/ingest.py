@@ -135,6 +135,7 @@ def ingest_corpus(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     block_size: int = DEFAULT_BLOCK_ENTRIES,
+    keep_invalid: bool = False,
 ) -> CorpusIngest:
     """Import a text corpus as a documents x terms count matrix, streaming it twice.
 
@@ -169,6 +170,9 @@ def ingest_corpus(
     block_size : int, default 2**19
         Counts held in memory before they are appended to the spill files (about
         70 bytes each while they are appended).
+    keep_invalid : bool, default False
+        The option of every importer (:func:`~dasknmf.ingest.ingest`); counts are
+        never negative, NaN or infinite, so it changes nothing here.
 
     Returns
     -------

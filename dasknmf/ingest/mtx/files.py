@@ -19,7 +19,9 @@ import numpy as np
 import scipy.io
 import scipy.sparse as sp
 
-from dasknmf.errors import InvalidInputError, UnsupportedFormatError
+from dasknmf.errors import UnsupportedFormatError
+
+from ..values import InvalidValues
 
 __all__ = ["BLOCK_BYTES", "MtxHeader", "check_streamable", "iter_mtx_entries", "read_mtx_header"]
 
@@ -270,20 +272,10 @@ def _check_values(
     vals: np.ndarray, block: tuple[bytes, bytes, int], path: Path, first_line: int, seen: int
 ) -> None:
     """Refuse the block's first negative, NaN or infinite value, naming its line."""
-    bad = ~np.isfinite(vals) | (vals < 0)
-    if not bad.any():
-        return
-    index = int(np.argmax(bad))
-    value = float(vals[index])
-    what = "NaN" if np.isnan(value) else ("infinite" if np.isinf(value) else "negative")
-    line = _entry_line(block[0] + block[1], first_line, index)
-    raise InvalidInputError(
-        f"{str(path)!r}, line {line}, entry {seen + index + 1}: the value {value!r} is "
-        f"{what} ({int(bad.sum())} such value(s) in lines {first_line}-"
-        f"{first_line + block[2] - 1}); NMF needs finite non-negative values. Fix the "
-        "file, or keep them with keep_invalid=True (dasknmf ingest --keep-invalid) and "
-        "clean the store before fitting; nothing was written."
-    )
+    found = InvalidValues(repr(str(path)))
+    text = block[0] + block[1]
+    found.add(vals, lambda i: f"line {_entry_line(text, first_line, i)}, entry {seen + i + 1}")
+    found.check(f"in lines {first_line}-{first_line + block[2] - 1}")
 
 
 def iter_mtx_entries(

@@ -83,13 +83,15 @@ class MtxImporter(InMemoryImporter):
         **options: Any,
     ) -> None:
         """Stream a coordinate file into a store; read a dense one into memory first
-        (where NaN marks a missing entry, as in any dense input)."""
+        (where NaN marks a missing entry, as in any dense input). Either refuses a
+        negative or infinite value, and a coordinate file a NaN, unless
+        ``keep_invalid``."""
         # Only the header is read here: coordinate files are streamed, dense ones are not.
         require_file(path)
         if read_mtx_header(path).is_coordinate:
             _stream_coordinates(path, dst, check_values=not keep_invalid, **options)
         else:
-            super().write(path, dst, **options)
+            super().write(path, dst, keep_invalid=keep_invalid, **options)
 
 
 def _stream_coordinates(
@@ -167,15 +169,17 @@ def ingest_mtx(
     Parameters are those of :func:`~dasknmf.ingest.ingest`, and:
 
     keep_invalid : bool, default False
-        Store the negative, NaN and infinite values of a coordinate file instead of
-        refusing the file (NMF refuses them at fit time: clean the store first). A
-        dense (``array``) file is read as any dense input, NaN marking a missing entry.
+        Store negative, NaN and infinite values instead of refusing the file (NMF
+        refuses them at fit time: clean the store first). A dense (``array``) file
+        is read as any dense input, NaN marking a missing entry: its NaN are kept.
 
     Raises
     ------
     InvalidInputError
-        A negative, NaN or infinite value in a coordinate file (without
-        ``keep_invalid``), naming its line and entry; nothing is written.
+        Without ``keep_invalid``: a negative, NaN or infinite value in a coordinate
+        file, naming its line, its entry and how many its block of lines holds; a
+        negative or infinite value in a dense file, naming its row and column and
+        how many the file holds. Nothing is written.
 
     Examples
     --------

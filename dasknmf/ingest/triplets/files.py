@@ -67,8 +67,11 @@ _AXES = ("row id", "column id")
 
 @dataclass(frozen=True)
 class TripletBatch:
-    """Validated entries: ids as arrow arrays, finite float64 values, and the line
-    (or Parquet row) number of each entry, counted from 1."""
+    """Validated entries: ids as arrow arrays, float64 values, and the line (or
+    Parquet row) number of each entry, counted from 1 (a header line included).
+
+    Values are numbers; whether they are finite and non-negative is the ingest's to
+    decide (:class:`~dasknmf.ingest.values.InvalidValues`), over the whole file."""
 
     rows: pa.Array
     cols: pa.Array
@@ -257,7 +260,7 @@ class TripletFile:
         ------
         InvalidInputError
             A line with a different number of fields, a missing id, a value that is
-            not a finite number; naming the file, the line (or row) and the value.
+            not a number; naming the file, the line (or row) and the value.
         """
         if self.parquet:
             yield from self._parquet_batches()
@@ -381,12 +384,7 @@ class TripletFile:
             values = pc.cast(col, pa.float64())
         else:
             raise self.error(None, f"the value column has type {col.type}; expected numbers")
-        out = np.asarray(values, dtype=np.float64)
-        bad = np.flatnonzero(~np.isfinite(out))
-        if bad.size:
-            i = int(bad[0])
-            raise self.error(int(where[i]), f"value {col[i].as_py()!r} is not a finite number")
-        return out
+        return np.asarray(values, dtype=np.float64)
 
 
 def _first_unparsable(col: pa.Array) -> int:

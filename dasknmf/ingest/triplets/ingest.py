@@ -45,6 +45,7 @@ from dasknmf.storage import (
 
 from ..spill import DuplicateEntryError, RowBlockSpill
 from ..split import default_holdout_path, held_out
+from ..values import InvalidValues
 from .files import DEFAULT_BLOCK_SIZE, TripletFile
 
 __all__ = ["TripletIngest", "ingest_triplets"]
@@ -121,6 +122,7 @@ def ingest_triplets(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     block_size: int = DEFAULT_BLOCK_SIZE,
+    keep_invalid: bool = False,
 ) -> TripletIngest:
     """Import a (row id, column id, value) file into a sparse store, optionally
     holding out a random part of the entries in a second store.
@@ -163,6 +165,9 @@ def ingest_triplets(
         fsspec options for URL destinations.
     block_size : int, default 2 MiB
         Bytes of text parsed at once (Parquet: ``block_size // 64`` rows a batch).
+    keep_invalid : bool, default False
+        Store negative, NaN and infinite values instead of refusing the file (NMF
+        refuses them at fit time: clean the store first).
 
     Returns
     -------
@@ -178,9 +183,12 @@ def ingest_triplets(
         Unknown extension, or content that is not UTF-8 text / Parquet.
     InvalidInputError
         Naming the file, the line (Parquet: row) and the value: a line with a
-        different number of fields, a missing id, a value that is not a finite
-        number (NaN and infinity are refused), a (row id, column id) pair that
-        occurs twice (both lines named), or a file without entries.
+        different number of fields, a missing id, a value that is not a number, a
+        (row id, column id) pair that occurs twice (both lines named), or a file
+        without entries. Without ``keep_invalid``, a negative, NaN or infinite
+        value, naming the first one's line (counted from 1, a header line
+        included) and entry, and how many the file holds (found by the first pass,
+        before anything is written).
     InvalidParameterError
         A parameter out of its range.
     StoreExistsError, NotAStoreError
@@ -195,8 +203,8 @@ def ingest_triplets(
     ``col_ids`` in both stores.
 
     *Zeros.* A value of 0 is an observation, not a missing entry: it is stored and
-    counted in ``nnz`` (``write_matrix(keep_zeros=True)``). Negative values are
-    stored as given; NMF refuses them later.
+    counted in ``nnz`` (``write_matrix(keep_zeros=True)``). Negative, NaN and
+    infinite values are refused unless ``keep_invalid=True``.
 
     *Memory.* Text is parsed ``block_size`` bytes at a time (pyarrow holds a few
     blocks: about 40 times ``block_size``) and entries are bucketed by row block
@@ -237,7 +245,7 @@ def ingest_triplets(
     )
 
     start = time.perf_counter()
-    rows, cols, n_entries, integral = _scan(source)
+    rows, cols, n_entries, integral = _scan(source, keep_invalid=keep_invalid)
     shape = (rows.size, cols.size)
     out_dtype = out_dtype or np.dtype(np.float32 if integral else np.float64)
     if chunks is None:
@@ -319,17 +327,20 @@ def _too_sparse(ids: AxisIds, n_entries: int) -> bool:
     return ids.integer and ids.size > max(SPARSE_ID_RANGE, SPARSE_ID_FACTOR * n_entries)
 
 
-def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
+def _scan(source: TripletFile, *, keep_invalid: bool) -> tuple[AxisIds, AxisIds, int, bool]:
     """First pass: the ids of both axes, the entry count and whether every value is
-    an integer exact in float32. An axis whose ids are not all integers, or whose
-    integers are far sparser than their range (:func:`_too_sparse`), is scanned
-    again with its ids numbered in order of first appearance."""
+    an integer exact in float32; the invalid values counted over the whole file and
+    refused at its end, unless ``keep_invalid``. An axis whose ids are not all
+    integers, or whose integers are far sparser than their range
+    (:func:`_too_sparse`), is scanned again with its ids numbered in order of first
+    appearance."""
     as_strings = [False, False]
     while True:
         axes = [
             AxisIds("row", as_strings=as_strings[0]),
             AxisIds("column", as_strings=as_strings[1]),
         ]
+        invalid = InvalidValues(repr(str(source.path)))
         n_entries, integral, restart = 0, True, False
         with closing(source.batches()) as batches:
             for batch in batches:
@@ -339,6 +350,8 @@ def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
                 if restart:
                     break
                 v = batch.values
+                if not keep_invalid:
+                    invalid.add(v, partial(_place, source, batch.where, n_entries))
                 n_entries += v.size
                 integral = integral and bool(
                     np.all((v == np.round(v)) & (np.abs(v) <= _FLOAT32_EXACT))
@@ -346,6 +359,7 @@ def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
         if restart:
             logger.info("%s has non-integer ids: numbering them needs the pass again", source.path)
             continue
+        invalid.check("in the file")
         sparse = [k for k, ids in enumerate(axes) if _too_sparse(ids, n_entries)]
         if not sparse:
             break
@@ -361,6 +375,12 @@ def _scan(source: TripletFile) -> tuple[AxisIds, AxisIds, int, bool]:
     if n_entries == 0:
         raise InvalidInputError(f"{str(source.path)!r} holds no entries")
     return axes[0], axes[1], n_entries, integral
+
+
+def _place(source: TripletFile, where: np.ndarray, before: int, i: int) -> str:
+    """The line (Parquet: row) and entry number of a batch's ``i``-th entry, the
+    batch coming after ``before`` entries."""
+    return f"{source.unit} {int(where[i])}, entry {before + i + 1}"
 
 
 def _spill(
