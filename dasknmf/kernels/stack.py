@@ -103,7 +103,9 @@ class Stack:
         block ``x``, with its block ``g_r`` of the packed Gram matrix ``g``."""
         if len(self.ranks) == 1:
             return rule(x, xht, g, penalty)
-        out = array_module(x).empty_like(x)
+        # C order, as every rule returns: update_cols relies on it (its transpose is
+        # then what SciPy's sparse products take without a copy).
+        out = array_module(x).empty(x.shape, dtype=x.dtype)
         for r, (s, e) in enumerate(self.bounds):
             out[:, s:e] = rule(x[:, s:e], xht[:, s:e], self.block(g, r), penalty)
         return out

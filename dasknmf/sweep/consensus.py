@@ -28,12 +28,26 @@ def unit_rows(components: np.ndarray) -> np.ndarray:
     return np.divide(components, norms, out=np.zeros_like(components), where=norms > 0)
 
 
-def local_density(unit: np.ndarray, neighbours: int) -> np.ndarray:
-    """Mean Euclidean distance of each row to its ``neighbours`` nearest other rows."""
-    sq = np.einsum("ij,ij->i", unit, unit)
-    distances = np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * unit @ unit.T, 0.0))
+def distances_from_gram(gram: np.ndarray) -> np.ndarray:
+    """Euclidean distances between rows from their Gram matrix ``X Xᵀ``."""
+    sq = np.diag(gram)
+    return np.sqrt(np.maximum(sq[:, None] + sq[None, :] - 2.0 * gram, 0.0))
+
+
+def span_coordinates(gram: np.ndarray) -> np.ndarray:
+    """Coordinates of the rows of ``X`` in an orthonormal basis of their span, from
+    ``X Xᵀ``: ``p`` points of any dimension become ``p × p`` with every distance
+    (and so k-means and the silhouette) unchanged."""
+    values, vectors = np.linalg.eigh(gram)
+    return vectors * np.sqrt(np.maximum(values, 0.0))
+
+
+def local_density(distances: np.ndarray, neighbours: int) -> np.ndarray:
+    """Mean distance of each point to its ``neighbours`` nearest other points, from
+    the matrix of their ``distances``."""
+    distances = distances.copy()
     np.fill_diagonal(distances, np.inf)
-    neighbours = min(max(neighbours, 1), len(unit) - 1)
+    neighbours = min(max(neighbours, 1), len(distances) - 1)
     nearest = np.partition(distances, neighbours - 1, axis=1)[:, :neighbours]
     return nearest.mean(axis=1)
 
@@ -51,7 +65,8 @@ class Clustering:
     density : numpy.ndarray
         Local density of each component (:func:`local_density`).
     stability : float
-        Silhouette score of the clustering (NaN when ``k = 1``: one cluster has none).
+        Silhouette score of the clustering (NaN when ``k = 1`` or with one replicate:
+        the silhouette is defined for 2 to ``R·k − 1`` clusters).
     """
 
     unit: np.ndarray
@@ -66,13 +81,27 @@ def cluster_components(
     """Cluster the stacked components (``R·k × n``) of ``n_replicates`` replicates of
     rank ``k``."""
     unit = unit_rows(np.asarray(components, dtype=np.float64))
+    gram = unit @ unit.T
+    # cNMF's neighbourhood: a share of the replicates. Below one neighbour (few
+    # replicates) there is no density to speak of, and no component is an outlier.
     neighbours = round(local_neighborhood * n_replicates)
-    density = local_density(unit, neighbours) if len(unit) > 1 else np.zeros(len(unit))
+    has_density = neighbours >= 1 and len(unit) > 1
+    distances = distances_from_gram(gram)
+    density = local_density(distances, neighbours) if has_density else np.zeros(len(unit))
     if k == 1:
         return Clustering(unit, np.zeros(len(unit), dtype=int), density, float("nan"))
-    km = KMeans(n_clusters=k, n_init=KMEANS_INIT, random_state=KMEANS_SEED).fit(unit)
+    # k-means in the span of the R·k components: the same clustering as in all n
+    # dimensions (distances are kept), n / (R·k) times cheaper.
+    points = span_coordinates(gram)
+    km = KMeans(n_clusters=k, n_init=KMEANS_INIT, random_state=KMEANS_SEED).fit(points)
     labels = km.labels_
-    stability = float(silhouette_score(unit, labels)) if len(set(labels)) > 1 else float("nan")
+    # The silhouette needs 2 to n − 1 clusters: one replicate (R·k = k) has no spread.
+    defined = 1 < len(set(labels)) < len(unit)
+    stability = (
+        float(silhouette_score(distances, labels, metric="precomputed"))
+        if defined
+        else float("nan")
+    )
     return Clustering(unit, labels, density, stability)
 
 

@@ -144,3 +144,11 @@ def test_consensus_of_a_rank_not_swept_is_refused():
         sweep.fit(make_matrix(30, 20, seed=2))
     with pytest.raises(InvalidParameterError, match=r"k in \[2, 3\]"):
         sweep.consensus(5)
+
+
+def test_one_replicate_has_no_stability_but_a_consensus():
+    X = planted(60, 40, 2, seed=5)
+    sweep = RankSweep([1, 2], n_replicates=1, random_state=0, holdout=0.2).fit(X)
+    assert sweep.summary_["stability"].isna().all()
+    assert sweep.best_k_ == 2  # from the held-out error alone
+    np.testing.assert_allclose(sweep.consensus(2).components_, sweep.components_[2][0])
