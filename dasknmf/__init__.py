@@ -41,6 +41,7 @@ from dasknmf.ingest import (
     ingest_triplets,
 )
 from dasknmf.storage import MatrixInfo, matrix_info, open_matrix, read_ids, write_matrix
+from dasknmf.sweep.loop import SweepProgress, SweepState
 
 __version__ = "0.1.0"
 
@@ -62,6 +63,8 @@ __all__ = [
     "RankSweep",
     "StoreExistsError",
     "StoreNotFoundError",
+    "SweepProgress",
+    "SweepState",
     "TripletIngest",
     "UnsupportedFormatError",
     "__version__",

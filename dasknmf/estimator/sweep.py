@@ -26,7 +26,13 @@ from dasknmf.resources import blas_guarded
 from dasknmf.sweep import Stack
 from dasknmf.sweep.consensus import cluster_components, consensus_components
 from dasknmf.sweep.holdout import BiCrossValidation
-from dasknmf.sweep.loop import ReplicateResult, SweepProgress, run_stacked
+from dasknmf.sweep.loop import (
+    ReplicateResult,
+    SweepProgress,
+    SweepState,
+    resume_stacked,
+    run_stacked,
+)
 from dasknmf.sweep.plot import k_selection_plot
 
 __all__ = ["RankSweep"]
@@ -83,6 +89,7 @@ SWEEP_RULES = {
     "random_state": PARAMETER_RULES["random_state"],
     "density_threshold": partial(check_real, low=0.0),
     "local_neighborhood": partial(check_real, low=0.0, high=1.0),
+    "callbacks": lambda name, value: None,  # each is called as it is, as NMF's
     "verbose": _verbose,
     **{name: PARAMETER_RULES[name] for name in SHARED},
 }
@@ -143,6 +150,10 @@ class RankSweep(BaseEstimator):
         left out of the consensus.
     local_neighborhood : float, default=0.3
         Share of ``n_replicates`` that counts as a component's nearest neighbours.
+    callbacks : list of callables or None, default=None
+        Each called with a :class:`dasknmf.sweep.loop.SweepProgress` after every
+        iteration (iteration, replicates running, elapsed time); ``info.state()`` is
+        where the sweep stands, to continue it later with ``fit(X, resume=state)``.
     verbose : int, default=0
         If positive, print progress every ``check_every`` iterations: iteration,
         replicates still running, seconds per iteration.
@@ -206,6 +217,7 @@ class RankSweep(BaseEstimator):
         persist="auto",
         density_threshold=0.5,
         local_neighborhood=0.3,
+        callbacks=None,
         verbose=0,
     ):
         self.n_components = n_components
@@ -226,6 +238,7 @@ class RankSweep(BaseEstimator):
         self.persist = persist
         self.density_threshold = density_threshold
         self.local_neighborhood = local_neighborhood
+        self.callbacks = callbacks
         self.verbose = verbose
 
     # -- fitting -----------------------------------------------------------------------
@@ -261,7 +274,7 @@ class RankSweep(BaseEstimator):
             )
 
     @blas_guarded
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, *, resume=None):
         """Fit every replicate of every rank and summarise them.
 
         Parameters
@@ -270,6 +283,11 @@ class RankSweep(BaseEstimator):
             ``m × n`` non-negative data, or the path of a dasknmf store (as for
             :class:`~dasknmf.NMF`). Kept by reference for :meth:`consensus`.
         y : ignored
+        resume : dasknmf.sweep.loop.SweepState, optional
+            Where an earlier sweep of this ``X`` with the same parameters stood
+            (``info.state()`` in a callback): it continues from there, with the same
+            seeds and held-out rows and columns, and ends as the sweep that was never
+            stopped.
 
         Returns
         -------
@@ -281,7 +299,10 @@ class RankSweep(BaseEstimator):
         m, n = V.shape
         self.n_features_in_ = n
         stats = template._checked_stats(V)
-        base, self.seeds_ = replicate_seeds(self.random_state, self.n_replicates)
+        if resume is not None:
+            self._check_resume(resume)
+        random_state = self.random_state if resume is None else resume.seed
+        base, self.seeds_ = replicate_seeds(random_state, self.n_replicates)
         cv = None
         train, train_stats = V, stats
         if self.holdout > 0:
@@ -293,25 +314,53 @@ class RankSweep(BaseEstimator):
         persisted = keeps_in_memory(train, train_stats, self.persist, "cpu")
         if persisted:
             (train,) = dask.persist(train)
-        ranks = [k for k in self.ranks for _ in self.seeds_]
-        stack = Stack(tuple(ranks))
-        W0, H0 = self._initial_factors(template, train, train_stats)
+        stack = Stack(self._stacked_ranks())
+        progress = list(self.callbacks or []) + ([self._print_progress] if self.verbose else [])
+        options = dict(
+            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every, progress=progress
+        )
+        if resume is None:
+            W0, H0 = self._initial_factors(template, train, train_stats)
+        else:
+            W0 = _chunked_like(resume.W, (train.chunks[0], -1))
+            H0 = _chunked_like(resume.H, (-1, train.chunks[1]))
         if runs_eagerly(train):
             train, W0, H0 = dask.compute(train, W0, H0)
         solver = template._solver(train, train_stats, in_memory=persisted)
-        results = run_stacked(
-            lambda st: replace(solver, stack=st),
-            W0,
-            H0,
-            stack,
-            max_iter=self.max_iter,
-            tol=self.tol,
-            check_every=self.check_every,
-            progress=[self._print_progress] if self.verbose else [],
-        )
+
+        def build(st):
+            return replace(solver, stack=st)
+
+        if resume is None:
+            results = run_stacked(build, W0, H0, stack, seed=base, **options)
+        else:
+            results = resume_stacked(build, replace(resume, W=W0, H=H0), **options)
         self._summarise(results, stack, V, cv)
         self._X = X
         return self
+
+    def _stacked_ranks(self) -> tuple[int, ...]:
+        """Every replicate's rank, in the order of :attr:`results_`."""
+        return tuple(k for k in self.ranks for _ in range(self.n_replicates))
+
+    def _check_resume(self, state: Any) -> None:
+        if not isinstance(state, SweepState):
+            raise InvalidParameterError(
+                "The 'resume' parameter must be a SweepState (from info.state() in a "
+                f"RankSweep callback); got {type(state).__name__}."
+            )
+        if state.ranks != self._stacked_ranks() or state.seed is None:
+            raise InvalidParameterError(
+                f"The state to resume from is of a sweep of ranks {sorted(set(state.ranks))} "
+                f"with {len(state.ranks) // max(len(set(state.ranks)), 1)} replicates each; "
+                f"this one has n_components={self.ranks} and n_replicates="
+                f"{self.n_replicates}."
+            )
+        if state.iteration > self.max_iter:
+            raise InvalidParameterError(
+                f"The 'max_iter' parameter {self.max_iter} is below the iteration "
+                f"{state.iteration} of the state to resume from."
+            )
 
     def _check_ranks(self, shape: tuple[int, int], cv: BiCrossValidation | None) -> None:
         limit = min(shape)
@@ -482,6 +531,11 @@ def _median(values) -> float:
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
     return float(np.median(values)) if len(values) else float("nan")
+
+
+def _chunked_like(X, chunks) -> da.Array:
+    """``X`` (a NumPy or dask array) as a dask array of ``chunks``."""
+    return X.rechunk(chunks) if isinstance(X, da.Array) else da.from_array(X, chunks=chunks)
 
 
 def _lazy(X) -> da.Array:

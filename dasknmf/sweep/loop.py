@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 
+from dasknmf.devices import to_host
 from dasknmf.fit import stepper
 from dasknmf.kernels.stack import Stack
 from dasknmf.resources import single_threaded_blas
@@ -55,6 +56,54 @@ class ReplicateResult:
 
 
 @dataclass(frozen=True)
+class SweepState:
+    """Where a stacked fit stands after an iteration: enough to continue it exactly.
+
+    Made by :meth:`SweepProgress.state` (in a progress callback) and continued by
+    :func:`resume_stacked`: every replicate still running goes on from its factors
+    with its stopping rule where it was, and the result is that of a loop that never
+    stopped. Factors are host arrays (NumPy blocks), so that a state can be written
+    to files.
+
+    Attributes
+    ----------
+    iteration : int
+        Iterations done.
+    ranks : tuple of int
+        Every replicate's rank, in the order of the results.
+    active : tuple of int
+        Replicates still running, in the column order of ``W`` and ``H``.
+    W, H : numpy.ndarray or dask.array.Array
+        The running replicates' stacked factors.
+    error_at_init, check_error, error : tuple of float
+        Per replicate: the error of its initial factors, at its last convergence
+        check, and the last one computed.
+    errors : tuple of tuples of (int, float)
+        Per replicate, its error curve so far.
+    finished : tuple of ReplicateResult or None
+        Per replicate, its result once it has stopped.
+    elapsed : float
+        Seconds the loop has run.
+    seed : int or None
+        Left to the caller (a rank sweep records its base seed here, so that a
+        resumed sweep draws the same held-out rows and columns).
+    """
+
+    iteration: int
+    ranks: tuple[int, ...]
+    active: tuple[int, ...]
+    W: Any = field(repr=False)
+    H: Any = field(repr=False)
+    error_at_init: tuple[float, ...] = field(repr=False)
+    check_error: tuple[float, ...] = field(repr=False)
+    error: tuple[float, ...] = field(repr=False)
+    errors: tuple[tuple[tuple[int, float], ...], ...] = field(repr=False)
+    finished: tuple[ReplicateResult | None, ...] = field(repr=False)
+    elapsed: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
 class SweepProgress:
     """What a progress callback sees after each iteration of a stacked fit.
 
@@ -67,18 +116,25 @@ class SweepProgress:
     total : int
         Replicates in the fit.
     elapsed : float
-        Seconds since the loop started.
+        Seconds since the loop started (counting a resumed loop's earlier run).
     """
 
     iteration: int
     running: int
     total: int
     elapsed: float
+    _snapshot: Callable[[], SweepState] | None = field(default=None, repr=False)
 
     @property
     def seconds_per_iteration(self) -> float:
         """Mean wall time of the iterations so far."""
         return self.elapsed / max(self.iteration, 1)
+
+    def state(self) -> SweepState:
+        """The loop's state after this iteration, for :func:`resume_stacked`."""
+        if self._snapshot is None:
+            raise ValueError("this progress report carries no state")
+        return self._snapshot()
 
 
 def _take_columns(W, columns: np.ndarray):
@@ -103,6 +159,7 @@ def run_stacked(
     tol: float,
     check_every: int = 10,
     progress: Sequence[Callable[[SweepProgress], object]] = (),
+    seed: int | None = None,
 ) -> list[ReplicateResult]:
     """Iterate stacked replicates from ``(W, H)`` until each one stops.
 
@@ -120,25 +177,72 @@ def run_stacked(
         As for :func:`dasknmf.fit.run`, applied to every replicate on its own.
     progress : sequence of callables
         Each called with a :class:`SweepProgress` after every iteration.
+    seed : int, optional
+        Recorded in every :class:`SweepState` (:attr:`SweepState.seed`).
 
     Returns
     -------
     list of ReplicateResult
         One per replicate, in ``stack`` order.
     """
-    started = time.perf_counter()
-    total = len(stack.ranks)
-    results: list[ReplicateResult | None] = [None] * total
     with single_threaded_blas():
         W, H = dask.persist(W, H)
-        solver = build(stack)
-        at_init = np.atleast_1d(np.asarray(dask.compute(solver.error(W, H))[0], dtype=float))
-        rules = [ToleranceRule(tol, check_every, float(e)) for e in at_init]
-        curves: list[list[tuple[int, float]]] = [[] for _ in range(total)]
-        active = list(range(total))  # replicate of each position in the current stack
-        last = at_init.copy()
-        advance = stepper(solver, W, H) if max_iter > 0 else None
-        iteration = 0
+        errors = np.atleast_1d(np.asarray(dask.compute(build(stack).error(W, H))[0], float))
+    at_init = tuple(float(e) for e in errors)
+    total = len(stack.ranks)
+    state = SweepState(
+        0, stack.ranks, tuple(range(total)), W, H, at_init, at_init, at_init,
+        ((),) * total, (None,) * total, seed=seed,
+    )  # fmt: skip
+    return _iterate(build, state, max_iter, tol, check_every, progress)
+
+
+def resume_stacked(
+    build: Callable[[Stack], Solver],
+    state: SweepState,
+    *,
+    max_iter: int,
+    tol: float,
+    check_every: int = 10,
+    progress: Sequence[Callable[[SweepProgress], object]] = (),
+) -> list[ReplicateResult]:
+    """Continue :func:`run_stacked` from ``state``: the same results as the loop
+    that never stopped, with the same ``build``, ``tol`` and ``check_every``
+    (``max_iter`` counts from the start)."""
+    if state.iteration > max_iter:
+        raise ValueError(
+            f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
+        )
+    with single_threaded_blas():
+        W, H = dask.persist(state.W, state.H)
+    return _iterate(build, replace(state, W=W, H=H), max_iter, tol, check_every, progress)
+
+
+def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
+    started = time.perf_counter() - state.elapsed
+    ranks, total = state.ranks, len(state.ranks)
+    results = list(state.finished)
+    at_init, last = list(state.error_at_init), list(state.error)
+    rules = [
+        ToleranceRule(tol, check_every, at_init[r], previous=state.check_error[r])
+        for r in range(total)
+    ]
+    curves = [list(curve) for curve in state.errors]
+    active = list(state.active)  # replicate of each position in the current stack
+    stack = Stack(tuple(ranks[r] for r in active)) if active else None
+    W, H, iteration = state.W, state.H, state.iteration
+
+    def snapshot() -> SweepState:
+        return SweepState(
+            iteration, ranks, tuple(active), to_host(W), to_host(H), tuple(at_init),
+            tuple(rule.previous for rule in rules), tuple(last),
+            tuple(tuple(curve) for curve in curves),
+            tuple(None if r is None else _on_host(r) for r in results),
+            time.perf_counter() - started, state.seed,
+        )  # fmt: skip
+
+    with single_threaded_blas():
+        advance = stepper(build(stack), W, H) if active and iteration < max_iter else None
         while active and iteration < max_iter:
             iteration += 1
             check = tol > 0 and iteration % check_every == 0
@@ -165,11 +269,12 @@ def run_stacked(
                 )
                 stack = stack.subset(keep)
                 active = [active[p] for p in keep]
-                solver = build(stack)
-                advance = stepper(solver, W, H)
+                advance = stepper(build(stack), W, H)
             elif stopped:
                 active = []
-            info = SweepProgress(iteration, len(active), total, time.perf_counter() - started)
+            info = SweepProgress(
+                iteration, len(active), total, time.perf_counter() - started, snapshot
+            )
             for callback in progress:
                 callback(info)
         for position, replicate in enumerate(active):  # max_iter == 0
@@ -177,7 +282,11 @@ def run_stacked(
                 W, H, stack, position, iteration, float(last[replicate]),
                 at_init[replicate], curves[replicate], False,
             )  # fmt: skip
-    return results  # type: ignore[return-value]
+    return results
+
+
+def _on_host(result: ReplicateResult) -> ReplicateResult:
+    return replace(result, W=to_host(result.W), H=to_host(result.H))
 
 
 def _result(W, H, stack, position, n_iter, error, error_at_init, curve, converged):

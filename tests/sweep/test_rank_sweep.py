@@ -152,3 +152,37 @@ def test_one_replicate_has_no_stability_but_a_consensus():
     assert sweep.summary_["stability"].isna().all()
     assert sweep.best_k_ == 2  # from the held-out error alone
     np.testing.assert_allclose(sweep.consensus(2).components_, sweep.components_[2][0])
+
+
+@pytest.mark.parametrize("chunks", [None, (16, 20)], ids=["one tile", "tiles"])
+def test_a_resumed_sweep_ends_as_the_sweep_never_stopped(chunks):
+    X = planted(60, 45, 3, seed=6)
+    params = dict(
+        n_replicates=2, holdout=0.2, random_state=None, max_iter=60, tol=1e-3, chunks=chunks
+    )
+    states = []
+    whole = RankSweep([2, 3], callbacks=[lambda info: states.append(info.state())], **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        whole.fit(X)
+        state = states[24]
+        assert state.iteration == 25 and 0 < len(state.active) <= 4
+        resumed = RankSweep([2, 3], **params).fit(X, resume=state)
+    # random_state=None: the seeds and held-out rows come from the state.
+    np.testing.assert_array_equal(resumed.seeds_, whole.seeds_)
+    for column in ("n_iter", "converged"):
+        assert list(resumed.results_[column]) == list(whole.results_[column])
+    for column in ("train_error", "test_error"):
+        np.testing.assert_allclose(resumed.results_[column], whole.results_[column], rtol=1e-9)
+    np.testing.assert_allclose(resumed.components_[3], whole.components_[3], rtol=1e-9)
+
+
+def test_a_state_of_another_sweep_is_refused():
+    X = planted(40, 30, 2, seed=7)
+    states = []
+    RankSweep([2], n_replicates=2, holdout=0, max_iter=5, tol=0,
+              callbacks=[lambda info: states.append(info.state())]).fit(X)  # fmt: skip
+    with pytest.raises(InvalidParameterError, match=r"ranks \[2\] with 2 replicates each"):
+        RankSweep([2, 3], n_replicates=2, holdout=0).fit(X, resume=states[-1])
+    with pytest.raises(InvalidParameterError, match="must be a SweepState"):
+        RankSweep([2], n_replicates=2).fit(X, resume="state")
