@@ -14,7 +14,6 @@ from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted
 
-from dasknmf import inputs
 from dasknmf.errors import InvalidParameterError, warn_user
 from dasknmf.estimator.nmf import NMF
 from dasknmf.estimator.parameters import PARAMETER_RULES
@@ -23,9 +22,11 @@ from dasknmf.init import initialize
 from dasknmf.params import check_int, check_real
 from dasknmf.random import seed_from
 from dasknmf.resources import blas_guarded
+from dasknmf.solvers import beta_of
 from dasknmf.sweep import Stack
+from dasknmf.sweep.composite import ReplicateSolvers
 from dasknmf.sweep.consensus import cluster_components, consensus_components
-from dasknmf.sweep.holdout import BiCrossValidation
+from dasknmf.sweep.holdout import BiCrossValidation, HeldOutEntries
 from dasknmf.sweep.loop import (
     ReplicateResult,
     SweepProgress,
@@ -76,6 +77,14 @@ def _n_components(name: str, value: Any) -> None:
         raise InvalidParameterError(f"The {name!r} parameter lists a rank twice: {value!r}.")
 
 
+def _or_none(rule):
+    def check(name: str, value: Any) -> None:
+        if value is not None:
+            rule(name, value)
+
+    return check
+
+
 def _verbose(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         check_int(name, value, low=0)
@@ -92,6 +101,7 @@ SWEEP_RULES = {
     "callbacks": lambda name, value: None,  # each is called as it is, as NMF's
     "verbose": _verbose,
     **{name: PARAMETER_RULES[name] for name in SHARED},
+    "solver": _or_none(PARAMETER_RULES["solver"]),
 }
 
 
@@ -128,20 +138,23 @@ class RankSweep(BaseEstimator):
         Fraction of the rows and of the columns held out for bi-cross-validation
         (:mod:`dasknmf.sweep.holdout`): the replicates are fitted to the other rows
         and columns, and ``test_error`` is the error on the held-out block
-        ``X[I, J]`` predicted from them. 0: fit on all of ``X``, no test error.
-        Smaller fractions give a noisier held-out error (docs/rank-selection.md).
+        ``X[I, J]`` predicted from them. With ``missing='ignore'``: the fraction of
+        the observed entries held out, and ``test_error`` is the RMSE there. 0: fit
+        on all of ``X``, no test error. Smaller fractions give a noisier held-out
+        error (docs/rank-selection.md).
     init : {'random', 'nndsvdar'}, default='random'
         How each replicate starts, from its own seed (the ``'nndsvd*'`` starts of
         :class:`~dasknmf.NMF` are deterministic and give identical replicates).
-    solver : {'hals', 'mu'}, default='hals'
-        As for :class:`~dasknmf.NMF`; HALS reaches a given error in far fewer
-        iterations.
-    beta_loss : 'frobenius', default='frobenius'
-        The loss: stacked replicates are available for the Frobenius loss.
-    max_iter, tol, check_every, alpha_W, alpha_H, l1_ratio, chunks, persist
+    solver : {'hals', 'mu', 'als', 'auto'} or None, default=None
+        As for :class:`~dasknmf.NMF`. ``None``: ``'hals'`` for the Frobenius loss on
+        a complete matrix (far fewer iterations than MU), else ``'auto'`` (``'als'``
+        with ``missing='ignore'``, ``'mu'`` for other losses).
+    beta_loss : {'frobenius', 'kullback-leibler', 'itakura-saito'} or float
+        As for :class:`~dasknmf.NMF`. The Frobenius solvers stack the replicates
+        in their kernels (one sparse product for all); the others run each
+        replicate's own step in the same graph, sharing every read of a tile.
+    max_iter, tol, check_every, alpha_W, alpha_H, l1_ratio, chunks, persist, missing
         As for :class:`~dasknmf.NMF`, for every replicate.
-    missing : None, default=None
-        As for :class:`~dasknmf.NMF` (only ``None`` can be stacked).
     random_state : int, RandomState or None, default=None
         Seed of the replicates' seeds and of the held-out rows and columns.
     density_threshold : float, default=0.5
@@ -203,7 +216,7 @@ class RankSweep(BaseEstimator):
         n_replicates=10,
         holdout=0.2,
         init="random",
-        solver="hals",
+        solver=None,
         beta_loss="frobenius",
         max_iter=200,
         tol=1e-4,
@@ -252,6 +265,9 @@ class RankSweep(BaseEstimator):
     def _nmf(self, k: int | None = None, **overrides) -> NMF:
         """The single fit each replicate of rank ``k`` stands for (seed aside)."""
         params = {name: getattr(self, name) for name in SHARED}
+        if params["solver"] is None:
+            complete_frobenius = self.missing is None and beta_of(self.beta_loss) == 2
+            params["solver"] = "hals" if complete_frobenius else "auto"
         return NMF(k, **{**params, **overrides})
 
     def _check_parameters(self) -> None:
@@ -263,15 +279,7 @@ class RankSweep(BaseEstimator):
                 f"The 'init' parameter of RankSweep must be 'random' or 'nndsvdar' "
                 f"(replicates differ only by their seed); got {self.init!r}."
             )
-        solver = self._nmf()._solver_class()
-        if not getattr(solver, "stackable", False):
-            raise InvalidParameterError(
-                f"RankSweep cannot stack replicates of solver={self.solver!r} with "
-                f"beta_loss={self.beta_loss!r} and missing={self.missing!r}: stacked "
-                "fits are available for beta_loss='frobenius' with solver 'mu' or "
-                "'hals' and missing=None. Fit such replicates one by one with "
-                "dasknmf.NMF."
-            )
+        self._nmf()._solver_class()  # the loss, solver and mask go together
 
     @blas_guarded
     def fit(self, X, y=None, *, resume=None):
@@ -303,13 +311,16 @@ class RankSweep(BaseEstimator):
             self._check_resume(resume)
         random_state = self.random_state if resume is None else resume.seed
         base, self.seeds_ = replicate_seeds(random_state, self.n_replicates)
+        self._base_seed = base
         cv = None
         train, train_stats = V, stats
         if self.holdout > 0:
-            cv = BiCrossValidation.draw(m, n, fraction=self.holdout, seed=base)
+            if template._masked:
+                cv = HeldOutEntries(self.holdout, base)
+            else:
+                cv = BiCrossValidation.draw(m, n, fraction=self.holdout, seed=base)
             train = cv.train(V)
-            train_stats = inputs.compute_stats(train)
-            inputs.check_stats(train_stats)
+            train_stats = template._checked_stats(train)
         self._check_ranks(train.shape, cv)
         persisted = keeps_in_memory(train, train_stats, self.persist, "cpu")
         if persisted:
@@ -329,7 +340,10 @@ class RankSweep(BaseEstimator):
         solver = template._solver(train, train_stats, in_memory=persisted)
 
         def build(st):
-            return replace(solver, stack=st)
+            # Stacked in the kernels where the solver can; else side by side.
+            if getattr(solver, "stackable", False):
+                return replace(solver, stack=st)
+            return ReplicateSolvers(solver, st)
 
         if resume is None:
             results = run_stacked(build, W0, H0, stack, seed=base, **options)
@@ -362,13 +376,13 @@ class RankSweep(BaseEstimator):
                 f"{state.iteration} of the state to resume from."
             )
 
-    def _check_ranks(self, shape: tuple[int, int], cv: BiCrossValidation | None) -> None:
+    def _check_ranks(self, shape: tuple[int, int], cv: Any) -> None:
         limit = min(shape)
         if max(self.ranks) > limit:
             where = (
                 f"the {shape[0]} × {shape[1]} block left after holding out "
                 f"{len(cv.rows)} rows and {len(cv.cols)} columns (holdout={self.holdout})"
-                if cv is not None
+                if isinstance(cv, BiCrossValidation)
                 else f"X of shape {shape}"
             )
             raise InvalidParameterError(

@@ -1,4 +1,5 @@
-"""Bi-cross-validation of a rank (Owen & Perry 2009), block by block over tiles.
+"""Held-out errors of a rank: bi-cross-validation for complete matrices (Owen & Perry
+2009), held-out entries for ratings; block by block over tiles.
 
 The error of a factorisation on the data it was fitted to falls with every component
 added, so it cannot choose ``k``. Holding out random *entries* does not work for an
@@ -16,10 +17,16 @@ its answer does not depend on the solver that fitted ``D``); it runs row block b
 block (or column block by column block) without the scheduler, by coordinate descent
 to a fixed accuracy. ``V_IJ`` is never formed densely: its error comes from
 ``W_Iᵀ V_IJ`` and two packed Gram matrices, like every error of the fit.
+
+With ``missing='ignore'`` (ratings) only the observed entries are data, and a random
+share of them is held out instead (:class:`HeldOutEntries`, the split of
+:func:`dasknmf.validation.split`): each replicate is fitted to the rest, and its test
+error is the RMSE of its predictions at the held-out entries.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import partial
 
@@ -27,11 +34,12 @@ import dask
 import dask.array as da
 import numpy as np
 
-from dasknmf import products
+from dasknmf import products, validation
 from dasknmf.kernels.frobenius import hals_rule
 from dasknmf.kernels.penalty import NO_PENALTY, Penalty
 from dasknmf.kernels.stack import Stack, StackedRule
 from dasknmf.solvers.frobenius import squared_errors
+from dasknmf.solvers.masked import observed_sums
 
 #: Coordinate-descent sweeps at most per held-out solve, and the relative change of
 #: the solution (largest entry moved / largest entry) below which it stops.
@@ -115,6 +123,32 @@ class BiCrossValidation:
         H_full[:, self.train_cols] = H
         H_full[:, self.cols] = H_J
         return np.sqrt(np.asarray(errors, dtype=np.float64)), H_full
+
+
+@dataclass(frozen=True)
+class HeldOutEntries:
+    """A random share ``fraction`` of the observed entries held out (ratings).
+
+    The entries are chosen by a hash of their position and ``seed``
+    (:func:`dasknmf.validation.split`): the same whatever the tiling.
+    """
+
+    fraction: float
+    seed: int
+
+    def train(self, V):
+        """``V`` without the held-out entries (same shape and tiling)."""
+        return validation.split(V, self.fraction, self.seed)[0]
+
+    def test_errors(self, V, W, H, stack: Stack) -> tuple[np.ndarray, np.ndarray]:
+        """The RMSE of each replicate's predictions at the held-out entries, and the
+        stacked ``H`` (computed): the interface of
+        :meth:`BiCrossValidation.test_errors`."""
+        test = validation.split(V, self.fraction, self.seed)[1]
+        sums = [observed_sums(test, W[:, s:e], H[s:e], 2.0) for s, e in stack.bounds]
+        sums, H = dask.compute(sums, H)
+        errors = [math.sqrt(float(t[2]) / float(t[1])) if t[1] else math.nan for t in sums]
+        return np.asarray(errors), np.asarray(H)
 
 
 def _norm2(V) -> da.Array:

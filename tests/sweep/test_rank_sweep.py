@@ -122,7 +122,8 @@ def test_progress_shows_iteration_running_replicates_and_speed(capsys):
         (dict(holdout=0.7), "'holdout' parameter must be a real number"),
         (dict(n_replicates=0), "'n_replicates'"),
         (dict(init="nndsvda"), "'random' or 'nndsvdar'"),
-        (dict(beta_loss="kullback-leibler", solver="mu"), "cannot stack replicates"),
+        (dict(beta_loss="kullback-leibler", solver="hals"), "needs solver='mu'"),
+        (dict(missing="ignore", solver="hals"), "'hals'"),
         (dict(solver="nope"), "'solver' parameter"),
     ],
 )
@@ -186,3 +187,47 @@ def test_a_state_of_another_sweep_is_refused():
         RankSweep([2, 3], n_replicates=2, holdout=0).fit(X, resume=states[-1])
     with pytest.raises(InvalidParameterError, match="must be a SweepState"):
         RankSweep([2], n_replicates=2).fit(X, resume="state")
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(beta_loss="kullback-leibler"),
+        dict(beta_loss=0.5, max_iter=20),
+        dict(missing="ignore"),  # ALS, the default for ratings
+        dict(missing="ignore", solver="mu"),
+    ],
+    ids=["kl", "beta-0.5", "masked-als", "masked-mu"],
+)
+def test_replicates_of_other_losses_and_masks_are_their_single_fits(params):
+    """Solvers that cannot stack in their kernels run side by side, each replicate
+    still exactly its own fit."""
+    X = make_matrix(40, 30, density=0.4, seed=8)
+    params = {**dict(chunks=(15, 30), max_iter=30, tol=1e-3, check_every=5), **params}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sweep = RankSweep([2, 3], n_replicates=2, holdout=0, random_state=1, **params).fit(X)
+        for row in sweep.results_.itertuples():
+            alone = dasknmf.NMF(row.k, init="random", random_state=row.seed, **params).fit(X)
+            assert row.n_iter == alone.n_iter_
+            np.testing.assert_allclose(row.train_error, alone.reconstruction_err_, rtol=1e-9)
+            np.testing.assert_allclose(
+                sweep.components_[row.k][row.replicate], alone.components_, rtol=1e-8
+            )
+
+
+def test_ratings_hold_out_entries_and_score_their_rmse():
+    from dasknmf import validation
+    from dasknmf.datasets import ratings
+
+    X, _, _ = ratings(300, 120, 6_000, rank=3, seed=2)
+    sweep = RankSweep([2, 3, 5], n_replicates=2, missing="ignore", random_state=0).fit(X)
+    train, test = validation.split(X, 0.2, sweep._base_seed)
+    test = test.tocoo()
+    for row in sweep.results_.itertuples():
+        alone = dasknmf.NMF(row.k, init="random", random_state=row.seed, missing="ignore")
+        alone.fit(train)
+        predicted = (alone.W_[test.row] * alone.components_[:, test.col].T).sum(axis=1)
+        rmse = np.sqrt(np.mean((predicted - test.data) ** 2))
+        np.testing.assert_allclose(row.test_error, rmse, rtol=1e-5)
+    assert sweep.best_k_ == 3
