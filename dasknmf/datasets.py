@@ -6,6 +6,10 @@ of the benchmarks sees the same data.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import dask
+import dask.array as da
 import numpy as np
 import scipy.sparse as sp
 
@@ -32,13 +36,123 @@ def term_document(
     ((2000, 500), dtype('float32'))
     """
     rng = np.random.default_rng(seed)
+    cdf = _zipf_cdf(n_terms, zipf_exponent)
+    return _documents(rng, n_docs, n_terms, cdf, None, mean_terms_per_doc, dtype)
+
+
+def term_document_blocks(
+    n_docs: int = 2_000_000,
+    n_terms: int = 50_000,
+    *,
+    block_rows: int = 100_000,
+    mean_terms_per_doc: float = 47.0,
+    zipf_exponent: float = 1.07,
+    seed: int = 0,
+    dtype=np.float32,
+) -> Iterator[sp.csr_matrix]:
+    """:func:`term_document`'s matrix made lazily, one block of ``block_rows`` rows at a time.
+
+    A generator of CSR row blocks (the last may be shorter) to hand to
+    :func:`dasknmf.write_matrix` with ``shape=(n_docs, n_terms)``: only one block is
+    in memory at a time, so a matrix larger than memory can be tried without writing
+    a reader. Block ``i`` is generated from ``(seed, i)``, so the matrix depends on
+    ``seed`` and ``block_rows`` (not on how it is consumed); its statistics are those
+    of :func:`term_document` (same vocabulary order, Zipf law and document lengths).
+    See :func:`lazy_term_document` for the same blocks as a dask array.
+
+    Examples
+    --------
+    >>> from dasknmf.datasets import term_document_blocks
+    >>> [b.shape for b in term_document_blocks(2_500, 300, block_rows=1_000)]
+    [(1000, 300), (1000, 300), (500, 300)]
+    """
+    block, sizes = _row_blocks(
+        n_docs, n_terms, block_rows, mean_terms_per_doc, zipf_exponent, seed, dtype
+    )
+    for i, rows in sizes:
+        yield block(i, rows)
+
+
+def lazy_term_document(
+    n_docs: int = 2_000_000,
+    n_terms: int = 50_000,
+    *,
+    block_rows: int = 100_000,
+    mean_terms_per_doc: float = 47.0,
+    zipf_exponent: float = 1.07,
+    seed: int = 0,
+    dtype=np.float32,
+) -> da.Array:
+    """The blocks of :func:`term_document_blocks` as a lazy dask array of CSR chunks.
+
+    Nothing is generated until a block is computed, each in the task that needs it:
+    ``dasknmf.write_matrix(lazy_term_document(), "big.zarr")`` writes a
+    2,000,000 × 50,000 store (≈ 94M non-zeros) one row of tiles at a time, and
+    ``NMF().fit`` takes it directly (then ``persist='auto'`` decides whether it is
+    kept in memory). Equal, block for block, to :func:`term_document_blocks` with the
+    same arguments.
+
+    Examples
+    --------
+    >>> from dasknmf.datasets import lazy_term_document
+    >>> X = lazy_term_document(2_500, 300, block_rows=1_000)
+    >>> X.chunks
+    ((1000, 1000, 500), (300,))
+    >>> X.blocks[2].compute().shape
+    (500, 300)
+    """
+    block, sizes = _row_blocks(
+        n_docs, n_terms, block_rows, mean_terms_per_doc, zipf_exponent, seed, dtype
+    )
+    meta = sp.csr_matrix((0, 0), dtype=dtype)
+    parts = [
+        da.from_delayed(
+            dask.delayed(block, pure=True)(i, rows), shape=(rows, n_terms), dtype=dtype, meta=meta
+        )
+        for i, rows in sizes
+    ]
+    return da.concatenate(parts, axis=0)
+
+
+def _row_blocks(n_docs, n_terms, block_rows, mean_terms_per_doc, zipf_exponent, seed, dtype):
+    """``block(i, rows)``, the generator of row block ``i`` (seeded by ``(seed, i)``),
+    and the ``(i, rows)`` of every block."""
+    cdf = _zipf_cdf(n_terms, zipf_exponent)
+    permutation = np.random.default_rng(seed).permutation(n_terms)
+
+    def block(i: int, rows: int) -> sp.csr_matrix:
+        rng = np.random.default_rng([seed, i])
+        return _documents(rng, rows, n_terms, cdf, permutation, mean_terms_per_doc, dtype)
+
+    starts = range(0, n_docs, block_rows)
+    return block, [(i, min(block_rows, n_docs - start)) for i, start in enumerate(starts)]
+
+
+def _zipf_cdf(n_terms: int, zipf_exponent: float) -> np.ndarray:
+    popularity = 1.0 / np.arange(1, n_terms + 1) ** zipf_exponent
+    return np.cumsum(popularity / popularity.sum())
+
+
+def _documents(
+    rng: np.random.Generator,
+    n_docs: int,
+    n_terms: int,
+    cdf: np.ndarray,
+    permutation: np.ndarray | None,
+    mean_terms_per_doc: float,
+    dtype,
+) -> sp.csr_matrix:
+    """``n_docs`` documents: Poisson lengths, Zipf terms, 1 + geometric counts.
+
+    ``permutation`` shuffles term ids so popular terms are spread over column tiles;
+    ``None`` draws it from ``rng`` (after the terms, the order :func:`term_document`
+    has always drawn in, so its matrices stay the same)."""
     lengths = rng.poisson(mean_terms_per_doc, size=n_docs)
     rows = np.repeat(np.arange(n_docs, dtype=np.int32), lengths)
-    popularity = 1.0 / np.arange(1, n_terms + 1) ** zipf_exponent
-    cdf = np.cumsum(popularity / popularity.sum())
     cols = np.minimum(np.searchsorted(cdf, rng.random(rows.size)), n_terms - 1)
-    # Shuffle term ids so popular terms are spread over column tiles.
-    cols = rng.permutation(n_terms)[cols].astype(np.int32)
+    if permutation is None:
+        permutation = rng.permutation(n_terms)
+    cols = permutation[cols].astype(np.int32)
     values = rng.geometric(0.6, size=rows.size).astype(dtype)
     V = sp.csr_matrix((values, (rows, cols)), shape=(n_docs, n_terms), dtype=dtype)
     V.sum_duplicates()

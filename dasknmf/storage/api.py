@@ -58,14 +58,22 @@ def write_matrix(
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     keep_zeros: bool = False,
+    shape: tuple[int, int] | None = None,
 ) -> None:
     """Write a 2-D matrix to a tiled zarr store.
 
     Parameters
     ----------
-    X : numpy.ndarray, scipy.sparse matrix or array, or dask.array.Array
+    X : numpy.ndarray, scipy.sparse matrix or array, dask.array.Array, or row blocks
         The matrix. Dask arrays may have numpy or scipy.sparse chunks; they are
         computed one row of tiles at a time, so ``X`` may be larger than memory.
+        **Row blocks**, for a matrix larger than memory built piece by piece: an
+        iterator (such as a generator) or a list of 2-D numpy arrays or
+        scipy.sparse matrices, stacked top to bottom, of any heights. They are read
+        once, one at a time, each checked against ``shape`` as it arrives, and
+        re-cut into rows of tiles: memory holds one block and one row of tiles.
+        The first block decides the format and dtype; with ``chunks=None`` the
+        tile shape assumes the first block's density for the whole matrix.
     path : str or os.PathLike
         A local directory or an fsspec URL (``"s3://bucket/v.zarr"``).
     chunks : tuple of int, optional
@@ -88,11 +96,18 @@ def write_matrix(
         dask arrays of scipy.sparse chunks) as entries, for data where a stored 0 is
         an observation (a rating of 0), not an absent entry. They count in ``nnz``
         and read back as stored entries. By default they are dropped.
+    shape : tuple of int, optional
+        ``(rows, columns)`` of the whole matrix: required when ``X`` is an iterator
+        of row blocks (its length is known only at its end); checked against ``X``
+        otherwise.
 
     Raises
     ------
     InvalidInputError
-        ``X`` is not a non-empty 2-D array of real numbers.
+        ``X`` is not a non-empty 2-D array of real numbers; or a row block is not
+        a 2-D array of real numbers, has other than ``shape[1]`` columns, goes past
+        ``shape[0]`` rows, or the blocks end before it (the message names the
+        block, counting from 0, and its first row; nothing is written).
     InvalidParameterError
         ``chunks``, ``format``, ``dtype`` or ``storage_options`` is invalid, or
         ``keep_zeros`` is set for the dense format.
@@ -119,9 +134,18 @@ def write_matrix(
     >>> write_matrix(zeros, "memory://doc-w0", keep_zeros=True)
     >>> matrix_info("memory://doc-w0").nnz
     2
+
+    A matrix written from a generator of row blocks, one block in memory at a time:
+
+    >>> blocks = (sp.random(1_000, 50, density=0.1, format="csr", rng=i) for i in range(4))
+    >>> write_matrix(blocks, "memory://doc-wb", shape=(4_000, 50))
+    >>> matrix_info("memory://doc-wb").shape
+    (4000, 50)
     """
     loc = StoreLocation.from_user(path, storage_options)
-    plan = plan_write(X, chunks=chunks, format=format, dtype=dtype, keep_zeros=keep_zeros)
+    plan = plan_write(
+        X, chunks=chunks, format=format, dtype=dtype, keep_zeros=keep_zeros, shape=shape
+    )
     with atomic_store(loc, overwrite=overwrite) as target:
         final = write_plan(plan, target)
     logger.info(
@@ -154,9 +178,13 @@ def plan_write(
     format: Literal["sparse", "dense"] | None,
     dtype: Any,
     keep_zeros: bool,
+    shape: tuple[int, int] | None = None,
 ) -> WritePlan:
-    """Validate the arguments of :func:`write_matrix` (except the target)."""
-    matrix = prepare_input(X)
+    """Validate the arguments of :func:`write_matrix` (except the target).
+
+    For row blocks this reads the first block; the others are checked as they are
+    written."""
+    matrix = prepare_input(X, shape)
     kind = check_option("format", format, (None, "sparse", "dense")) or (
         "sparse" if matrix.sparse else "dense"
     )

@@ -13,7 +13,7 @@ several tiles at once."""
 
 FULL_WIDTH_MAX_COLS = 100_000
 MIN_FULL_WIDTH_ROWS = 128
-MIN_ROW_BLOCKS = 4
+MIN_ROW_BLOCKS = 2
 ALIGN = 1024
 
 
@@ -45,8 +45,10 @@ def default_chunks(shape: tuple[int, int], *, nnz: int | None, itemsize: int) ->
        tilings make the distributed products cheapest. Otherwise columns are cut into
        roughly square tiles.
     4. Rows fill the target, rounded down to a multiple of 1024 (of 64 below 1024).
-    5. A matrix larger than a quarter of the target gets at least 4 row blocks (when
-       it has enough rows), so two or more workers share the work.
+    5. A matrix larger than a quarter of the target gets at least 2 row blocks (when
+       it has enough rows), so two workers or threads share the work. (More row
+       blocks than the target asks for were slower in every measured setting, on
+       2 cores: ``docs/benchmarks.md``, tile shapes.)
     6. Never more rows or columns than the matrix has.
 
     Parameters
@@ -66,7 +68,7 @@ def default_chunks(shape: tuple[int, int], *, nnz: int | None, itemsize: int) ->
     Examples
     --------
     >>> default_chunks((1_000_000, 20_000), nnz=10_000_000, itemsize=4)
-    (250880, 20000)
+    (500736, 20000)
     >>> default_chunks((500, 300), nnz=None, itemsize=8)
     (500, 300)
     """

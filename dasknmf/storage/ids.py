@@ -182,7 +182,19 @@ def write_ids(group: zarr.Group, rows: list[str] | None, cols: list[str] | None)
         arr[:] = values
 
 
-_AXES: dict[Any, int] = {0: 0, 1: 1, "rows": 0, "columns": 1}
+# Every spelling users type for an axis (NumPy's 0 / 1, pandas' names, the short
+# forms); the message of a refusal lists them.
+_AXES: dict[Any, int] = {
+    0: 0,
+    1: 1,
+    "rows": 0,
+    "row": 0,
+    "index": 0,
+    "columns": 1,
+    "column": 1,
+    "cols": 1,
+    "col": 1,
+}
 
 
 def read_ids(
@@ -202,7 +214,8 @@ def read_ids(
     path : str or os.PathLike
         Local directory or fsspec URL of a matrix store.
     axis : {0, 1, "rows", "columns"}
-        0 or ``"rows"`` for row ids, 1 or ``"columns"`` for column ids.
+        0 or ``"rows"`` for row ids, 1 or ``"columns"`` for column ids; also
+        ``"row"``, ``"index"`` and ``"column"``, ``"cols"``, ``"col"``, in any case.
     storage_options : dict, optional
         fsspec options for URL paths.
 
@@ -226,11 +239,14 @@ def read_ids(
     >>> read_ids("memory://doc-ids", "rows")
     array([0, 1, 2])
     """
-    if isinstance(axis, bool) or axis not in _AXES:
+    key = axis.lower() if isinstance(axis, str) else axis
+    if isinstance(axis, bool) or not isinstance(key, (int, str)) or key not in _AXES:
+        spellings = ", ".join(repr(a) for a in _AXES)
         raise InvalidParameterError(
-            f"The 'axis' parameter must be one of 0, 1, 'rows', 'columns'; got {axis!r}."
+            f"The 'axis' parameter must be 0 or 'rows' for row ids, 1 or 'columns' for "
+            f"column ids (accepted: {spellings}); got {axis!r}."
         )
-    i = _AXES[axis]
+    i = _AXES[key]
     loc, group, meta = open_store_meta(path, storage_options)
     name = (ROW_IDS, COL_IDS)[i]
     if name not in group:

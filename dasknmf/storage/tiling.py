@@ -15,13 +15,14 @@ import scipy.sparse as sp
 
 from dasknmf.errors import InvalidInputError
 
+from .blocks import RowBlocks, is_row_blocks
 from .layout import grid_chunks
 
 __all__ = ["InputMatrix", "iter_tile_rows", "prepare_input", "stored_dtype"]
 
 logger = logging.getLogger(__name__)
 
-InputKind = Literal["numpy", "scipy", "dask"]
+InputKind = Literal["numpy", "scipy", "dask", "blocks"]
 
 # Above this many elements the non-zeros of a numpy input are estimated from a sample.
 _EXACT_COUNT_LIMIT = 2**24
@@ -45,8 +46,11 @@ class InputMatrix:
 
     def estimate_nnz(self) -> int:
         """Non-zero count: exact for in-memory input, extrapolated from the first
-        block for dask input (only used to choose a tile shape, so a full extra pass
-        over a possibly larger-than-memory input is not worth it)."""
+        block for dask input and an iterator of row blocks (only used to choose a
+        tile shape, so a full extra pass over a possibly larger-than-memory input is
+        not worth it)."""
+        if self.kind == "blocks":
+            return self.obj.estimate_nnz()
         if self.kind == "scipy":
             return int(self.obj.nnz)
         m, n = self.shape
@@ -85,14 +89,34 @@ def stored_dtype(dtype: np.dtype) -> np.dtype:
     )
 
 
-def prepare_input(X: Any) -> InputMatrix:
-    """Validate ``X`` (2-D numpy, scipy.sparse or dask array) for writing.
+def prepare_input(X: Any, shape: Any = None) -> InputMatrix:
+    """Validate ``X`` (2-D numpy, scipy.sparse or dask array, or row blocks) for writing.
+
+    Row blocks (see :func:`~dasknmf.storage.blocks.is_row_blocks`) take their
+    ``shape`` from the blocks of a list, or from ``shape`` for an iterator; other
+    input must match ``shape`` when it is given.
 
     Examples
     --------
     >>> prepare_input(sp.eye(3, format="csc")).kind
     'scipy'
+    >>> prepare_input(iter([np.eye(2)]), shape=(2, 2)).kind
+    'blocks'
     """
+    if is_row_blocks(X):
+        blocks = RowBlocks.from_user(X, shape)
+        stored_dtype(blocks.dtype)
+        return InputMatrix(blocks, "blocks", blocks.shape, blocks.dtype, blocks.sparse)
+    matrix = _prepare_matrix(X)
+    if shape is not None and tuple(shape) != matrix.shape:
+        raise InvalidInputError(
+            f"X has shape {matrix.shape}, but shape={tuple(shape)} was passed "
+            "(shape is needed only for an iterator of row blocks)"
+        )
+    return matrix
+
+
+def _prepare_matrix(X: Any) -> InputMatrix:
     if isinstance(X, da.Array):
         kind: InputKind = "dask"
         sparse = sp.issparse(X._meta)
@@ -127,7 +151,8 @@ def iter_tile_rows(matrix: InputMatrix, tile_shape: tuple[int, int]) -> Iterator
 
     In-memory inputs are sliced tile by tile. Dask input is rechunked to the tile
     shape and computed one row of tiles at a time (the tiles of a row in parallel),
-    so memory stays bounded by one row of tiles however large the input is.
+    and row blocks are re-cut into rows of tiles as they arrive, so memory stays
+    bounded by one row of tiles (and one block) however large the input is.
 
     Examples
     --------
@@ -140,6 +165,9 @@ def iter_tile_rows(matrix: InputMatrix, tile_shape: tuple[int, int]) -> Iterator
     row_bounds = np.cumsum((0, *row_chunks))
     if matrix.kind == "dask":
         yield from _iter_dask(matrix.obj, (row_chunks, col_chunks))
+        return
+    if matrix.kind == "blocks":
+        yield from matrix.obj.tile_rows(tile_shape)
         return
     obj = matrix.obj.tocsr() if matrix.kind == "scipy" else matrix.obj
     for r0, r1 in itertools.pairwise(row_bounds):
