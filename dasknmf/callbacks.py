@@ -1,15 +1,162 @@
-"""Ready-made observers of the fit loop (see :class:`dasknmf.fit.IterationInfo`)."""
+"""Ready-made observers of a fit: its iterations (:class:`dasknmf.fit.IterationInfo`)
+and the phases before them (:class:`PhaseInfo`: the statistics pass, the
+initialisation), so that no phase runs in silence.
+
+An observer hears of the phases when it has an ``on_phase(info)`` method; the
+estimator passes its callbacks (and, with ``verbose``, a :class:`PrintProgress`) to a
+:class:`PhaseReporter`.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
+
+from dask.callbacks import Callback
 
 from dasknmf.fit import IterationInfo
 
+#: A phase is announced only once it has lasted this long (seconds): quick phases
+#: print nothing, slow ones are never silent for longer.
+QUIET_S = 2.0
+#: Seconds between two progress lines of one phase (plain lines suit batch logs).
+PHASE_EVERY_S = 10.0
+#: Seconds between two task-count updates sent to the observers.
+_TASK_EVENT_S = 0.5
+
+
+@dataclass(frozen=True)
+class PhaseInfo:
+    """What an observer's ``on_phase`` sees during a phase of a fit.
+
+    Attributes
+    ----------
+    phase : str
+        ``'statistics'`` or ``'initialization (<method>)'``.
+    elapsed : float
+        Seconds since the phase began.
+    finished : bool
+        Whether the phase has just ended.
+    passes, total_passes : int
+        Reads of ``V`` done and planned in the phase (0 and 0 when it does not count
+        them, as the statistics pass, which is one read).
+    tasks, total_tasks : int
+        Tasks done and in all of the graph being computed (0 and 0 when none runs
+        under dask's local schedulers).
+    """
+
+    phase: str
+    elapsed: float
+    finished: bool = False
+    passes: int = 0
+    total_passes: int = 0
+    tasks: int = 0
+    total_tasks: int = 0
+
+    def describe(self) -> str:
+        """One line: phase, progress, seconds."""
+        parts = [f"{self.phase:<28s}"]
+        if self.finished:
+            parts.append("done")
+        else:
+            if self.total_passes:
+                parts.append(f"reads of V {self.passes}/{self.total_passes}")
+            if self.total_tasks:
+                parts.append(f"tasks {self.tasks}/{self.total_tasks}")
+        parts.append(f"{self.elapsed:.1f}s")
+        return "  ".join(parts)
+
+
+class PhaseReporter:
+    """Sends :class:`PhaseInfo` to every observer with an ``on_phase`` method.
+
+    ``with reporter.phase(name):`` brackets a phase; inside it, tasks finished by
+    dask's local schedulers are counted, and :meth:`passes` (an ``on_pass`` for
+    :func:`dasknmf.linalg.randomized_svd`) reports reads of ``V``.
+    """
+
+    def __init__(self, observers: Iterable[object]) -> None:
+        self._observers = [o.on_phase for o in observers if callable(getattr(o, "on_phase", None))]
+        self._name: str | None = None
+        self._start = 0.0
+        self._passes = (0, 0)
+        self._tasks = (0, 0)
+        self._last_event = 0.0
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[PhaseReporter]:
+        """Report the phase ``name`` while the block runs, and its end."""
+        if not self._observers:
+            yield self
+            return
+        self._name, self._start = name, time.perf_counter()
+        self._passes, self._tasks = (0, 0), (0, 0)
+        self._emit()
+        try:
+            with _TaskCounter(self):
+                yield self
+        finally:
+            self._emit(finished=True)
+            self._name = None
+
+    def passes(self, done: int, total: int) -> None:
+        """``done`` of ``total`` reads of ``V`` finished."""
+        if self._name is not None:
+            self._passes, self._tasks = (done, total), (0, 0)
+            self._emit()
+
+    def _task_done(self, done: int, total: int) -> None:
+        self._tasks = (done, total)
+        now = time.perf_counter()
+        if now - self._last_event >= _TASK_EVENT_S:
+            self._emit()
+
+    def _emit(self, finished: bool = False) -> None:
+        self._last_event = time.perf_counter()
+        info = PhaseInfo(
+            self._name or "",
+            self._last_event - self._start,
+            finished,
+            *self._passes,
+            *self._tasks,
+        )
+        for observe in self._observers:
+            observe(info)
+
+
+class _TaskCounter(Callback):
+    """Counts the tasks of graphs computed by dask's local schedulers."""
+
+    def __init__(self, reporter: PhaseReporter) -> None:
+        super().__init__()
+        self._reporter = reporter
+        self._done = self._total = 0
+
+    def _start_state(self, dsk, state) -> None:
+        self._done = 0
+        self._total = len(state["ready"]) + len(state["waiting"])
+
+    def _posttask(self, key, result, dsk, state, worker_id) -> None:
+        self._done += 1
+        self._reporter._task_done(self._done, self._total)
+
+
+def phase_reporter(callbacks: Iterable[object] | None, verbose: int) -> PhaseReporter:
+    """The reporter of a fit's phases: its ``callbacks``, and a :class:`PrintProgress`
+    when ``verbose``."""
+    observers = list(callbacks or [])
+    if verbose:
+        observers.append(PrintProgress())
+    return PhaseReporter(observers)
+
 
 class PrintProgress:
-    """Write one line per iteration: number, error, relative error, seconds.
+    """Write one line per iteration: number, error, relative error, seconds; and
+    lines for the phases before the first iteration (:meth:`on_phase`).
 
     Parameters
     ----------
@@ -18,6 +165,9 @@ class PrintProgress:
         redirections made later are honoured).
     every : int
         Write every ``every``-th iteration only.
+    quiet_s, phase_every_s : float
+        A phase is written about only once it has lasted ``quiet_s`` seconds, then
+        at most every ``phase_every_s`` seconds, and its end.
 
     Examples
     --------
@@ -30,9 +180,39 @@ class PrintProgress:
     iter     2  error ...
     """
 
-    def __init__(self, stream: TextIO | None = None, every: int = 1) -> None:
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        every: int = 1,
+        *,
+        quiet_s: float = QUIET_S,
+        phase_every_s: float = PHASE_EVERY_S,
+    ) -> None:
         self.stream = stream
         self.every = every
+        self.quiet_s = quiet_s
+        self.phase_every_s = phase_every_s
+        self._phase_written: tuple[str, float] | None = None
+
+    def on_phase(self, info: PhaseInfo) -> None:
+        """A line about ``info``'s phase, at the rate ``quiet_s`` and
+        ``phase_every_s`` allow; always one at its end if one was written before."""
+        if info.elapsed < self.quiet_s and not info.finished:
+            return
+        written = self._phase_written
+        if written is not None and written[0] != info.phase:
+            written = None
+        if info.finished:
+            self._phase_written = None
+            if written is None and info.elapsed < self.quiet_s:
+                return
+        elif written is not None and info.elapsed - written[1] < self.phase_every_s:
+            return
+        else:
+            self._phase_written = (info.phase, info.elapsed)
+        stream = self.stream or sys.stdout
+        stream.write(info.describe() + "\n")
+        stream.flush()
 
     def __call__(self, info: IterationInfo) -> None:
         if info.iteration % self.every:

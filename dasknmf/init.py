@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 
 from dasknmf.errors import InvalidParameterError
-from dasknmf.linalg import randomized_svd
+from dasknmf.linalg import FirstPass, PassObserver, first_pass, randomized_svd
 from dasknmf.random import (
     STREAM_FILL_H,
     STREAM_FILL_W,
@@ -25,9 +25,17 @@ from dasknmf.random import (
 )
 
 INIT_METHODS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
+#: The methods built on a randomized SVD of ``V``.
+NNDSVD_METHODS = ("nndsvd", "nndsvda", "nndsvdar")
 
 #: NNDSVD entries below this become exact zeros (scikit-learn's default).
 NNDSVD_EPS = 1e-6
+
+#: Power iterations of the randomized SVD behind ``nndsvd*`` when ``V`` is read from
+#: its store on every pass (out of core): each costs a read of ``V``, as an iteration
+#: does, and more of them barely change the factors a fit starts from
+#: (docs/benchmarks.md, "Time to the answer"). In memory, scikit-learn's choice.
+OUT_OF_CORE_POWER_ITERATIONS = 1
 
 
 def _factor_chunks(V: da.Array, k: int):
@@ -67,10 +75,19 @@ def nndsvd_init(
     mean: float,
     seed: int,
     dtype: np.dtype,
+    power_iterations: int | None = None,
+    on_pass: PassObserver | None = None,
+    first: FirstPass | None = None,
 ) -> tuple[da.Array, da.Array]:
     """NNDSVD from a randomized SVD of ``V``; ``variant`` is ``nndsvd``, ``nndsvda`` or
-    ``nndsvdar`` (zeros kept, filled with ``mean(V)``, or with small random values)."""
-    U, s, Vt = randomized_svd(V, k, seed=seed)
+    ``nndsvdar`` (zeros kept, filled with ``mean(V)``, or with small random values).
+
+    ``power_iterations`` (default scikit-learn's), ``on_pass`` and ``first`` go to
+    :func:`dasknmf.linalg.randomized_svd`.
+    """
+    U, s, Vt = randomized_svd(
+        V, k, seed=seed, n_power_iter=power_iterations, on_pass=on_pass, first=first
+    )
     xp, xn = _part_norms(U, axis=0)
     yp, yn = _part_norms(Vt, axis=1)
     xp, xn, yp, yn = (np.asarray(a, dtype=np.float64) for a in dask.compute(xp, xn, yp, yn))
@@ -141,6 +158,15 @@ def custom_init(V: da.Array, k: int, W, H, *, dtype: np.dtype) -> tuple[da.Array
     )
 
 
+def first_read(V: da.Array, k: int, method: str, *, seed: int) -> FirstPass | None:
+    """The first read of ``V`` that ``initialize(V, k, method, seed=seed)`` would make,
+    as a graph to compute with the statistics pass (one read of ``V`` for both), or
+    ``None`` where ``method`` reads nothing or the read cannot be shared."""
+    if method not in NNDSVD_METHODS:
+        return None
+    return first_pass(V, k, seed=seed)
+
+
 def initialize(
     V: da.Array,
     k: int,
@@ -151,12 +177,32 @@ def initialize(
     dtype: np.dtype,
     W=None,
     H=None,
+    in_memory: bool = True,
+    on_pass: PassObserver | None = None,
+    first: FirstPass | None = None,
 ) -> tuple[da.Array, da.Array]:
-    """Dispatch to the initialisation named by ``method`` (one of :data:`INIT_METHODS`)."""
+    """Dispatch to the initialisation named by ``method`` (one of :data:`INIT_METHODS`).
+
+    ``in_memory=False`` says ``V`` is read from its store on every pass: ``nndsvd*``
+    then makes :data:`OUT_OF_CORE_POWER_ITERATIONS` power iterations instead of
+    scikit-learn's. ``on_pass(done, total)`` hears of each of its reads of ``V``;
+    ``first`` is its first read made already (:func:`first_read`).
+    """
     if method == "random":
         return random_init(V, k, mean=mean, seed=seed, dtype=dtype)
-    if method in ("nndsvd", "nndsvda", "nndsvdar"):
-        return nndsvd_init(V, k, variant=method, mean=mean, seed=seed, dtype=dtype)
+    if method in NNDSVD_METHODS:
+        power = None if in_memory else OUT_OF_CORE_POWER_ITERATIONS
+        return nndsvd_init(
+            V,
+            k,
+            variant=method,
+            mean=mean,
+            seed=seed,
+            dtype=dtype,
+            power_iterations=power,
+            on_pass=on_pass,
+            first=first,
+        )
     if method == "custom":
         return custom_init(V, k, W, H, dtype=dtype)
     raise InvalidParameterError(f"init must be one of {INIT_METHODS}, got {method!r}.")

@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import scipy.sparse as sp
@@ -103,6 +106,10 @@ class MatrixStats:
     n_nonfinite: int
     first_nonfinite: tuple[int, int] | None
     n_observed: int
+    #: Smallest and largest finite observed value (NaN if there is none): the range
+    #: a ratings model clips its predictions to.
+    observed_min: float = math.nan
+    observed_max: float = math.nan
 
     @property
     def mean(self) -> float:
@@ -120,13 +127,28 @@ class MatrixStats:
         return self.n_observed - self.nnz
 
 
-def compute_stats(V: da.Array, *, nan_is_missing: bool = False) -> MatrixStats:
+def compute_stats(
+    V: da.Array,
+    *,
+    nan_is_missing: bool = False,
+    alongside: Sequence[tuple[Any, Callable[[Any], None]]] = (),
+) -> MatrixStats:
     """Read ``V`` once and summarise it.
 
     The observed entries are the stored ones of sparse tiles and all entries of dense
     ones, except NaN when ``nan_is_missing`` (then they are neither summed nor errors).
+    ``alongside`` holds ``(lazy collection, receiver)`` pairs computed in the same
+    graph, so that they share this read of ``V`` (the randomized SVD's first pass);
+    each receiver is given its collection's value.
     """
-    s = np.asarray(products.tile_stats(V, nan_is_missing).compute())
+    s, bounds, *others = dask.compute(
+        products.tile_stats(V, nan_is_missing),
+        _observed_range(V),
+        *(lazy for lazy, _ in alongside),
+    )
+    for (_, receive), value in zip(alongside, others, strict=True):
+        receive(value)
+    s, bounds = np.asarray(s), np.asarray(bounds)
     n = V.shape[1]
 
     def position(linear: float) -> tuple[int, int] | None:
@@ -142,7 +164,34 @@ def compute_stats(V: da.Array, *, nan_is_missing: bool = False) -> MatrixStats:
         n_nonfinite=int(s[5]),
         first_nonfinite=position(s[6]),
         n_observed=int(s[7]),
+        observed_min=float(bounds[0]),
+        observed_max=float(bounds[1]),
     )
+
+
+def _range_of_tile(tile) -> np.ndarray:
+    """``[min, max]`` of a tile's finite observed values (``[inf, -inf]`` if none)."""
+    tile = devices.block_to_host(tile)
+    values = np.asarray(tile.data if sp.issparse(tile) else tile)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return np.asarray([np.inf, -np.inf])
+    return np.asarray([values.min(), values.max()], dtype=np.float64)
+
+
+def _observed_range(V) -> Any:
+    """``[min, max]`` of ``V``'s finite observed values (lazy for a dask ``V``), read
+    in the same pass as the statistics."""
+    if not products.is_lazy(V):
+        return _range_of_tile(V)
+    per_tile = V.map_blocks(
+        lambda t: _range_of_tile(t)[None, None, :],
+        chunks=(1, 1, 2),
+        new_axis=2,
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0), dtype=np.float64),
+    ).reshape(-1, 2)
+    return da.stack([per_tile[:, 0].min(), per_tile[:, 1].max()])
 
 
 def observed_counts(V: da.Array) -> tuple[np.ndarray, np.ndarray]:

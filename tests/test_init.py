@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import math
+
 import dask.array as da
 import numpy as np
 import pytest
 from sklearn.decomposition._nmf import _initialize_nmf
 
+from dasknmf import NMF
+from dasknmf.datasets import term_document
 from dasknmf.errors import InvalidParameterError
-from dasknmf.init import custom_init, initialize, random_init
+from dasknmf.init import OUT_OF_CORE_POWER_ITERATIONS, custom_init, initialize, random_init
 from dasknmf.random import standard_normal
 from tests.helpers import make_matrix
 
@@ -93,3 +97,56 @@ def test_unknown_init_is_rejected():
     V = da.ones((4, 4), chunks=2)
     with pytest.raises(InvalidParameterError, match="init must be one of"):
         initialize(V, 2, "svd", mean=1.0, seed=0, dtype=np.float64)
+
+
+def _error(X, W, H) -> float:
+    W, H = W.astype(np.float64), H.astype(np.float64)
+    norm2 = float((X.data.astype(np.float64) ** 2).sum())
+    cross = float(((X.T @ W).T * H).sum())
+    return math.sqrt(max(norm2 - 2 * cross + float(((W.T @ W) * (H @ H.T)).sum()), 0.0))
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_nndsvda_on_a_corpus_is_as_good_as_sklearns(in_memory):
+    # In memory: scikit-learn's subspace (its power iterations); out of core: fewer
+    # reads of V, within a few per cent after one MU iteration, as docs/benchmarks.md
+    # measured on the full-size matrix.
+    X = term_document(6_000, 1_500, seed=1)
+    k = 10
+    V = da.from_array(X, chunks=(1_500, 1_500), asarray=False)
+    passes = []
+    W, H = initialize(
+        V, k, "nndsvda", mean=X.sum() / (X.shape[0] * X.shape[1]), seed=0,
+        dtype=np.float32, in_memory=in_memory, on_pass=lambda *p: passes.append(p),
+    )  # fmt: skip
+    W, H = W.compute(), H.compute()
+    assert W.dtype == H.dtype == np.float32
+    assert len(passes) == (8 if in_memory else OUT_OF_CORE_POWER_ITERATIONS + 1)
+    W_sk, H_sk = _initialize_nmf(X, k, init="nndsvda", random_state=0)
+    np.testing.assert_allclose(_error(X, W, H), _error(X, W_sk, H_sk), rtol=1e-3)
+    ours = NMF(k, init="custom", max_iter=1, tol=0).fit(X, W=W, H=H).reconstruction_err_
+    theirs = NMF(k, init="custom", max_iter=1, tol=0).fit(X, W=W_sk, H=H_sk).reconstruction_err_
+    assert ours <= theirs * (1.001 if in_memory else 1.03)
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_a_fit_reads_v_once_more_for_nndsvda_than_for_random(persist):
+    # Out of core: the statistics pass also makes the SVD's first read, and the SVD
+    # reads V once per power iteration (OUT_OF_CORE_POWER_ITERATIONS), so nndsvda
+    # costs that many reads of V more than init='random' (docs/benchmarks.md). In
+    # memory, V is read twice whatever the init (statistics, then persisted).
+    X = make_matrix(400, 120, density=0.3)
+    reads = {}
+    for init in ("random", "nndsvda"):
+        calls = []
+
+        def read(tile, calls=calls):
+            if tile.size:  # not dask's call on an empty tile for the meta
+                calls.append(1)
+            return tile
+
+        V = da.from_array(X, chunks=(100, 60), asarray=False).map_blocks(read, dtype=X.dtype)
+        NMF(5, init=init, max_iter=0, persist=persist).fit(V)
+        reads[init] = len(calls) / 8
+    expected = 0 if persist else OUT_OF_CORE_POWER_ITERATIONS
+    assert reads == {"random": 2, "nndsvda": 2 + expected}
