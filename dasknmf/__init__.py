@@ -15,7 +15,11 @@ Examples
 
 from __future__ import annotations
 
-from dasknmf.callbacks import PrintProgress
+import importlib
+import sys
+import types
+from typing import Any
+
 from dasknmf.errors import (
     CorruptStoreError,
     DaskNMFError,
@@ -28,22 +32,69 @@ from dasknmf.errors import (
     StoreNotFoundError,
     UnsupportedFormatError,
 )
-from dasknmf.estimator import NMF, RankSweep
-from dasknmf.fit import FitState, IterationInfo
-from dasknmf.ingest import (
-    AnnDataIngest,
-    CorpusIngest,
-    TripletIngest,
-    ingest,
-    ingest_anndata,
-    ingest_corpus,
-    ingest_mtx,
-    ingest_triplets,
-)
-from dasknmf.storage import MatrixInfo, matrix_info, open_matrix, read_ids, write_matrix
-from dasknmf.sweep.loop import SweepProgress, SweepState
 
 __version__ = "0.1.0"
+
+#: The public names defined in other modules, each imported from its module on first
+#: use (PEP 562, as SciPy does), so that ``import dasknmf`` and ``dasknmf --version``
+#: load neither dask nor scikit-learn. ``tests/test_structure.py`` reads this table as
+#: the imports it stands for.
+_LAZY_ATTRIBUTES = {
+    "PrintProgress": "dasknmf.callbacks",
+    "NMF": "dasknmf.estimator",
+    "RankSweep": "dasknmf.estimator",
+    "FitState": "dasknmf.fit",
+    "IterationInfo": "dasknmf.fit",
+    "AnnDataIngest": "dasknmf.ingest",
+    "CorpusIngest": "dasknmf.ingest",
+    "TripletIngest": "dasknmf.ingest",
+    "ingest_anndata": "dasknmf.ingest",
+    "ingest_corpus": "dasknmf.ingest",
+    "ingest_mtx": "dasknmf.ingest",
+    "ingest_triplets": "dasknmf.ingest",
+    "MatrixInfo": "dasknmf.storage",
+    "matrix_info": "dasknmf.storage",
+    "open_matrix": "dasknmf.storage",
+    "read_ids": "dasknmf.storage",
+    "write_matrix": "dasknmf.storage",
+    "SweepProgress": "dasknmf.sweep.loop",
+    "SweepState": "dasknmf.sweep.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_ATTRIBUTES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # found directly from now on
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY_ATTRIBUTES, "ingest"})
+
+
+class _Package(types.ModuleType):
+    """The ``dasknmf`` module, whose attribute ``ingest`` is the function
+    :func:`dasknmf.ingest.dispatch.ingest`, not the package of the same name.
+
+    Importing the package ``dasknmf.ingest`` (for its importers, say) sets the
+    attribute ``ingest`` of its parent to the package; the setter keeps the function.
+    """
+
+    @property
+    def ingest(self) -> Any:
+        from dasknmf.ingest import ingest
+
+        return ingest
+
+    @ingest.setter
+    def ingest(self, value: Any) -> None:
+        pass
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "NMF",

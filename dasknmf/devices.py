@@ -18,9 +18,6 @@ import importlib
 import types
 from typing import Any
 
-import dask.array as da
-import numpy as np
-
 from dasknmf.errors import DeviceUnavailableError
 
 #: The values of ``NMF(device=...)`` and of the ``model.device`` job key.
@@ -49,9 +46,8 @@ def array_module(*arrays: object) -> types.ModuleType:
     >>> array_module(np.ones(2), scipy.sparse.eye(2)).__name__
     'numpy'
     """
-    if any(is_device_array(a) for a in arrays):
-        return importlib.import_module("cupy")
-    return np
+    # By name, as cupy: `dasknmf --help` reads DEVICES from this module, without NumPy.
+    return importlib.import_module("cupy" if any(is_device_array(a) for a in arrays) else "numpy")
 
 
 def block_to_host(block: Any) -> Any:
@@ -81,6 +77,8 @@ def to_device(X: Any, device: str) -> Any:
     """
     if device == "cpu":
         return X
+    import dask.array as da  # not at the top, as NumPy in array_module
+
     if isinstance(X, da.Array):
         return X.map_blocks(block_to_device, dtype=X.dtype, meta=X._meta)
     return block_to_device(X)
@@ -88,6 +86,8 @@ def to_device(X: Any, device: str) -> Any:
 
 def to_host(X: Any) -> Any:
     """``X`` with its blocks as NumPy arrays or SciPy matrices (dask arrays stay lazy)."""
+    import dask.array as da  # not at the top, as NumPy in array_module
+
     if isinstance(X, da.Array):
         return X.map_blocks(block_to_host, dtype=X.dtype, meta=X._meta)
     return block_to_host(X)

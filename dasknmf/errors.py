@@ -7,7 +7,9 @@ builtin exception a caller would expect (``ValueError``, ``FileNotFoundError`` .
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import types
 import warnings
 
 
@@ -49,6 +51,30 @@ class InputFileNotFoundError(DaskNMFError, FileNotFoundError):
 
 class DeviceUnavailableError(DaskNMFError, RuntimeError):
     """The requested device cannot be used here (CuPy missing, no GPU seen)."""
+
+
+class MissingDependencyError(DaskNMFError, ImportError):
+    """An optional dependency that this input needs is not installed (the message names
+    the ``pip install`` to run)."""
+
+
+def import_optional(module: str, *, extra: str, needed_for: str) -> types.ModuleType:
+    """``module``, imported, or :class:`MissingDependencyError` naming ``dasknmf[extra]``.
+
+    Examples
+    --------
+    >>> try:
+    ...     import_optional("nope", extra="anndata", needed_for="reading .h5ad files")
+    ... except MissingDependencyError as exc:
+    ...     print(exc)
+    reading .h5ad files needs nope, which is not installed: pip install 'dasknmf[anndata]'
+    """
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"{needed_for} needs {module}, which is not installed: pip install 'dasknmf[{extra}]'"
+        ) from exc
 
 
 def warn_user(message: str, category: type[Warning]) -> None:

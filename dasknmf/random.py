@@ -14,7 +14,7 @@ import numpy as np
 GEN_BLOCK = 8192
 
 #: Independent streams, so that e.g. W and H never share draws.
-STREAM_W, STREAM_H, STREAM_FILL_W, STREAM_FILL_H, STREAM_SKETCH = range(5)
+STREAM_W, STREAM_H, STREAM_FILL_W, STREAM_FILL_H, STREAM_SKETCH, STREAM_VALIDATION = range(6)
 
 
 def seed_from(random_state: int | np.random.RandomState | np.random.Generator | None) -> int:
@@ -71,3 +71,32 @@ def standard_normal(
         dtype=dtype,
         meta=np.empty((0, 0), dtype=dtype),
     )
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    # The splitmix64 finaliser: every input bit affects every output bit (uint64
+    # arithmetic wraps on overflow, which is what it wants).
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+def uniform_at(rows: np.ndarray, cols: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """A uniform number in ``[0, 1)`` for each entry ``(rows[p], cols[p])`` of an endless
+    matrix: a hash of the position, ``seed`` and ``stream``, so a tile draws the numbers
+    of its own entries whatever the tiling.
+
+    Examples
+    --------
+    >>> r = np.arange(100_000)
+    >>> u = uniform_at(r, r[::-1], seed=0, stream=STREAM_VALIDATION)
+    >>> float(u.mean().round(2)), bool((uniform_at(r[:5], r[::-1][:5], 0, 5) == u[:5]).all())
+    (0.5, True)
+    """
+    with np.errstate(over="ignore"):
+        key = np.asarray([seed, stream], dtype=np.uint64)
+        salt = _mix(_mix(key[0] + np.uint64(0x9E3779B97F4A7C15)) ^ key[1])
+        rows, cols = np.asarray(rows).astype(np.uint64), np.asarray(cols).astype(np.uint64)
+        h = _mix(_mix(rows ^ salt) ^ cols)
+    # The top 53 bits as a float in [0, 1).
+    return (h >> np.uint64(11)).astype(np.float64) * 2.0**-53

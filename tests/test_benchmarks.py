@@ -11,8 +11,12 @@ from benchmarks import (
     bench_masked,
     bench_mu,
     bench_out_of_core,
+    bench_ratings,
     bench_scaling,
+    bench_startup,
+    bench_sweep,
     bench_tiles,
+    bench_time_to_answer,
     bench_time_to_loss,
 )
 
@@ -23,8 +27,13 @@ from benchmarks import (
         (bench_mu, "| implementation | s / iteration | ratio to scikit-learn |"),
         (bench_gpu, "| implementation | s / iteration | ratio to the floor |"),
         (bench_time_to_loss, "| method | iterations to target |"),
+        (bench_time_to_answer, "| in memory | dasknmf wall s | scikit-learn wall s | wall ratio"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
-        (bench_tiles, "| tile rows | tiles | CSR MiB per tile | s / iteration |"),
+        (bench_tiles, "| tile shape | tiles | CSR MiB per tile | mode | s / iteration |"),
+        # --smoke never starts Spark (pyspark is optional; the ratios are then n/a).
+        (bench_ratings, "| ratings | fit | wall s | train RMSE | held-out RMSE |"),
+        (bench_sweep, "| replicates per rank | one after another (s) | sweep (s) | ratio |"),
+        (bench_startup, "| command | median s | min s | max s | ratio to python -c pass |"),
         # These two start LocalClusters of worker processes: tens of seconds each.
         pytest.param(
             bench_out_of_core,

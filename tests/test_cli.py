@@ -18,6 +18,7 @@ import scipy.sparse as sp
 import dasknmf
 from dasknmf.cli import main
 from dasknmf.storage import matrix_info, open_matrix, read_ids
+from tests.test_package import loaded_after
 
 SMALL_DEMO = ["demo", "--rows", "600", "--cols", "300", "--k", "4", "--max-iter", "15"]
 ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)")
@@ -238,12 +239,22 @@ def test_keyboard_interrupt_exits_130(capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("dasknmf.cli.info.matrix_info", interrupted)
+    monkeypatch.setattr("dasknmf.storage.matrix_info", interrupted)
     assert main(["info", "anything"]) == 130
     assert "interrupted" in capsys.readouterr().err
 
 
 # -- entry points ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_load_no_array_library(flag):
+    # `dasknmf --version` and `--help` in well under a second: each command imports what
+    # it needs when it runs (docs/startup.md).
+    code = (
+        f"from dasknmf.cli import main\ntry:\n    main([{flag!r}])\nexcept SystemExit:\n    pass"
+    )
+    assert loaded_after(code) == []
 
 
 def test_version(capsys):

@@ -87,6 +87,9 @@ def test_cluster_result_does_not_depend_on_workers(case, client):
     np.testing.assert_allclose(model.components_, local.components_, rtol=1e-12)
 
 
+# Slow: masked updates on worker processes are in the default suite with ALS
+# (tests/solvers/test_als.py), masked MU out of core in this process (tests/solvers).
+@pytest.mark.slow
 def test_missing_entry_fit_on_cluster(case, client):
     """The ratings path on workers, out of core, against the dense masked reference."""
     X, path, *_ = case

@@ -732,6 +732,8 @@ def test_get_params_set_params_clone_round_trip():
         "solver": "auto",
         "beta_loss": "frobenius",
         "missing": None,
+        "validation": None,
+        "clip": True,
         "device": "cpu",
         "output": "numpy",
     }

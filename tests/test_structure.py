@@ -30,6 +30,9 @@ ROOT = Path(importlib.util.find_spec(PACKAGE).origin).parent
 
 Graph = Mapping[str, Iterable[str]]
 
+#: The name of a module's table of lazily imported attributes (see ``dasknmf/__init__.py``).
+LAZY_TABLE = "_LAZY_ATTRIBUTES"
+
 
 class Rule(NamedTuple):
     """Modules under ``importers`` (but not under ``exempt``) reach none under ``forbidden``."""
@@ -125,6 +128,16 @@ def imported_modules(source: str, module: str, is_package: bool) -> set[tuple[st
             base = here[: len(here) - node.level + 1] if node.level else []
             origin = ".".join([*base, *([node.module] if node.module else [])])
             imports.update((f"{origin}.{alias.name}", origin) for alias in node.names)
+
+        def visit_Assign(self, node: ast.Assign) -> None:
+            # A lazy attribute table ``_LAZY_ATTRIBUTES = {name: "module"}``, read by a
+            # module ``__getattr__``, stands for ``from module import name``.
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            if LAZY_TABLE in names and isinstance(node.value, ast.Dict):
+                for key, value in zip(node.value.keys, node.value.values, strict=True):
+                    if isinstance(key, ast.Constant) and isinstance(value, ast.Constant):
+                        imports.add((f"{value.value}.{key.value}", value.value))
+            self.generic_visit(node)
 
     Imports().visit(ast.parse(source))
     return imports
@@ -335,6 +348,18 @@ def test_a_parent_init_that_imports_back_its_importer_is_a_cycle(tmp_path):
     graph = import_graph(package, "p")
     assert graph["p.sub.leaf"] == {"p.sub.base"}
     assert find_cycles(graph) == [["p", "p.model", "p.sub.base", "p"]]
+
+
+def test_a_lazy_attribute_table_counts_as_imports(tmp_path):
+    source = '_LAZY_ATTRIBUTES = {"Model": "p.model", "f": "p.sub.base"}\n'
+    imports = imported_modules(source, "p", is_package=True)
+    assert imports == {("p.model.Model", "p.model"), ("p.sub.base.f", "p.sub.base")}
+    # So a submodule taking a lazy name back from the package is still a cycle.
+    package = tmp_path / "p"
+    package.mkdir()
+    (package / "__init__.py").write_text(source.replace(', "f": "p.sub.base"', ""))
+    (package / "model.py").write_text("def g():\n    from p import Model\n")
+    assert find_cycles(import_graph(package, "p")) == [["p", "p.model", "p"]]
 
 
 def test_path_between_names_the_route():

@@ -16,17 +16,15 @@ import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-from sklearn.exceptions import ConvergenceWarning
-
-from dasknmf import NMF, PrintProgress
 from dasknmf.cli.arguments import non_negative_float, non_negative_int, positive_int
 from dasknmf.cli.exit_codes import EXIT_OK
-from dasknmf.datasets import term_document
 from dasknmf.devices import DEVICES
 from dasknmf.errors import StoreExistsError
-from dasknmf.storage import MatrixInfo, matrix_info, write_matrix
+
+if TYPE_CHECKING:
+    from dasknmf.storage import MatrixInfo
 
 __all__ = ["add_demo_command"]
 
@@ -105,6 +103,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _run_demo(args: argparse.Namespace, store: str) -> None:
+    # Imported here, not at the top: `dasknmf --help` need not load dask and sklearn.
+    import numpy as np
+    from sklearn.exceptions import ConvergenceWarning
+
+    from dasknmf import NMF, PrintProgress
+    from dasknmf.datasets import term_document
+    from dasknmf.storage import matrix_info, write_matrix
+
     out = sys.stdout
     t0 = time.perf_counter()
     V = term_document(args.rows, args.cols, seed=args.seed)

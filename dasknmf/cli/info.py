@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 
 from dasknmf.cli.exit_codes import EXIT_OK
-from dasknmf.storage import matrix_info
 
 __all__ = ["add_info_command"]
 
@@ -37,5 +36,7 @@ def add_info_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from dasknmf.storage import matrix_info  # here: `dasknmf --help` need not load zarr
+
     print(matrix_info(args.path))
     return EXIT_OK

@@ -12,21 +12,18 @@ Examples
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from dasknmf.cli.arguments import document_frequency, fraction, non_negative_int, positive_int
 from dasknmf.cli.exit_codes import EXIT_OK
 from dasknmf.errors import InvalidParameterError, StoreExistsError
-from dasknmf.ingest import (
-    AnnDataIngest,
-    CorpusIngest,
-    TripletIngest,
-    ingest,
-    ingest_anndata,
-    ingest_corpus,
-    ingest_triplets,
-    input_kind,
-)
-from dasknmf.storage import MatrixInfo
+
+if TYPE_CHECKING:
+    from dasknmf.ingest import AnnDataIngest, CorpusIngest, TripletIngest
+    from dasknmf.storage import MatrixInfo
+
+# The importers are imported by the functions that run them, not at the top: `dasknmf
+# --help` need not load them.
 
 __all__ = ["add_ingest_command"]
 
@@ -257,6 +254,8 @@ def _kind_flags(args: argparse.Namespace) -> dict[str, dict[str, object]]:
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from dasknmf.ingest import input_kind
+
     kind = input_kind(args.src, corpus=args.corpus)
     for flags_kind, flags in _kind_flags(args).items():
         given = [flag for flag, value in flags.items() if value is not None]
@@ -275,6 +274,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> MatrixInfo:
+    from dasknmf.ingest import ingest
+
     return ingest(
         args.src,
         args.dst,
@@ -287,6 +288,8 @@ def _ingest_matrix(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> 
 
 
 def _ingest_anndata(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> AnnDataIngest:
+    from dasknmf.ingest import ingest_anndata
+
     return ingest_anndata(
         args.src,
         args.dst,
@@ -300,6 +303,8 @@ def _ingest_anndata(args: argparse.Namespace, chunks: tuple[int, ...] | None) ->
 
 
 def _ingest_corpus(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> CorpusIngest:
+    from dasknmf.ingest import ingest_corpus
+
     if args.format == "dense":
         raise InvalidParameterError("--format dense does not apply to text corpora (sparse)")
     options = {
@@ -326,6 +331,8 @@ def _ingest_corpus(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> 
 
 
 def _ingest_triplets(args: argparse.Namespace, chunks: tuple[int, ...] | None) -> TripletIngest:
+    from dasknmf.ingest import ingest_triplets
+
     if args.format == "dense":
         raise InvalidParameterError("--format dense does not apply to triplet files (sparse)")
     if args.holdout_output and not args.holdout:

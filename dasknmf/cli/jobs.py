@@ -14,6 +14,7 @@ Examples
     $ dasknmf run configs/example.yaml --set model.max_iter=50 --overwrite
     $ dasknmf submit job.yaml --scheduler-file /shared/dask/scheduler.json
     $ dasknmf resume runs/example      # after a job with checkpoint.every > 0 stopped
+    $ dasknmf resume runs/example --scheduler-file /shared/dask/new-scheduler.json
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from dasknmf.cli.exit_codes import EXIT_OK
-from dasknmf.fit import IterationInfo
-from dasknmf.jobs.config import JobConfig, load_config
-from dasknmf.jobs.outputs import OutputExistsError, check_output_target
-from dasknmf.jobs.runner import resume_job, run_job
+
+if TYPE_CHECKING:
+    from dasknmf.fit import IterationInfo
+    from dasknmf.jobs.config import JobConfig
+    from dasknmf.sweep.loop import SweepProgress
+
+# The job library is imported by the commands that use it, not at the top: `dasknmf
+# --help` need not load dask, zarr and scikit-learn.
 
 __all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
 
@@ -58,6 +63,12 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         help="replace an existing output of a previous job (same as --set output.overwrite=true)",
     )
     run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue an earlier run of this same job from its checkpoints if it left "
+        "any (else start): the same command again goes on where a killed run stopped",
+    )
+    run.add_argument(
         "--quiet", action="store_true", help="print only where the outputs are (and errors)"
     )
     run.set_defaults(handler=_cmd_run)
@@ -73,6 +84,24 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         ),
     )
     resume.add_argument("directory", metavar="OUTPUT_DIR", help="the job's output.directory")
+    resume.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change the recorded job's cluster, checkpoint or report section (e.g. --set "
+        "'cluster={type: local, n_workers: 4}'; cluster.type replaces the section); the "
+        "input, model and output cannot change; may be repeated",
+    )
+    target = resume.add_mutually_exclusive_group()
+    target.add_argument(
+        "--scheduler-file",
+        metavar="FILE",
+        help="run on this scheduler (a new allocation's) instead of the recorded cluster",
+    )
+    target.add_argument("--address", metavar="ADDRESS", help="as --scheduler-file")
+    _add_tls_arguments(resume)
     resume.add_argument(
         "--quiet", action="store_true", help="print only where the outputs are (and errors)"
     )
@@ -91,10 +120,9 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     target = submit.add_mutually_exclusive_group(required=True)
     target.add_argument("--scheduler-file", metavar="FILE", help="the scheduler's JSON file")
     target.add_argument("--address", metavar="ADDRESS", help="e.g. tcp://host:8786")
-    submit.add_argument("--tls-ca-file", metavar="FILE", help="CA certificate (TLS)")
-    submit.add_argument("--tls-cert", metavar="FILE", help="client certificate (TLS)")
-    submit.add_argument("--tls-key", metavar="FILE", help="client key, if not in --tls-cert")
+    _add_tls_arguments(submit)
     submit.add_argument("--overwrite", action="store_true", help="as for run")
+    submit.add_argument("--resume", action="store_true", help="as for run")
     submit.add_argument("--quiet", action="store_true", help="as for run")
     submit.set_defaults(handler=_cmd_submit)
 
@@ -123,7 +151,15 @@ def _add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-ca-file", metavar="FILE", help="CA certificate (TLS)")
+    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate (TLS)")
+    parser.add_argument("--tls-key", metavar="FILE", help="client key, if not in --tls-cert")
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from dasknmf.jobs.config import load_config
+
     config = load_config(args.config, args.overrides)
     print(f"OK: {args.config}")
     print(describe_job(config))
@@ -131,19 +167,34 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from dasknmf.jobs.config import load_config
+    from dasknmf.jobs.runner import run_job
+
     overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
     config = load_config(args.config, overrides)
-    result = run_job(config, progress=None if args.quiet else ProgressPrinter())
+    progress = None if args.quiet else ProgressPrinter()
+    result = run_job(config, progress=progress, resume=args.resume)
     if args.quiet:
-        print(f"outputs: {result.directory}")
+        _print_result(result.lines, result.directory)
     return EXIT_OK
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    result = resume_job(args.directory, progress=None if args.quiet else ProgressPrinter())
+    from dasknmf.jobs.runner import resume_job
+
+    overrides = [*args.overrides, *submit_overrides(args)]
+    progress = None if args.quiet else ProgressPrinter()
+    result = resume_job(args.directory, overrides=overrides, progress=progress)
     if args.quiet:
-        print(f"outputs: {result.directory}")
+        _print_result(result.lines, result.directory)
     return EXIT_OK
+
+
+def _print_result(lines: tuple[str, ...], directory: str) -> None:
+    """What ``--quiet`` keeps: the result (progress and steps are what it drops)."""
+    for line in lines:
+        print(line)
+    print(f"outputs: {directory}")
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -152,11 +203,13 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def submit_overrides(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` items by which ``submit`` is ``run`` on the cluster it names.
+    """The ``--set`` items by which ``submit`` is ``run`` on the cluster it names (and
+    ``resume`` continues a job on it).
 
     They come after the user's own, so the file's ``cluster`` section and any
-    ``--set cluster...`` are replaced; paths and addresses are JSON strings, which
-    YAML reads back verbatim.
+    ``--set cluster...`` are replaced when a scheduler is named; TLS options alone
+    (``resume`` with the recorded scheduler) change only ``cluster.tls``. Paths and
+    addresses are JSON strings, which YAML reads back verbatim.
 
     Examples
     --------
@@ -169,7 +222,8 @@ def submit_overrides(args: argparse.Namespace) -> list[str]:
     cluster.tls.ca_file="ca.pem"
     cluster.tls.cert="c.pem"
     """
-    items = ["cluster={type: existing}"]
+    named = args.scheduler_file is not None or args.address is not None
+    items = ["cluster={type: existing}"] if named else []
     for option, key in _SUBMIT_KEYS.items():
         value = getattr(args, option)
         if value is not None:
@@ -225,7 +279,10 @@ def describe_job(config: JobConfig) -> str:
         params += [f"l1_ratio={model.l1_ratio:g}"]
     if model.missing is not None:
         params.append(f"missing={model.missing}")
-    report = ["convergence plot"] if config.report.plot else []
+    if config.sweep is not None:
+        params[0] = f"n_components={list(config.ranks)}"
+    plot = "k-selection plot" if config.sweep is not None else "convergence plot"
+    report = [plot] if config.report.plot else []
     if config.report.top_features:
         report.append(f"top {config.report.top_features} features (if the input has column ids)")
     every = config.checkpoint.every
@@ -238,7 +295,24 @@ def describe_job(config: JobConfig) -> str:
         ("checkpoint", checkpoint),
         ("report", ", ".join(report) or "none"),
     ]
+    if config.sweep is not None:
+        rows.insert(2, ("sweep", _describe_sweep(config)))
     return "\n".join(f"  {name:<10} : {text}" for name, text in rows)
+
+
+def _describe_sweep(config: JobConfig) -> str:
+    s = config.sweep
+    assert s is not None
+    held = (
+        f"holdout {s.holdout:g} (held-out error by bi-cross-validation)"
+        if s.holdout
+        else "holdout 0 (k chosen by stability)"
+    )
+    chosen = f"k = {s.consensus_k}" if s.consensus_k else "the suggested k"
+    return (
+        f"k in {list(config.ranks)} x {s.replicates} replicates, {held}; writes "
+        f"k_selection.csv/.png, every k's replicated H and the consensus of {chosen}"
+    )
 
 
 def _describe_cluster(config: JobConfig) -> str:
@@ -259,6 +333,8 @@ def _describe_cluster(config: JobConfig) -> str:
 
 
 def _output_state(config: JobConfig) -> str:
+    from dasknmf.jobs.outputs import OutputExistsError, check_output_target
+
     try:
         replacing = check_output_target(config.output.directory, overwrite=True)
     except OutputExistsError:
@@ -279,6 +355,7 @@ class ProgressPrinter:
     Examples
     --------
     >>> import io
+    >>> from dasknmf.fit import IterationInfo
     >>> p = ProgressPrinter(io.StringIO())
     >>> p.iteration(IterationInfo(2, 5.0, 10.0, 0.5, None, None))
     >>> p.stream.getvalue()
@@ -298,12 +375,19 @@ class ProgressPrinter:
         """Print a step of the job."""
         self._write(message)
 
-    def iteration(self, info: IterationInfo) -> None:
-        """Print one iteration."""
+    def iteration(self, info: IterationInfo | SweepProgress) -> None:
+        """Print one iteration (of a fit, or of a rank sweep: its replicates still
+        running instead of an error)."""
         last_iteration, last_elapsed = self._last
         steps = max(info.iteration - last_iteration, 1)
         per_iteration = (info.elapsed - last_elapsed) / steps
         self._last = (info.iteration, info.elapsed)
+        if hasattr(info, "running"):  # a SweepProgress
+            self._write(
+                f"iter {info.iteration:5d}  running {info.running:4d} of {info.total} "
+                f"replicates  {per_iteration:.3f} s/iter"
+            )
+            return
         relative = info.error / info.error_at_init if info.error_at_init else 0.0
         self._write(
             f"iter {info.iteration:5d}  error {info.error:.6e}  rel {relative:.4f}  "

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from dasknmf import __version__
+from dasknmf.cli.consensus import add_consensus_command
 from dasknmf.cli.demo import add_demo_command
 from dasknmf.cli.exit_codes import EXIT_INTERRUPTED, EXIT_USAGE, USER_ERRORS
 from dasknmf.cli.info import add_info_command
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_ingest_command(commands)
     add_info_command(commands)
     add_job_commands(commands)  # run, resume, submit, validate: YAML job files
+    add_consensus_command(commands)  # another rank's consensus of a sweep job
     return parser
 
 

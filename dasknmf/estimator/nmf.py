@@ -12,9 +12,9 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
-from dasknmf import devices, inputs
+from dasknmf import devices, inputs, validation
 from dasknmf import fit as fit_loop
-from dasknmf.callbacks import PrintProgress
+from dasknmf.callbacks import PrintProgress, phase_reporter
 from dasknmf.errors import InvalidInputError, warn_user
 from dasknmf.estimator.parameters import (
     check_parameters,
@@ -31,7 +31,8 @@ from dasknmf.estimator.placement import (
     zero_missing,
 )
 from dasknmf.estimator.ratings import RatingsMixin, warn_underdetermined
-from dasknmf.init import initialize
+from dasknmf.init import NNDSVD_METHODS, first_read, initialize
+from dasknmf.linalg import FirstPass
 from dasknmf.random import seed_from
 from dasknmf.resources import active_client, blas_guarded, total_threads
 from dasknmf.solvers import (
@@ -120,6 +121,19 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         unobserved entries as zeros. :attr:`reconstruction_err_` is then
         ``sqrt(2 · divergence over the observed entries)`` (``‖M ∘ (X − WH)‖_F`` for
         the Frobenius loss).
+    validation : float or None, default=None
+        With ``missing='ignore'``: a fraction in (0, 0.5) of the observed entries
+        held out of the fit (chosen by a hash of each entry's position and
+        ``random_state``, whatever the tiling). After every iteration the RMSE on them
+        is computed (they are kept in memory; about 1 % of a sweep's work for
+        ``k = 10``); the fit stops once it has not fallen below its best by a
+        relative ``tol`` for 3 iterations, and keeps the factors of the iteration
+        with the lowest one (:attr:`best_iteration_`). The ``tol`` rule on the
+        training error still applies. A resumed fit starts its count afresh.
+    clip : bool, default=True
+        With ``missing='ignore'``: :meth:`predict`, :meth:`rmse`, :meth:`score`,
+        :meth:`recommend` clip predictions to the range of the observed training
+        values (:attr:`rating_range_`, e.g. 1–5 stars). ``False``: ``W H`` as it is.
     chunks : (int, int) or None, default=None
         Tile shape. ``None``: a dask input or store keeps its tiles, an in-memory
         input is tiled automatically (one row block per thread at least).
@@ -169,7 +183,22 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         by :meth:`predict`, :meth:`rmse` and :meth:`score`.
     n_observed_ : int
         Entries of ``X`` that entered the fit (all ``m · n`` unless
-        ``missing='ignore'``).
+        ``missing='ignore'``; without the validation entries).
+    converged_ : bool
+        Whether the ``tol`` rule or the validation rule stopped the fit.
+    rating_range_ : (float, float)
+        With ``missing='ignore'``: the smallest and largest observed value of ``X``,
+        the range predictions are clipped to.
+    n_validation_ : int
+        With ``validation``: the number of validation entries.
+    validation_rmse_ : float
+        With ``validation``: RMSE on them of the kept factors (clipped predictions
+        unless ``clip=False``).
+    validation_curve_ : list of (int, float)
+        With ``validation``: ``(iteration, validation RMSE)`` of every iteration.
+    best_iteration_ : int
+        With ``validation``: the iteration whose factors were kept (``n_iter_``
+        counts every iteration run).
 
     Examples
     --------
@@ -198,6 +227,8 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         l1_ratio=0.0,
         alpha_weighted=0.0,
         missing=None,
+        validation=None,
+        clip=True,
         chunks=None,
         persist="auto",
         callbacks=None,
@@ -218,6 +249,8 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.l1_ratio = l1_ratio
         self.alpha_weighted = alpha_weighted
         self.missing = missing
+        self.validation = validation
+        self.clip = clip
         self.chunks = chunks
         self.persist = persist
         self.callbacks = callbacks
@@ -301,31 +334,44 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             W, H = check_resume(
                 resume, W, H, m, n, max_iter=self.max_iter, n_components=self.n_components
             )
-        stats = self._checked_stats(V)
+        progress = phase_reporter(self.callbacks, self.verbose)
+        seed = seed_from(self.random_state)
+        first = None if resume is not None else self._first_read(V, W, H, seed)
+        with progress.phase("statistics"):
+            stats = self._checked_stats(V, first)
         custom = resume is not None or self.init == "custom"
         k = resolve_n_components(self.n_components, m, n, W, H, custom=custom)
         self.persisted_ = keeps_in_memory(V, stats, self.persist, self.device)
+        self._ratings = V  # lazy: the rated items that recommend() leaves out
+        V, V_valid = self._hold_validation(V, seed)
         if self.persisted_ and self.device == "cpu":
             (V,) = dask.persist(V)
 
         method = "custom" if resume is not None else self._resolve_init(W, H)
-        seed = seed_from(self.random_state)
-        W0, H0 = initialize(
-            zero_missing(V) if self._masked else V,
-            k,
-            method,
-            mean=self._scale_mean(stats),
-            seed=seed,
-            dtype=V.dtype,
-            W=W,
-            H=H,
-        )
-        if runs_eagerly(V):
-            V, W0, H0 = dask.compute(V, W0, H0)
+        with progress.phase(f"initialization ({method})"):
+            W0, H0 = initialize(
+                zero_missing(V) if self._masked else V,
+                k,
+                method,
+                mean=self._scale_mean(stats),
+                seed=seed,
+                dtype=V.dtype,
+                W=W,
+                H=H,
+                in_memory=self.persisted_,
+                on_pass=progress.passes,
+                first=first,
+            )
+            if runs_eagerly(V):
+                V, W0, H0, V_valid = dask.compute(V, W0, H0, V_valid)
         V, W0, H0 = on_device(V, W0, H0, device=self.device, persist=self.persisted_)
         callbacks = list(self.callbacks or [])
         if self.verbose:
             callbacks.append(PrintProgress())
+        self.rating_range_ = (stats.observed_min, stats.observed_max)
+        stopper = self._early_stopping(V_valid)
+        if stopper is not None:
+            callbacks.append(stopper)  # last: the others see the iteration it stops at
         options = dict(
             max_iter=self.max_iter,
             tol=self.tol,
@@ -334,10 +380,15 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         )
         solver = self._solver(V, stats, in_memory=self.persisted_)
         warn_underdetermined(V, k, solver)
-        if resume is not None:
-            result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
-        else:
-            result = fit_loop.run(solver, W0, H0, **options)
+        try:
+            if resume is not None:
+                result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
+            else:
+                result = fit_loop.run(solver, W0, H0, **options)
+        except validation.ValidationStop:
+            result = None
+        if stopper is not None:
+            result = self._keep_best(stopper, result)
         if self.tol > 0 and not result.converged and self.max_iter > 0:
             warn_user(
                 f"Maximum number of iterations {self.max_iter} reached. Increase it to "
@@ -353,6 +404,11 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.reconstruction_err_ = result.error
         self.error_curve_ = result.errors
         self.n_observed_ = stats.n_observed if self._masked else m * n
+        self.converged_ = bool(result.converged)
+        if stopper is not None:
+            self.n_observed_ -= stopper.count
+        if self._masked and self.verbose:
+            self._print_rmse(stopper)
         self.W_ = as_result(result.W, lazy=is_lazy(X), device=self.device, output=self.output)
         return self.W_
 
@@ -495,9 +551,22 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             single_tile_bytes=devices.GPU_SINGLE_TILE_BYTES if gpus == 1 else 0,
         )
 
-    def _checked_stats(self, V: da.Array) -> inputs.MatrixStats:
+    def _first_read(self, V: da.Array, W, H, seed: int) -> FirstPass | None:
+        """The nndsvd* initialisation's first read of ``V``, to be made by the
+        statistics pass (where the init reads the ``V`` the statistics read)."""
+        method = self.init or "nndsvda"
+        if self._masked or method not in NNDSVD_METHODS:
+            return None
+        try:
+            k = resolve_n_components(self.n_components, *V.shape, W, H, custom=False)
+        except ValueError:
+            return None  # raised again, in its turn, after the input's own checks
+        return first_read(V, k, method, seed=seed)
+
+    def _checked_stats(self, V: da.Array, first: FirstPass | None = None) -> inputs.MatrixStats:
         inputs.check_shape(V.shape)
-        stats = inputs.compute_stats(V, nan_is_missing=self._masked)
+        alongside = () if first is None else [(first.lazy, first.receive)]
+        stats = inputs.compute_stats(V, nan_is_missing=self._masked, alongside=alongside)
         inputs.check_stats(stats)
         if self._masked and beta_of(self.beta_loss) <= 0 and stats.n_observed_zeros:
             raise InvalidInputError(
@@ -506,6 +575,61 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 "infinite. Use a positive beta_loss, or leave zeros unobserved."
             )
         return stats
+
+    def _hold_validation(self, V: da.Array, seed: int) -> tuple[da.Array, da.Array | None]:
+        """``(train, validation)`` entries of ``V`` (``validation`` persisted), or
+        ``(V, None)`` without ``validation``."""
+        if self.validation is None:
+            return V, None
+        V, V_valid = validation.split(V, self.validation, seed)
+        return V, validation.persist(V_valid)
+
+    def _early_stopping(self, V_valid) -> validation.EarlyStopping | None:
+        if V_valid is None:
+            return None
+        count = validation.observed_count(V_valid)
+        if count == 0:
+            raise InvalidInputError(
+                f"validation={self.validation!r} held out none of X's observed entries: "
+                "X has too few of them; give a larger fraction or set validation=None."
+            )
+        return validation.EarlyStopping(V_valid, count, self.tol, bounds=self._clip_bounds())
+
+    def _keep_best(
+        self, stopper: validation.EarlyStopping, result: fit_loop.FitResult | None
+    ) -> fit_loop.FitResult:
+        """The fit's outcome with the factors of the best validation RMSE; sets the
+        validation attributes."""
+        self.n_validation_ = stopper.count
+        self.validation_curve_ = list(stopper.curve)
+        best, last = stopper.best, stopper.last
+        if best is None:  # no iteration ran
+            assert result is not None
+            self.validation_rmse_ = stopper.rmse(result.W, result.H)
+            self.best_iteration_ = result.n_iter
+            return result
+        self.validation_rmse_ = stopper.best_rmse
+        self.best_iteration_ = best.iteration
+        return fit_loop.FitResult(
+            best.W,
+            best.H,
+            last.iteration,
+            best.error,
+            last.error_at_init,
+            list(last.errors),
+            converged=result is None or result.converged,
+        )
+
+    def _print_rmse(self, stopper: validation.EarlyStopping | None) -> None:
+        """The closing line of a verbose ratings fit: the RMSEs it was judged by."""
+        train = self.reconstruction_err_ / math.sqrt(max(self.n_observed_, 1))
+        text = f"RMSE: train {train:.4f} ({self.n_observed_:,} entries)"
+        if stopper is not None:
+            text += (
+                f", validation {self.validation_rmse_:.4f} ({stopper.count:,} entries, "
+                f"best at iteration {self.best_iteration_} of {self.n_iter_})"
+            )
+        print(text, flush=True)
 
     def _resolve_init(self, W, H) -> str:
         if self.init != "custom" and (W is not None or H is not None):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 from dasknmf.devices import DEVICES, OUTPUTS
@@ -60,6 +60,15 @@ def _beta_loss(name: str, value: Any) -> None:
         )
 
 
+def _validation(name: str, value: Any) -> None:
+    numeric = isinstance(value, Real) and not isinstance(value, bool)
+    if value is not None and not (numeric and 0 < value < 0.5):
+        raise InvalidParameterError(
+            f"The {name!r} parameter must be None or a fraction in (0, 0.5) of the "
+            f"observed entries to validate on; got {value!r}."
+        )
+
+
 def _verbose(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         check_int(name, value, low=0)
@@ -81,6 +90,8 @@ PARAMETER_RULES: dict[str, Rule] = {
     "alpha_H": _or_word("same", partial(check_real, low=0.0)),
     "l1_ratio": partial(check_real, low=0.0, high=1.0),
     "alpha_weighted": partial(check_real, low=0.0),
+    "validation": _validation,
+    "clip": _one_of(True, False),
     "missing": _one_of(None, "ignore"),
     "verbose": _verbose,
     "device": _one_of(*DEVICES),
@@ -129,6 +140,11 @@ def check_parameters(params: Mapping[str, Any], names: Iterable[str] | None = No
                 "solver='als' (or 'auto') with missing='ignore'; "
                 f"solver={params['solver']!r} has no per-row counts of observed "
                 "entries. Use alpha_W/alpha_H with it instead."
+            )
+        if params["validation"] is not None and not masked:
+            raise InvalidParameterError(
+                f"The 'validation' parameter {params['validation']!r} holds out observed "
+                "entries to stop on: it needs missing='ignore'."
             )
 
 

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from dasknmf import devices, inputs
 from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
+from dasknmf.recommend import top_items, top_items_by_row_block
 from dasknmf.resources import blas_guarded
 from dasknmf.solvers import Solver, masked
 
@@ -45,19 +46,21 @@ def warn_underdetermined(V, k: int, solver: Solver) -> None:
 
 
 class RatingsMixin:
-    """:meth:`predict`, :meth:`rmse` and :meth:`score` of a fitted ``missing='ignore'``
-    model (``W_``, ``components_``; ``_masked`` and ``_as_tiled`` come from the
-    estimator)."""
+    """:meth:`predict`, :meth:`rmse`, :meth:`score`, :meth:`recommend` and
+    :meth:`recommend_all` of a fitted ``missing='ignore'`` model (``W_``,
+    ``components_``, ``rating_range_``, ``clip``; ``_masked``, ``_as_tiled`` and
+    ``_ratings``, the training matrix, come from the estimator)."""
 
     @available_if(lambda self: self._masked)
     def predict(self, rows, cols=None):
         """Predicted entries ``(W H)[rows[p], cols[p]]`` of the training matrix.
 
         For ratings these are the predicted ratings of the given (user, item) pairs,
-        observed or not. Available with ``missing='ignore'`` (to predict from a
-        complete matrix, fit it that way too: with nothing missing the updates are
-        the plain ones); scikit-learn's own ``predict(X)`` protocol does not apply to
-        a transformer.
+        observed or not, clipped to the range of the ratings seen by :meth:`fit`
+        (:attr:`rating_range_`) unless ``clip=False``. Available with
+        ``missing='ignore'`` (to predict from a complete matrix, fit it that way too:
+        with nothing missing the updates are the plain ones); scikit-learn's own
+        ``predict(X)`` protocol does not apply to a transformer.
 
         Parameters
         ----------
@@ -84,12 +87,15 @@ class RatingsMixin:
         W = devices.to_host(self.W_)
         w_rows = W[rows].compute() if isinstance(W, da.Array) else W[rows]
         H = devices.block_to_host(self.components_)
-        return masked.predict(np.asarray(w_rows), H[:, cols])
+        predictions = masked.predict(np.asarray(w_rows), H[:, cols])
+        bounds = self._clip_bounds()
+        return predictions if bounds is None else np.clip(predictions, *bounds)
 
     @available_if(lambda self: self._masked)
     @blas_guarded
     def rmse(self, X) -> float:
-        """Root-mean-square error of :meth:`predict` on the observed entries of ``X``.
+        """Root-mean-square error of :meth:`predict` on the observed entries of ``X``
+        (clipped predictions unless ``clip=False``).
 
         Parameters
         ----------
@@ -137,16 +143,122 @@ class RatingsMixin:
             H = da.from_array(H, chunks=(-1, V.chunks[1]))
         else:
             V, W = dask.compute(V, W)
-        sums = np.asarray(dask.compute(masked.observed_sums(V, W, H, 2.0))[0])
-        if sums[1] == 0:
+        bounds = self._clip_bounds()
+        if bounds is None:
+            sums = np.asarray(dask.compute(masked.observed_sums(V, W, H, 2.0))[0])[1:]
+        else:
+            sums = np.asarray(dask.compute(masked.clipped_sums(V, W, H, *bounds))[0])
+        if sums[0] == 0:
             raise InvalidInputError("rmse: X has no observed entries.")
-        return float(np.sqrt(sums[2] / sums[1]))
+        return float(np.sqrt(sums[1] / sums[0]))
 
     @available_if(lambda self: self._masked)
     def score(self, X, y=None) -> float:
         """Negative :meth:`rmse` on ``X`` (greater is better, as scikit-learn's
         model selection expects)."""
         return -self.rmse(X)
+
+    @available_if(lambda self: self._masked)
+    def recommend(self, user, n: int = 10, *, exclude_seen: bool = True):
+        """The ``n`` items with the highest predicted rating for one user.
+
+        Parameters
+        ----------
+        user : int
+            Row index of the user in the matrix given to :meth:`fit`.
+        n : int, default=10
+            Items to return, at most ``n_features_in_``.
+        exclude_seen : bool, default=True
+            Leave out the items the user rated in the training matrix (its stored
+            entries, or non-NaN entries of a dense one; validation entries included).
+
+        Returns
+        -------
+        items : ndarray of int64, shape (n,)
+            Column indices, best first (ties by index); ``-1`` where fewer than ``n``
+            items are left.
+        scores : ndarray of float64, shape (n,)
+            Their predicted ratings (clipped unless ``clip=False``); NaN for ``-1``.
+
+        Examples
+        --------
+        >>> import numpy as np, scipy.sparse as sp, dasknmf
+        >>> X = sp.random(50, 30, density=0.3, format="csr", random_state=0)
+        >>> X.data = 1 + 4 * X.data  # ratings on a 1-5 scale
+        >>> model = dasknmf.NMF(3, missing="ignore", alpha_weighted=0.05, random_state=0)
+        >>> model = model.fit(X)
+        >>> items, scores = model.recommend(0, n=5)
+        >>> items.shape, bool(np.isin(items, X[[0]].indices).any())
+        ((5,), False)
+        """
+        check_is_fitted(self, "W_")
+        m = self.W_.shape[0]
+        if (
+            isinstance(user, bool)
+            or not isinstance(user, (int, np.integer))
+            or not (0 <= user < m)
+        ):
+            raise InvalidParameterError(
+                f"recommend: user must be a row index in [0, {m}); got {user!r}."
+            )
+        n = self._check_n(n)
+        row = self._ratings[int(user) : int(user) + 1] if exclude_seen else None
+        if isinstance(row, da.Array):
+            (row,) = dask.compute(row)
+        W = devices.to_host(self.W_)
+        w = W[int(user) : int(user) + 1]
+        w = w.compute() if isinstance(w, da.Array) else np.asarray(w)
+        H = devices.block_to_host(self.components_)
+        items, scores = top_items(
+            w,
+            [] if row is None else [row],
+            H,
+            [] if row is None else [0],
+            n,
+            exclude_seen=exclude_seen,
+            bounds=self._clip_bounds(),
+        )
+        return items[0], scores[0]
+
+    @available_if(lambda self: self._masked)
+    @blas_guarded
+    def recommend_all(self, n: int = 10, *, exclude_seen: bool = True):
+        """:meth:`recommend` for every user, one task per row block of the training
+        matrix: each block's scores are formed a batch of rows at a time, so the
+        ``m × n_features`` matrix of predictions never is.
+
+        Returns
+        -------
+        items : ndarray of int64, shape (n_samples, n)
+        scores : ndarray of float64, shape (n_samples, n)
+            Row ``u`` is ``recommend(u, n, exclude_seen=exclude_seen)``.
+        """
+        check_is_fitted(self, "W_")
+        n = self._check_n(n)
+        W = devices.to_host(self.W_)
+        H = devices.block_to_host(self.components_)
+        V = self._ratings
+        if not isinstance(V, da.Array) and isinstance(W, da.Array):
+            (W,) = dask.compute(W)
+        return top_items_by_row_block(
+            V, W, H, n, exclude_seen=exclude_seen, bounds=self._clip_bounds()
+        )
+
+    def _check_n(self, n) -> int:
+        items = self.components_.shape[1]
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 1 <= n <= items:
+            raise InvalidParameterError(
+                f"recommend: n must be an int in [1, {items}] (the number of items); got {n!r}."
+            )
+        return int(n)
+
+    def _clip_bounds(self) -> tuple[float, float] | None:
+        """The range predictions are clipped to, or ``None`` (``clip=False``, or no
+        finite rating seen)."""
+        low, high = getattr(self, "rating_range_", (np.nan, np.nan))
+        if not self.clip or not (np.isfinite(low) and np.isfinite(high)):
+            return None
+        return float(low), float(high)
 
     def _check_pairs(self, rows, cols) -> tuple[np.ndarray, np.ndarray]:
         """Validated integer index arrays for :meth:`predict`."""

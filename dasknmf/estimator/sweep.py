@@ -35,18 +35,9 @@ from dasknmf.sweep.loop import (
     run_stacked,
 )
 from dasknmf.sweep.plot import k_selection_plot
+from dasknmf.sweep.summary import best_k, results_table, summary_table
 
 __all__ = ["RankSweep"]
-
-#: ``best_k_`` is the smallest k whose median held-out error is within this share of
-#: the lowest: past the true rank the held-out error stays flat to within a fraction of
-#: a percent (docs/rank-selection.md), so the lowest alone may pick a larger k by noise.
-TEST_ERROR_SLACK = 0.01
-
-#: Without a holdout, ``best_k_`` is the largest k whose stability is within this of
-#: the highest: every k up to the true rank tends to be stable (its components are
-#: sums of true ones, found alike by every replicate); past it stability drops.
-STABILITY_SLACK = 0.05
 
 #: Parameters a sweep passes on to each replicate's :class:`~dasknmf.NMF` as they are.
 SHARED = (
@@ -183,12 +174,12 @@ class RankSweep(BaseEstimator):
         of cNMF's clustering of the replicates' components: 1 when every replicate
         found the same components).
     best_k_ : int
-        The suggested rank: with ``holdout > 0``, the smallest ``k`` whose median
-        test error is within 1 % (:data:`TEST_ERROR_SLACK`) of the lowest (below the
-        true rank the held-out error falls steeply; past it, extra components fit
-        noise and it stays flat or rises); with ``holdout=0``, the largest ``k``
-        whose stability is within 0.05 (:data:`STABILITY_SLACK`) of the highest
-        (ranks up to the true one are all stable; past it stability drops).
+        The suggested rank (:func:`dasknmf.sweep.summary.best_k`): with
+        ``holdout > 0``, the smallest ``k`` whose median test error is within 1 % of
+        the lowest (below the true rank the held-out error falls steeply; past it,
+        extra components fit noise and it stays flat or rises); with ``holdout=0``,
+        the largest ``k`` whose stability is within 0.05 of the highest (ranks up to
+        the true one are all stable; past it stability drops).
     components_ : dict of int to ndarray
         ``k`` → the replicates' ``H``, shape ``(n_replicates, k, n_features)`` (with a
         holdout, the held-out columns are solved with ``W`` fixed).
@@ -418,8 +409,6 @@ class RankSweep(BaseEstimator):
             )
 
     def _summarise(self, results: list[ReplicateResult], stack: Stack, V, cv) -> None:
-        import pandas as pd
-
         n = V.shape[1]
         R = len(self.seeds_)
         if cv is not None:
@@ -430,48 +419,18 @@ class RankSweep(BaseEstimator):
         else:
             test_errors = np.full(len(results), np.nan)
             H_full = np.concatenate(dask.compute(*[r.H for r in results]), axis=0)
-        rows, self.components_, self._clusterings = [], {}, {}
-        for (s, e), result, test, k, replicate in zip(
-            stack.bounds,
-            results,
-            test_errors,
-            stack.ranks,
-            [r for _ in self.ranks for r in range(R)],
-            strict=True,
-        ):
-            rows.append(
-                dict(
-                    k=k,
-                    replicate=replicate,
-                    seed=int(self.seeds_[replicate]),
-                    n_iter=result.n_iter,
-                    converged=result.converged,
-                    train_error=result.error,
-                    test_error=float(test),
-                )
-            )
-            self.components_.setdefault(k, []).append(H_full[s:e])
-        self.results_ = pd.DataFrame(rows)
-        summary = []
+        self.results_ = results_table(results, stack, self.seeds_, test_errors)
+        self.components_, self._clusterings = {}, {}
         for k in self.ranks:
-            self.components_[k] = np.stack(self.components_[k])
-            clustering = cluster_components(
+            bounds = [b for b, rank in zip(stack.bounds, stack.ranks, strict=True) if rank == k]
+            parts = [H_full[s:e] for s, e in bounds]
+            self.components_[k] = np.stack(parts)
+            self._clusterings[k] = cluster_components(
                 self.components_[k].reshape(R * k, n), k, R, self.local_neighborhood
             )
-            self._clusterings[k] = clustering
-            of_k = self.results_[self.results_["k"] == k]
-            summary.append(
-                dict(
-                    k=k,
-                    train_error=float(of_k["train_error"].median()),
-                    test_error=_median(of_k["test_error"]),
-                    stability=clustering.stability,
-                    n_iter=float(of_k["n_iter"].median()),
-                    converged=float(of_k["converged"].mean()),
-                )
-            )
-        self.summary_ = pd.DataFrame(summary)
-        self.best_k_ = self._best_k()
+        stability = {k: c.stability for k, c in self._clusterings.items()}
+        self.summary_ = summary_table(self.results_, stability)
+        self.best_k_ = best_k(self.summary_, held_out=self.holdout > 0)
         not_converged = int((~self.results_["converged"]).sum())
         if self.tol > 0 and self.max_iter > 0 and not_converged:
             warn_user(
@@ -479,15 +438,6 @@ class RankSweep(BaseEstimator):
                 f"{self.max_iter} without converging. Increase it to improve convergence.",
                 ConvergenceWarning,
             )
-
-    def _best_k(self) -> int:
-        summary = self.summary_
-        ks = np.asarray(summary["k"])
-        if self.holdout > 0:
-            test = np.asarray(summary["test_error"], dtype=float)
-            return int(ks[np.flatnonzero(test <= (1 + TEST_ERROR_SLACK) * np.nanmin(test))[0]])
-        stability = np.nan_to_num(np.asarray(summary["stability"], dtype=float), nan=-np.inf)
-        return int(ks[np.flatnonzero(stability >= stability.max() - STABILITY_SLACK)[-1]])
 
     # -- after fitting -----------------------------------------------------------------
 
@@ -512,19 +462,42 @@ class RankSweep(BaseEstimator):
             raise InvalidParameterError(
                 f"consensus(k={k!r}): the sweep fitted k in {self.ranks}; choose one of them."
             )
-        R = len(self.seeds_)
-        components = self.components_[k].reshape(R * k, -1)
+        return self.consensus_of(self._X, self.components_[k], self._clusterings[k])
+
+    def consensus_of(self, X, components: np.ndarray, clustering: Any = None) -> NMF:
+        """The consensus of replicates' components given as an array, with ``W``
+        refitted to ``X``: what :meth:`consensus` does for the components of a sweep
+        that is no longer in memory (a batch job's ``components_k*.npy``).
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix, dask array or str
+            The input the replicates were fitted to.
+        components : ndarray of shape (n_replicates, k, n_features)
+            The replicates' ``H``, as :attr:`components_` holds them.
+        clustering : optional
+            Their clustering, when already made (else made with this sweep's
+            ``local_neighborhood``).
+
+        Returns
+        -------
+        NMF
+            As :meth:`consensus`.
+        """
+        R, k, _ = components.shape
+        components = components.reshape(R * k, -1)
+        if clustering is None:
+            clustering = cluster_components(components, k, R, self.local_neighborhood)
         try:
-            H = consensus_components(self._clusterings[k], components, k, self.density_threshold)
+            H = consensus_components(clustering, components, k, self.density_threshold)
         except ValueError as exc:
             raise InvalidParameterError(f"consensus(k={k}): {exc}.") from None
-        dtype = components.dtype
-        H = H.astype(dtype)
+        H = H.astype(components.dtype)
         fixed = self._nmf(k)
         fixed.components_, fixed.n_components_, fixed.n_features_in_ = H, k, H.shape[1]
-        W = fixed.transform(self._X)
+        W = fixed.transform(X)
         model = self._nmf(k, init="custom", max_iter=0)
-        model.fit(self._X, W=W, H=H)
+        model.fit(X, W=W, H=H)
         model.set_params(init=self.init, max_iter=self.max_iter)
         return model
 
@@ -538,13 +511,6 @@ class RankSweep(BaseEstimator):
         """
         check_is_fitted(self, "summary_")
         return k_selection_plot(self.summary_, path, best_k=self.best_k_)
-
-
-def _median(values) -> float:
-    """The median of the finite ``values`` (NaN, without a warning, when none is)."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values)]
-    return float(np.median(values)) if len(values) else float("nan")
 
 
 def _chunked_like(X, chunks) -> da.Array:

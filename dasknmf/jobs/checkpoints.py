@@ -37,7 +37,9 @@ from typing import Any
 
 from dasknmf.errors import DaskNMFError
 from dasknmf.fit import FitState, IterationInfo
+from dasknmf.jobs.sweep_state import SWEEP_KIND, sweep_arrays, sweep_numbers, sweep_state
 from dasknmf.storage import open_matrix, write_matrix
+from dasknmf.sweep.loop import SweepState
 
 __all__ = [
     "CHECKPOINTS",
@@ -75,9 +77,9 @@ class Checkpoint:
 
     Attributes
     ----------
-    state : FitState
-        Where the fit stood; ``W`` and ``H`` are dask arrays read lazily from the
-        checkpoint's stores.
+    state : FitState or SweepState
+        Where the fit (or the rank sweep, :mod:`dasknmf.jobs.sweep_state`) stood;
+        its factors are dask arrays read lazily from the checkpoint's stores.
     job : dict
         The record given to :func:`write_checkpoint`.
     written_at : str
@@ -86,22 +88,25 @@ class Checkpoint:
         Its ``state.json``.
     """
 
-    state: FitState = field(repr=False)
+    state: FitState | SweepState = field(repr=False)
     job: dict[str, Any] = field(repr=False)
     written_at: str
     path: Path
 
 
-def write_checkpoint(directory: str | os.PathLike[str], state: FitState, job: Mapping) -> Path:
+def write_checkpoint(
+    directory: str | os.PathLike[str], state: FitState | SweepState, job: Mapping
+) -> Path:
     """Write ``state`` as the latest checkpoint in ``directory``, atomically.
 
     Parameters
     ----------
     directory : str or os.PathLike
         The checkpoints folder (created if needed).
-    state : FitState
-        From :meth:`dasknmf.IterationInfo.state`; its factors (NumPy or dask arrays)
-        are written as dense stores.
+    state : FitState or SweepState
+        From :meth:`dasknmf.IterationInfo.state` (or a rank sweep's
+        :meth:`dasknmf.SweepProgress.state`); its factors (NumPy or dask arrays) are
+        written as dense stores.
     job : mapping
         JSON-compatible record stored with it (given back as :attr:`Checkpoint.job`).
 
@@ -124,8 +129,13 @@ def write_checkpoint(directory: str | os.PathLike[str], state: FitState, job: Ma
     folder.mkdir(parents=True, exist_ok=True)
     name = f"iter-{state.iteration:06d}-{uuid.uuid4().hex[:8]}"
     tmp = folder / f"{_TMP}{name}"
+    if isinstance(state, SweepState):
+        arrays, numbers = sweep_arrays(state, W_STORE, H_STORE), sweep_numbers(state)
+    else:
+        arrays, numbers = {W_STORE: state.W, H_STORE: state.H}, _fit_numbers(state)
     try:
-        for store, X in ((W_STORE, state.W), (H_STORE, state.H)):
+        tmp.mkdir()
+        for store, X in arrays.items():
             write_matrix(X, tmp / store, format="dense")
         _fsync_tree(tmp)
         os.rename(tmp, folder / name)
@@ -137,15 +147,7 @@ def write_checkpoint(directory: str | os.PathLike[str], state: FitState, job: Ma
         "version": CHECKPOINT_VERSION,
         "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "factors": name,
-        "state": {
-            "iteration": int(state.iteration),
-            "error": float(state.error),
-            "error_at_init": float(state.error_at_init),
-            "check_error": float(state.check_error),
-            "converged": bool(state.converged),
-            "elapsed": float(state.elapsed),
-            "errors": [[int(i), float(e)] for i, e in state.errors],
-        },
+        "state": numbers,
         "job": dict(job),
     }
     path = folder / STATE
@@ -155,6 +157,18 @@ def write_checkpoint(directory: str | os.PathLike[str], state: FitState, job: Ma
             _remove(entry)
     logger.info("checkpoint at iteration %d written to %s", state.iteration, folder / name)
     return path
+
+
+def _fit_numbers(state: FitState) -> dict[str, Any]:
+    return {
+        "iteration": int(state.iteration),
+        "error": float(state.error),
+        "error_at_init": float(state.error_at_init),
+        "check_error": float(state.check_error),
+        "converged": bool(state.converged),
+        "elapsed": float(state.elapsed),
+        "errors": [[int(i), float(e)] for i, e in state.errors],
+    }
 
 
 def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
@@ -179,6 +193,9 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
         raise CorruptCheckpointError(
             f"checkpoint {str(path)!r} is not valid JSON: {exc}"
         ) from None
+    state_record = record.get("state") if isinstance(record, dict) else None
+    if isinstance(state_record, dict) and state_record.get("kind") == SWEEP_KIND:
+        return _read_sweep(record, path)
     state, factors, written_at = _parse(record, path)
     try:
         W, H = (open_matrix(path.parent / factors / name) for name in (W_STORE, H_STORE))
@@ -194,6 +211,44 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
     return Checkpoint(FitState(W=W, H=H, **state), dict(record["job"]), written_at, path)
 
 
+def _read_sweep(record: dict[str, Any], path: Path) -> Checkpoint:
+    """A rank sweep's checkpoint (:mod:`dasknmf.jobs.sweep_state`)."""
+    folder = _check_record(record, path)
+
+    def open_store(name: str) -> Any:
+        try:
+            return open_matrix(path.parent / folder / name)
+        except DaskNMFError as exc:
+            raise CorruptCheckpointError(
+                f"checkpoint {str(path)!r}: its factors cannot be read: {exc}"
+            ) from None
+
+    try:
+        state = sweep_state(record["state"], open_store, W_STORE, H_STORE)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CorruptCheckpointError(
+            f"checkpoint {str(path)!r}: malformed sweep state ({type(exc).__name__}: {exc})"
+        ) from None
+    return Checkpoint(state, dict(record["job"]), str(record.get("written_at", "unknown")), path)
+
+
+def _check_record(record: Any, path: Path) -> str:
+    """The factors' folder of a ``state.json`` record whose frame is checked."""
+    factors, raw, job = record.get("factors"), record.get("state"), record.get("job")
+    version = record.get("version")
+    if record.get("format") != CHECKPOINT_FORMAT:
+        what = f"not a dasknmf checkpoint (no format {CHECKPOINT_FORMAT!r})"
+    elif not isinstance(version, int) or not 1 <= version <= CHECKPOINT_VERSION:
+        what = f"version {version!r}; this dasknmf reads version {CHECKPOINT_VERSION}"
+    elif not isinstance(factors, str) or "/" in factors or not factors.startswith("iter-"):
+        what = f"invalid 'factors' entry {factors!r}"
+    elif not isinstance(raw, dict) or not isinstance(job, dict):
+        what = "'state' and 'job' must be mappings"
+    else:
+        return factors
+    raise CorruptCheckpointError(f"checkpoint {str(path)!r}: {what}")
+
+
 def _parse(record: Any, path: Path) -> tuple[dict[str, Any], str, str]:
     """The :class:`FitState` fields (factors aside), the factors' folder and the date
     of a ``state.json`` record, checked."""
@@ -201,16 +256,9 @@ def _parse(record: Any, path: Path) -> tuple[dict[str, Any], str, str]:
     def bad(what: str) -> CorruptCheckpointError:
         return CorruptCheckpointError(f"checkpoint {str(path)!r}: {what}")
 
-    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+    if not isinstance(record, dict):
         raise bad(f"not a dasknmf checkpoint (no format {CHECKPOINT_FORMAT!r})")
-    version = record.get("version")
-    if not isinstance(version, int) or not 1 <= version <= CHECKPOINT_VERSION:
-        raise bad(f"version {version!r}; this dasknmf reads version {CHECKPOINT_VERSION}")
-    factors, raw, job = record.get("factors"), record.get("state"), record.get("job")
-    if not isinstance(factors, str) or "/" in factors or not factors.startswith("iter-"):
-        raise bad(f"invalid 'factors' entry {factors!r}")
-    if not isinstance(raw, dict) or not isinstance(job, dict):
-        raise bad("'state' and 'job' must be mappings")
+    factors, raw = _check_record(record, path), record["state"]
     try:
         errors = tuple((int(i), float(e)) for i, e in raw["errors"])
         state = {

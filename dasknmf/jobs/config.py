@@ -1,6 +1,6 @@
 """The job file of ``dasknmf run``: one YAML schema, its defaults and its validation.
 
-A job file has six sections; only ``input``, ``model.n_components`` and
+A job file has up to seven sections; only ``input``, ``model.n_components`` and
 ``output.directory`` are required, every other key has the default written in the
 dataclasses below (the model's defaults are :class:`dasknmf.NMF`'s). Every key is
 documented in ``configs/README.md``.
@@ -28,6 +28,18 @@ documented in ``configs/README.md``.
     report:
       top_features: 10
 
+A list of ranks (``n_components: [4, 6, 8]``) or a ``sweep`` section makes the job a
+rank sweep (:class:`dasknmf.RankSweep`, run by :mod:`dasknmf.jobs.sweep`):
+
+.. code-block:: yaml
+
+    model:
+      n_components: [4, 6, 8, 10]
+    sweep:
+      replicates: 10                # random starts per rank
+      holdout: 0.1                  # rows and columns held out (bi-cross-validation)
+      consensus_k: null             # the consensus W, H written: best_k by default
+
 The rule of each key (type, range, allowed values) and the checks spanning several
 keys are in :mod:`dasknmf.jobs.sections`. Values are read with ``yaml.safe_load``.
 ``--set key.path=value`` overrides are applied to the parsed mapping before
@@ -54,6 +66,7 @@ import yaml
 from dasknmf.jobs import sections
 from dasknmf.jobs.overrides import apply_overrides
 from dasknmf.jobs.sections import CLUSTER_KEYS, input_kind
+from dasknmf.jobs.sweep_config import check_sweep
 from dasknmf.jobs.validation import (
     MISSING,
     Checker,
@@ -75,6 +88,7 @@ __all__ = [
     "ModelConfig",
     "OutputConfig",
     "ReportConfig",
+    "SweepConfig",
     "TLSConfig",
     "load_config",
     "parse_config",
@@ -142,9 +156,11 @@ class InputConfig:
 class ModelConfig:
     """``model``: the parameters of :class:`dasknmf.NMF` (same names, same defaults;
     ``loss`` is NMF's ``beta_loss``; ``init: null`` is NMF's choice, ``'nndsvda'``, or
-    ``'random'`` with ``missing: ignore``)."""
+    ``'random'`` with ``missing: ignore``; ``alpha_weighted`` and ``validation`` are
+    NMF's ratings parameters, ``validation`` held out of the training entries).
+    ``n_components`` is a tuple of ranks in a sweep job (``JobConfig.sweep``)."""
 
-    n_components: int
+    n_components: int | tuple[int, ...]
     solver: str = "auto"
     loss: str | float = "frobenius"
     init: str | None = None
@@ -155,6 +171,8 @@ class ModelConfig:
     alpha_W: float = 0.0
     alpha_H: float | str = "same"
     l1_ratio: float = 0.0
+    alpha_weighted: float = 0.0
+    validation: float | None = None
     persist: bool | str = "auto"
     missing: str | None = None
     device: str = "cpu"
@@ -230,6 +248,19 @@ class ReportConfig:
 
 
 @dataclass(frozen=True)
+class SweepConfig:
+    """``sweep``: the replicates of a rank sweep (:class:`dasknmf.RankSweep`'s
+    parameters of the same meaning, same defaults) and the rank whose consensus the
+    job writes (``consensus_k``; ``None``: the sweep's ``best_k_``)."""
+
+    replicates: int = 10
+    holdout: float = 0.2
+    consensus_k: int | None = None
+    density_threshold: float = 0.5
+    local_neighborhood: float = 0.3
+
+
+@dataclass(frozen=True)
 class JobConfig:
     """A validated job: what :func:`dasknmf.jobs.runner.run_job` runs.
 
@@ -247,16 +278,38 @@ class JobConfig:
     cluster: ClusterConfig = ClusterConfig()
     checkpoint: CheckpointConfig = CheckpointConfig()
     report: ReportConfig = ReportConfig()
+    sweep: SweepConfig | None = None
     version: int = CONFIG_VERSION
     source: str = field(default="<config>", compare=False)
+
+    @property
+    def ranks(self) -> tuple[int, ...]:
+        """The ranks fitted: ``model.n_components`` as a tuple."""
+        k = self.model.n_components
+        return tuple(k) if isinstance(k, tuple) else (k,)
+
+    @property
+    def stacked_components(self) -> int:
+        """Columns of the factors fitted together: ``k``, or a sweep's ``Σk`` times its
+        replicates (what one task holds)."""
+        replicates = self.sweep.replicates if self.sweep is not None else 1
+        return sum(self.ranks) * replicates
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved configuration as plain JSON-compatible data (no ``source``)."""
         data = asdict(self)
         # Keys that do not apply (another cluster type's, the example's shape for a
         # file) would only suggest settings that played no part.
+        # An unset alternative (``address: null`` beside ``scheduler_file``) is left out
+        # too: the record must read back as the job it is (``dasknmf resume``).
         cluster_keys = ("type", *CLUSTER_KEYS[self.cluster.type])
-        data["cluster"] = {k: v for k, v in data["cluster"].items() if k in cluster_keys}
+        data["cluster"] = {
+            k: v
+            for k, v in data["cluster"].items()
+            if k in cluster_keys and not (v is None and k in CLUSTER_KEYS["existing"])
+        }
+        if self.cluster.tls is not None and self.cluster.tls.key is None:
+            del data["cluster"]["tls"]["key"]  # in the certificate file
         if self.input.kind != "example":
             del data["input"]["rows"], data["input"]["cols"]
         if self.input.kind == "store":
@@ -267,7 +320,12 @@ class JobConfig:
             del data["input"]["seed"]
         if self.input.kind != "file":
             del data["input"]["corpus"], data["input"]["options"]
-        ordered = {"version": self.version, **{name: data[name] for name in SECTIONS}}
+        if self.sweep is None:
+            del data["sweep"]  # a single fit: the record of jobs without a sweep
+        ordered = {
+            "version": self.version,
+            **{name: data[name] for name in SECTIONS if name in data},
+        }
         return _jsonable(ordered)
 
 
@@ -287,6 +345,7 @@ SECTIONS: dict[str, type] = {
     "output": OutputConfig,
     "checkpoint": CheckpointConfig,
     "report": ReportConfig,
+    "sweep": SweepConfig,
 }
 REQUIRED_SECTIONS = ("input", "model", "output")
 
@@ -405,10 +464,27 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         sections.check_cluster(values["cluster"], c, check_paths=check_paths)
     if values["output"] is not None:
         sections.check_output(values["output"], values["input"], c)
+    is_sweep = "sweep" in data or isinstance((values["model"] or {}).get("n_components"), tuple)
+    if is_sweep and values["model"] is not None and values["sweep"] is not None:
+        shape = None
+        if check_paths and values["input"] is not None and "path" in values["input"]:
+            shape = sections.input_shape(values["input"])
+        check_sweep(values["input"] or {}, values["model"], values["sweep"], shape, c)
     c.raise_if_any()
     # No problem recorded: every value is checked and every required key present.
     cluster = dict(values["cluster"])
     if cluster.get("tls") is not None:
         cluster["tls"] = TLSConfig(**cluster["tls"])
-    built = {name: cls(**values[name]) for name, cls in SECTIONS.items() if name != "cluster"}
-    return JobConfig(**built, cluster=ClusterConfig(**cluster), version=version, source=c.source)
+    built = {
+        name: cls(**values[name])
+        for name, cls in SECTIONS.items()
+        if name not in ("cluster", "sweep")
+    }
+    sweep = SweepConfig(**values["sweep"]) if is_sweep else None
+    return JobConfig(
+        **built,
+        cluster=ClusterConfig(**cluster),
+        sweep=sweep,
+        version=version,
+        source=c.source,
+    )

@@ -20,7 +20,10 @@ from dasknmf.jobs.config import InputConfig
 from dasknmf.jobs.workarea import HOLDOUT_STORE, INPUT_STORE, WorkArea
 from dasknmf.storage import matrix_info, open_matrix, open_store_meta
 
-__all__ = ["JobInput", "open_input"]
+__all__ = ["PLANTED_RANK", "JobInput", "open_input"]
+
+#: The rank of ``example:planted-counts`` (:func:`dasknmf.datasets.planted_counts`).
+PLANTED_RANK = 6
 
 
 @dataclass(frozen=True)
@@ -138,9 +141,10 @@ def _store_uuid(store: str, options: dict[str, Any] | None) -> str:
 
 
 def _example_input(config: InputConfig, description: dict[str, Any]) -> JobInput:
-    """The built-in examples, made in memory: a term-document count matrix, or a
-    ratings matrix (2% of entries rated) split as ``input.holdout`` says."""
-    from dasknmf.datasets import ratings, term_document
+    """The built-in examples, made in memory: a term-document count matrix, counts of
+    a planted rank, or a ratings matrix (2% of entries rated) split as
+    ``input.holdout`` says."""
+    from dasknmf.datasets import planted_counts, ratings, term_document
 
     holdout = None
     if config.path.endswith("ratings"):
@@ -148,6 +152,9 @@ def _example_input(config: InputConfig, description: dict[str, Any]) -> JobInput
         if config.holdout is not None:
             V, holdout = split_matrix(V, config.holdout, config.seed)
             description["holdout_entries"] = int(holdout.nnz)
+    elif config.path.endswith("planted-counts"):
+        # Counts of a known rank, PLANTED_RANK: the example for choosing k.
+        V, _, _ = planted_counts(config.rows, config.cols, PLANTED_RANK, seed=0)
     else:
         V = term_document(config.rows, config.cols, seed=0)
     description.update(shape=list(V.shape), nnz=int(V.nnz), dtype=str(V.dtype))

@@ -28,9 +28,9 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from dasknmf.storage import MARKER_KEY, StoreLocation, atomic_store, write_matri
 __all__ = [
     "OUTPUT_FORMAT",
     "SUMMARY_VERSION",
+    "FittedJob",
     "OutputExistsError",
     "atomic_output",
     "check_output_target",
@@ -105,6 +106,33 @@ def check_output_target(directory: str, *, overwrite: bool) -> bool:
             "output.overwrite: true (on the command line: --overwrite) to replace it"
         )
     return True
+
+
+@dataclass(frozen=True)
+class FittedJob:
+    """What the fit of a job (a single fit, or a rank sweep: :mod:`dasknmf.jobs.sweep`)
+    hands to the runner.
+
+    Attributes
+    ----------
+    model : estimator
+        The fitted :class:`dasknmf.NMF` or :class:`dasknmf.RankSweep`.
+    result : dict
+        ``summary.json``'s ``result``.
+    extra : dict
+        Further sections of ``summary.json`` (``evaluation``, ``sweep``).
+    write : callable
+        ``write(summary, started)`` writes the outputs atomically and returns their
+        names (:func:`write_outputs` for a single fit).
+    lines : tuple of str
+        The result in words, printed even by ``--quiet``.
+    """
+
+    model: Any = field(repr=False)
+    result: dict[str, Any] = field(repr=False)
+    extra: dict[str, Any] = field(repr=False)
+    write: Callable[[dict[str, Any], float], list[str]] = field(repr=False)
+    lines: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

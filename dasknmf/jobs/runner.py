@@ -14,7 +14,9 @@ Order of a run, each step failing before the next costs anything:
 3. the input is opened: a store as it is, a matrix file ingested into a store in
    the job's *work area* (:mod:`dasknmf.jobs.workarea`: a hidden sibling of the
    output directory, so that workers that can read the output location can read it
-   too), the example built in memory;
+   too), the example built in memory; on a ``distributed`` cluster, what one task
+   of the fit needs is compared with the workers' memory limits
+   (:func:`dasknmf.jobs.cluster.check_worker_memory`);
 4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress`` and
    writing a checkpoint to the work area every ``checkpoint.every`` iterations; a
    missing-entry model is then scored (RMSE on its training entries and on the
@@ -27,7 +29,10 @@ Order of a run, each step failing before the next costs anything:
 checkpoint holds the resolved job configuration, the input's fingerprint and the
 fit's :class:`~dasknmf.fit.FitState`; the job then runs steps 2 to 6 as above, with
 the input reopened (not ingested again) and the fit continued from the state, and
-ends with the outputs an uninterrupted run would have written.
+ends with the outputs an uninterrupted run would have written; its ``cluster``,
+``checkpoint`` and ``report`` sections may be changed (a new allocation's scheduler).
+``run_job(config, resume=True)`` does the same when the work area holds checkpoints
+of the same job, so that one command starts a job and continues it.
 """
 
 from __future__ import annotations
@@ -39,31 +44,51 @@ import platform
 import time
 import uuid
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
+import numpy as np
+from distributed.scheduler import KilledWorker
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
-from dasknmf import NMF
+from dasknmf import NMF, RankSweep
 from dasknmf.errors import DaskNMFError
+from dasknmf.estimator.placement import PERSIST_FRACTION
 from dasknmf.fit import FitState, IterationInfo
+from dasknmf.inputs import auto_chunks, working_dtype
 from dasknmf.jobs import report
 from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter
-from dasknmf.jobs.cluster import SchedulerInfo, connect
+from dasknmf.jobs.cluster import (
+    SchedulerInfo,
+    TaskNeed,
+    check_worker_memory,
+    connect,
+    lost_workers,
+    task_need,
+)
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput, open_input
-from dasknmf.jobs.outputs import SUMMARY_VERSION, check_output_target, write_outputs
+from dasknmf.jobs.outputs import (
+    SUMMARY_VERSION,
+    FittedJob,
+    check_output_target,
+    write_outputs,
+)
 from dasknmf.jobs.resume import (
+    changed_keys,
     check_resume_target,
     check_same_input,
     find_checkpoint,
     saved_config,
 )
+from dasknmf.jobs.sweep import run_sweep
 from dasknmf.jobs.workarea import WorkArea, work_area
+from dasknmf.resources import active_client, available_memory
+from dasknmf.sweep.loop import SweepProgress
 
 __all__ = ["JobResult", "Progress", "resume_job", "run_job"]
 
@@ -95,17 +120,24 @@ class JobResult:
         Names written there.
     summary : dict
         The content of ``summary.json``.
-    model : NMF
-        The fitted estimator (``components_`` is ``H``).
+    model : NMF or RankSweep
+        The fitted estimator (``components_`` is ``H``), or the rank sweep of a sweep
+        job.
+    lines : tuple of str
+        The result in words (iterations and error; the RMSEs of a ratings model; a
+        sweep's table and suggested k): what ``--quiet`` still prints.
     """
 
     directory: str
     outputs: list[str]
     summary: dict[str, Any] = field(repr=False)
-    model: NMF = field(repr=False)
+    model: NMF | RankSweep = field(repr=False)
+    lines: tuple[str, ...] = ()
 
 
-def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult:
+def run_job(
+    config: JobConfig, *, progress: Progress | None = None, resume: bool = False
+) -> JobResult:
     """Run a job: fit :class:`dasknmf.NMF` as ``config`` says and write its outputs.
 
     Parameters
@@ -114,6 +146,12 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
         From :func:`dasknmf.jobs.config.load_config`.
     progress : Progress, optional
         Told of each step and each iteration.
+    resume : bool, default False
+        When the work area holds checkpoints of an earlier run of this same job (the
+        same input, model and output; the cluster, checkpoint and report sections
+        may differ), continue it from the latest, on ``config``'s cluster, as
+        :func:`resume_job` does: a batch job re-submitted with the same command
+        after its allocation ended goes on where it stopped.
 
     Returns
     -------
@@ -125,7 +163,8 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
         The output directory exists and may not be replaced; raised before any work.
     UnfinishedRunError
         An earlier run of the job left checkpoints (``dasknmf resume`` continues it)
-        and ``output.overwrite`` is false; raised before any work.
+        and ``output.overwrite`` is false; raised before any work. With ``resume``,
+        only when they are another job's (the message names the keys that differ).
 
     Examples
     --------
@@ -146,13 +185,26 @@ def run_job(config: JobConfig, *, progress: Progress | None = None) -> JobResult
     say = progress.event if progress is not None else logger.info
     stale = WorkArea(out.directory)
     if stale.exists():
-        if (stale.checkpoints / STATE).exists() and not out.overwrite:
+        checkpointed = (stale.checkpoints / STATE).exists()
+        changed: list[str] = []
+        if checkpointed and resume:
+            checkpoint = find_checkpoint(out.directory)
+            changed = changed_keys(config, checkpoint)
+            if not changed:
+                check_resume_target(config, checkpoint)
+                job = checkpoint.job
+                return _execute(config, job, progress, started, started_at, resume=checkpoint)
+        if checkpointed and not out.overwrite:
             # Checkpoints are the user's hours of computing: never discarded silently.
+            other = (
+                f"another job (changed: {'; '.join(changed)}), so --resume does not continue them"
+                if changed
+                else "an earlier run of this job that did not finish: "
+                f"`dasknmf resume {out.directory}` continues it"
+            )
             raise UnfinishedRunError(
-                f"{str(stale.path)!r} holds checkpoints of an earlier run of this job "
-                f"that did not finish: `dasknmf resume {out.directory}` continues it; "
-                "run with --overwrite (output.overwrite: true) to discard them and start "
-                "over."
+                f"{str(stale.path)!r} holds checkpoints of {other}; run with --overwrite "
+                "(output.overwrite: true) to discard them and start over."
             )
         say(
             f"note: removing {stale.path}, left by an earlier run of this job that did not "
@@ -168,7 +220,10 @@ class UnfinishedRunError(DaskNMFError, FileExistsError):
 
 
 def resume_job(
-    directory: str | os.PathLike[str], *, progress: Progress | None = None
+    directory: str | os.PathLike[str],
+    *,
+    overrides: Sequence[str] = (),
+    progress: Progress | None = None,
 ) -> JobResult:
     """Continue a job that stopped (killed, failed) from its latest checkpoint.
 
@@ -184,6 +239,12 @@ def resume_job(
     ----------
     directory : str or os.PathLike
         The job's ``output.directory``.
+    overrides : sequence of str
+        ``"key.path=value"`` items changing the recorded job's ``cluster``,
+        ``checkpoint`` or ``report`` (:data:`dasknmf.jobs.resume.RESUME_SECTIONS`):
+        a job resumed in a new allocation runs on a new scheduler
+        (``cluster.scheduler_file=...``). An item for ``cluster`` or ``cluster.type``
+        replaces the recorded section.
     progress : Progress, optional
         Told of each step and each iteration.
 
@@ -202,11 +263,13 @@ def resume_job(
         another output that the job may not replace.
     InputChangedError
         The input's shape, non-zeros or store uuid differ from the checkpoint's.
+    JobConfigError
+        An override changes the input, the model or the output, or is not valid.
     """
     started, started_at = time.perf_counter(), _now()
     directory = os.path.abspath(directory)
     checkpoint = find_checkpoint(directory)
-    config = saved_config(checkpoint, directory)
+    config = saved_config(checkpoint, directory, overrides)
     check_resume_target(config, checkpoint)
     return _execute(config, checkpoint.job, progress, started, started_at, resume=checkpoint)
 
@@ -239,11 +302,15 @@ def _execute(
             check_same_input(resume, source)
         timings["input"] = time.perf_counter() - t0
         say(_describe_input(source.description))
+        client = active_client() if scheduler.type != "threads" else None
+        need = _task_need(config, source, scheduler) if client is not None else None
+        if need is not None:
+            check_worker_memory(client, need, chunks_key=_CHUNKS_KEY[config.input.kind])
 
         # A callback is always attached, so that the error is computed after every
         # iteration and the curve in summary.json and the plot has every point,
         # whether progress is printed or not (it costs what printing progress costs).
-        callbacks: list[Callable[[IterationInfo], object]] = [_log_iteration]
+        callbacks: list[Callable[[Any], object]] = [_log_iteration]
         if progress is not None:
             callbacks.append(progress.iteration)
         writer = None
@@ -264,31 +331,17 @@ def _execute(
                 say=say,
             )
             callbacks.append(writer)
-        model = NMF(**config.model.nmf_params(), chunks=source.chunks, callbacks=callbacks)
         state = None
         if resume is not None:
             state = resume.state
             say(f"resuming from the checkpoint at iteration {state.iteration} ({resume.path})")
-        t0 = time.perf_counter()
-        W, converged = _fit(model, source.X, state)
-        timings["fit"] = time.perf_counter() - t0
-        say(
-            f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}, "
-            f"{'converged' if converged else 'not converged'} ({timings['fit']:.1f} s)"
-        )
-        evaluation = None
-        if config.model.missing == "ignore":
-            t0 = time.perf_counter()
-            evaluation = _evaluate(model, source)
-            timings["evaluate"] = time.perf_counter() - t0
-            say(_describe_evaluation(evaluation))
-
-        top = None
-        if config.report.top_features and source.column_ids is not None:
-            top = report.top_features(
-                model.components_, source.column_ids, config.report.top_features
-            )
-        summary = _summary(config, source, model, converged, scheduler, timings, started_at)
+        fit = run_sweep if config.sweep is not None else _fit_single
+        try:
+            fitted = fit(config, source, callbacks, state, say=say, timings=timings)
+        except KilledWorker as exc:
+            raise lost_workers(exc, need) from None
+        summary = _summary(config, source, fitted.result, scheduler, timings, started_at)
+        summary.update(fitted.extra)
         summary["run_id"] = job["run_id"]
         summary["checkpoint"]["written"] = writer.written if writer is not None else 0
         if resume is not None:
@@ -297,9 +350,45 @@ def _execute(
                 "checkpoint_written_at": resume.written_at,
                 "first_started_at": job["started_at"],
             }
-        if evaluation is not None:
-            summary["evaluation"] = evaluation
-        names = write_outputs(
+        names = fitted.write(summary, started)
+    say(f"outputs: {out.directory} ({', '.join(names)})")
+    return JobResult(out.directory, names, summary, fitted.model, fitted.lines)
+
+
+def _fit_single(
+    config: JobConfig,
+    source: JobInput,
+    callbacks: list[Callable[[Any], object]],
+    state: FitState | None,
+    *,
+    say: Callable[[str], object],
+    timings: dict[str, float],
+) -> FittedJob:
+    """Fit :class:`dasknmf.NMF` as the job says (from ``state`` when resuming); score a
+    missing-entry model; say how it went."""
+    model = NMF(**config.model.nmf_params(), chunks=source.chunks, callbacks=callbacks)
+    t0 = time.perf_counter()
+    W, converged = _fit(model, source.X, state)
+    timings["fit"] = time.perf_counter() - t0
+    lines = [
+        f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}, "
+        f"{'converged' if converged else 'not converged'} ({timings['fit']:.1f} s)"
+    ]
+    say(lines[-1])
+    extra: dict[str, Any] = {}
+    if config.model.missing == "ignore":
+        t0 = time.perf_counter()
+        extra["evaluation"] = _evaluate(model, source)
+        timings["evaluate"] = time.perf_counter() - t0
+        lines.append(_describe_evaluation(extra["evaluation"]))
+        say(lines[-1])
+    top = None
+    if config.report.top_features and source.column_ids is not None:
+        top = report.top_features(model.components_, source.column_ids, config.report.top_features)
+    out = config.output
+
+    def write(summary: dict[str, Any], started: float) -> list[str]:
+        return write_outputs(
             out.directory,
             overwrite=out.overwrite,
             W=W if out.save_w else None,
@@ -310,15 +399,53 @@ def _execute(
             top=top,
             started=started,
         )
-    say(f"outputs: {out.directory} ({', '.join(names)})")
-    return JobResult(out.directory, names, summary, model)
+
+    result = {
+        "n_components": int(model.n_components_),
+        "iterations": int(model.n_iter_),
+        "converged": converged,
+        "final_error": float(model.reconstruction_err_),
+        "error_curve": [[int(i), float(e)] for i, e in model.error_curve_],
+        "persisted": bool(model.persisted_),
+    }
+    return FittedJob(model, result, extra, write, tuple(lines))
+
+
+#: What sets the tiles of each kind of input (for the message of workers too small).
+_CHUNKS_KEY = {
+    "example": "input.chunks",
+    "file": "input.chunks, the tile shape of the ingested store",
+    "store": "a store keeps its tiles: ingest it again with smaller --chunks",
+}
+
+
+def _task_need(config: JobConfig, source: JobInput, scheduler: SchedulerInfo) -> TaskNeed:
+    """What one task of the fit needs, from the input's description: a store's tiles,
+    or the example's (``input.chunks``, else those :class:`dasknmf.NMF` chooses)."""
+    d = source.description
+    shape = (int(d["shape"][0]), int(d["shape"][1]))
+    sparse = d.get("format", "sparse") == "sparse"
+    nnz = int(d["nnz"]) if sparse else None
+    if "tile_shape" in d:
+        tiles = (int(d["tile_shape"][0]), int(d["tile_shape"][1]))
+    else:
+        itemsize = working_dtype(np.dtype(d["dtype"])).itemsize
+        nbytes = (nnz or 0) * (itemsize + 4) if sparse else shape[0] * shape[1] * itemsize
+        tiles = source.chunks or auto_chunks(shape, nbytes=nbytes, threads=scheduler.threads)
+    k, persist = config.stacked_components, config.model.persist
+    need = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k)
+    whole = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k, persisted=True)
+    # The estimator's own rule for persist='auto' (estimator.placement.keeps_in_memory).
+    kept = persist is True or (
+        persist == "auto" and whole.persisted < PERSIST_FRACTION * available_memory()
+    )
+    return whole if kept else need
 
 
 def _summary(
     config: JobConfig,
     source: JobInput,
-    model: NMF,
-    converged: bool,
+    result: dict[str, Any],
     scheduler: SchedulerInfo,
     timings: dict[str, float],
     started_at: str,
@@ -331,14 +458,7 @@ def _summary(
         "config_file": _absolute_file(config.source),
         "config": config.to_dict(),
         "input": source.description,
-        "result": {
-            "n_components": int(model.n_components_),
-            "iterations": int(model.n_iter_),
-            "converged": converged,
-            "final_error": float(model.reconstruction_err_),
-            "error_curve": [[int(i), float(e)] for i, e in model.error_curve_],
-            "persisted": bool(model.persisted_),
-        },
+        "result": result,
         "scheduler": scheduler.to_dict(),
         "checkpoint": {"every": config.checkpoint.every, "written": 0},
         "resumed": None,
@@ -369,8 +489,9 @@ def _fit(model: NMF, X: Any, resume: FitState | None = None) -> tuple[Any, bool]
 
 
 def _evaluate(model: NMF, source: JobInput) -> dict[str, Any]:
-    """RMSE of a missing-entry model on its training entries and, when the job has
-    them, on held-out entries."""
+    """RMSE of a missing-entry model on its training entries, on held-out entries when
+    the job has them (``input.holdout``), and on its validation entries with the
+    iteration whose factors were kept (``model.validation``)."""
     result: dict[str, Any] = {
         "train_entries": int(model.n_observed_),
         "train_rmse": float(model.rmse(source.X)),
@@ -381,6 +502,10 @@ def _evaluate(model: NMF, source: JobInput) -> dict[str, Any]:
         result["holdout_entries"] = int(source.description["holdout_entries"])
         if result["holdout_entries"]:
             result["holdout_rmse"] = float(model.rmse(source.holdout))
+    if getattr(model, "validation_rmse_", None) is not None:  # model.validation
+        result["validation_entries"] = int(model.n_validation_)
+        result["validation_rmse"] = float(model.validation_rmse_)
+        result["best_iteration"] = int(model.best_iteration_)
     return result
 
 
@@ -390,11 +515,17 @@ def _describe_evaluation(e: dict[str, Any]) -> str:
         text += f", held out {e['holdout_rmse']:.4f} ({e['holdout_entries']:,} entries)"
     elif e["holdout_entries"] == 0:
         text += ", held out: no entries"
+    if "validation_rmse" in e:
+        text += (
+            f", validation {e['validation_rmse']:.4f} ({e['validation_entries']:,} entries, "
+            f"best at iteration {e['best_iteration']})"
+        )
     return text
 
 
-def _log_iteration(info: IterationInfo) -> None:
-    logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, info.error, info.elapsed)
+def _log_iteration(info: IterationInfo | SweepProgress) -> None:
+    error = getattr(info, "error", float("nan"))  # a sweep's progress has no one error
+    logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, error, info.elapsed)
 
 
 # -- reporting -------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dasknmf.devices import DEVICES
 from dasknmf.errors import DaskNMFError
 from dasknmf.ingest import get_importer, importer_for, ingest_function
 from dasknmf.ingest.registry import file_suffixes
+from dasknmf.jobs.sweep_config import n_components
 from dasknmf.jobs.validation import MISSING, Checker, show, yaml11_float
 from dasknmf.solvers import (
     LOSS_BETAS,
@@ -46,7 +47,7 @@ __all__ = [
 
 #: ``input.path`` values naming a built-in matrix instead of a file or store.
 EXAMPLE_PREFIX = "example:"
-EXAMPLES = ("term-document", "ratings")
+EXAMPLES = ("term-document", "ratings", "planted-counts")
 #: Default ``(rows, cols)`` of an example input.
 EXAMPLE_SHAPE = (5_000, 2_000)
 
@@ -154,6 +155,21 @@ def _holdout(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     return MISSING
 
 
+def _validation(c: Checker, s: Mapping[str, Any], key: str) -> Any:
+    value = s["validation"]
+    if value is None:
+        return None
+    fraction = _finite(value)
+    if fraction is not None and 0 < fraction < 0.5:
+        return fraction
+    c.error(
+        key,
+        f"The {key!r} parameter must be null or a fraction in (0, 0.5) of the training "
+        f"entries to validate on; got {value!r}.",
+    )
+    return MISSING
+
+
 def _ingest_options(c: Checker, s: Mapping[str, Any], key: str) -> Any:
     value = s["options"]
     if value is None:
@@ -227,7 +243,7 @@ RULES: dict[str, dict[str, Rule]] = {
         "options": _ingest_options,
     },
     "model": {
-        "n_components": integer(1),
+        "n_components": n_components,
         "solver": choice(*SOLVERS),
         "loss": _loss,
         "init": choice(None, *INITS),
@@ -238,6 +254,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "alpha_W": real(0.0),
         "alpha_H": _alpha_h,
         "l1_ratio": real(0.0, 1.0),
+        "alpha_weighted": real(0.0),
+        "validation": _validation,
         "persist": choice("auto", True, False),
         "missing": choice(None, "ignore"),
         "device": choice(*DEVICES),
@@ -258,6 +276,13 @@ RULES: dict[str, dict[str, Rule]] = {
     "output": {"directory": string, "overwrite": boolean, "save_w": boolean},
     "checkpoint": {"every": integer(0)},
     "report": {"plot": boolean, "top_features": integer(0)},
+    "sweep": {
+        "replicates": integer(1),
+        "holdout": real(0.0, 0.5),
+        "consensus_k": integer(1, allow_none=True),
+        "density_threshold": real(0.0),
+        "local_neighborhood": real(0.0, 1.0),
+    },
 }
 
 #: Keys without a default, with what they should hold.
@@ -552,6 +577,7 @@ def check_rank(
     k = model.get("n_components", MISSING)
     if k is MISSING:
         return
+    k = max(k) if isinstance(k, tuple) else k  # a sweep's largest rank
     path = inp.get("path", MISSING)
     shape = input_shape(inp) if check_paths and path is not MISSING else None
     if shape is not None and k > min(shape):
@@ -589,6 +615,23 @@ def check_model(values: dict[str, Any], c: Checker) -> None:
         needs = " or ".join(f"model.solver {s!r}" for s in exc.available)
         what = f"model.loss {loss!r}" if exc.parameter == "beta_loss" else "model.missing 'ignore'"
         c.error("model.solver", f"{what} needs {needs}; got model.solver {solver!r}.")
+        return
+    validation, alpha_weighted = values.get("validation"), values.get("alpha_weighted")
+    if validation not in (None, MISSING) and not masked:
+        c.error(
+            "model.validation",
+            f"model.validation {validation!r} holds out observed entries to stop on: it "
+            "needs model.missing 'ignore'.",
+        )
+    if alpha_weighted not in (None, MISSING, 0) and masked:
+        cls = get_solver(beta_of(loss), values.get("solver", "auto"), masked)
+        if not getattr(cls, "weighted_lambda", False):
+            c.error(
+                "model.alpha_weighted",
+                f"model.alpha_weighted {alpha_weighted!r} needs model.solver 'als' (or "
+                f"'auto') with model.missing 'ignore'; got model.solver {solver!r}. Use "
+                "model.alpha_W with it instead.",
+            )
 
 
 def check_cluster(values: dict[str, Any], c: Checker, *, check_paths: bool) -> None:

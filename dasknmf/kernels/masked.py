@@ -129,6 +129,16 @@ def divergence_terms(w: Array, h: Array, tile: Tile, beta: float) -> np.ndarray:
     return np.asarray([[div, float(v.size), squares]])
 
 
+def clipped_squares(w: Array, h: Array, tile: Tile, low: float, high: float) -> np.ndarray:
+    """``[[|Ω|, Σ_Ω (V − clip(WH, low, high))²]]`` for one tile, in float64: the
+    squared error of predictions clipped to a rating scale."""
+    _, v, wh = _observed(w, h, tile)
+    xp = array_module(wh)
+    x = xp.clip(xp.asarray(wh, dtype=np.float64), low, high)
+    squares = float(xp.square(xp.asarray(v, dtype=np.float64) - x).sum())
+    return np.asarray([[float(v.size), squares]])
+
+
 def predict_pairs(w_rows: Array, h_cols: Array) -> Array:
     """``Σ_a W[r, a] H[a, c]`` for aligned rows ``w_rows`` (``p × k``) and columns
     ``h_cols`` (``k × p``): one prediction per pair."""
@@ -136,6 +146,7 @@ def predict_pairs(w_rows: Array, h_cols: Array) -> Array:
 
 
 __all__ = [
+    "clipped_squares",
     "divergence_terms",
     "h_terms",
     "observed_terms",

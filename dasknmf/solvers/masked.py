@@ -20,6 +20,7 @@ import numpy as np
 
 from dasknmf import products
 from dasknmf.kernels.masked import (
+    clipped_squares,
     divergence_terms,
     h_terms,
     predict_pairs,
@@ -93,6 +94,16 @@ def transform_w(
     update = partial(update_rows, beta, penalty)
     options = dict(max_iter=max_iter, tol=tol, check_every=check_every)
     return solve_w_rows(V, H, W0, update, error, **options)
+
+
+def _clipped_terms(low, high, w, tile, h):
+    return clipped_squares(w, h, tile, low, high)
+
+
+def clipped_sums(V, W, H, low: float, high: float):
+    """``[|Ω|, Σ_Ω (V − clip(WH, low, high))²]`` over all tiles (float64, lazy when
+    the inputs are): the squared error of a ratings model's clipped predictions."""
+    return products.tile_sums(partial(_clipped_terms, low, high), W, V, H, 2)
 
 
 def predict(w_rows, h_cols):

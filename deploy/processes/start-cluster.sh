@@ -240,11 +240,14 @@ if [ -n "$scheduler_address" ]; then
 else
     check_cmd+=(--scheduler-file "$scheduler_file")
 fi
+[ "$workers_only" = 1 ] || check_cmd+=(--dashboard) # a second line: its link, or why none
 for pid in ${started[@]+"${started[@]}"}; do
     check_cmd+=(--pid "$pid")
 done
 rc=0
-address=$("${check_cmd[@]}" ${tls_check[@]+"${tls_check[@]}"}) || rc=$?
+ready=$("${check_cmd[@]}" ${tls_check[@]+"${tls_check[@]}"}) || rc=$?
+address=$(sed -n 1p <<<"$ready")
+dashboard=$(sed -n 2p <<<"$ready")
 case "$rc" in
 0) ;;
 1) fail "the scheduler and $n_workers worker(s) were not up within ${timeout}s (--timeout)" ;;
@@ -256,6 +259,7 @@ trap - INT TERM
 if [ "$workers_only" = 0 ]; then
     echo "dask cluster up: scheduler $address, $n_workers worker(s) on this host"
     echo "  scheduler file : $scheduler_file"
+    echo "  dashboard      : $dashboard"
 else
     echo "$n_workers worker(s) joined the scheduler at $address"
 fi

@@ -5,7 +5,8 @@ Used by ``start-cluster.sh`` and ``deploy/slurm/dasknmf.sbatch``; needs only
 ``distributed``. While waiting it watches the processes given with ``--pid``: if one
 of them exits, waiting stops at once (exit 3) instead of running into the timeout.
 
-Exit status: 0 ready (the scheduler's address is printed on standard output);
+Exit status: 0 ready (the scheduler's address is printed on standard output, and with
+``--dashboard`` a second line: the dashboard's link, or ``none: `` and why);
 1 timed out; 2 bad arguments; 3 a watched process exited.
 
 Examples
@@ -75,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             missing = names - connected
             if not missing and len(connected) >= args.n_workers:
                 print(address, flush=True)
+                if args.dashboard:
+                    print(_dashboard(client), flush=True)
                 return 0
             what = f"workers {sorted(missing)}" if missing else f"{args.n_workers} workers"
             waiting_for = f"{what} ({len(connected)} connected)"
@@ -100,7 +103,25 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca-file", help="CA certificate, for a tls:// scheduler")
     parser.add_argument("--tls-cert", help="certificate presented to the scheduler")
     parser.add_argument("--tls-key", help="its key, when not in --tls-cert")
+    parser.add_argument(
+        "--dashboard",
+        action="store_true",
+        help="print the dashboard's link as a second line (or 'none: ' and why)",
+    )
     return parser
+
+
+def _dashboard(client) -> str:
+    """The dashboard's link, only if the page is the dashboard (not bokeh's absence)."""
+    if "dashboard" not in client.scheduler_info(n_workers=0).get("services", {}):
+        return "none: the scheduler was started without one (--dashboard-address none)"
+    packages = client.get_versions(packages=["bokeh"])["scheduler"]["packages"]
+    if packages.get("bokeh") is None:
+        return (
+            "none: bokeh is not installed where the scheduler runs "
+            "(pip install 'dasknmf[dashboard]', then start the cluster again)"
+        )
+    return client.dashboard_link
 
 
 def _read_address(path: str) -> str | None:

@@ -61,7 +61,8 @@ class Cluster:
 
 
 def start_cluster(run_dir: Path, *options: str, timeout: int = 60) -> Cluster:
-    """Run ``start-cluster.sh`` (scheduler on 127.0.0.1, any free port, no dashboard)."""
+    """Run ``start-cluster.sh`` (scheduler on 127.0.0.1, any free port, no dashboard unless
+    ``--dashboard-address`` is among ``options``)."""
     scheduler_file = run_dir / "scheduler.json"
     command = [
         str(START),
@@ -78,7 +79,9 @@ def start_cluster(run_dir: Path, *options: str, timeout: int = 60) -> Cluster:
         *options,
     ]
     if "--workers-only" not in options:
-        command += ["--host", "127.0.0.1", "--port", "0", "--dashboard-address", "none"]
+        command += ["--host", "127.0.0.1", "--port", "0"]
+        if "--dashboard-address" not in options:
+            command += ["--dashboard-address", "none"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 60)
     if done.returncode != 0:
         stop_cluster(run_dir)

@@ -119,7 +119,7 @@ def test_slurm_settings_dry_run_and_unknown_keys(tmp_path):
 
 def test_pyproject_offers_the_slurm_extra():
     text = (REPO / "pyproject.toml").read_text()
-    assert re.search(r'^slurm = \["dask-jobqueue>=0\.8"\]$', text, re.M)
+    assert re.search(r'^slurm = \["dask-jobqueue>=0\.8", "bokeh>=3\.1"\]$', text, re.M)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)

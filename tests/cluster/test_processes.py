@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,8 @@ import yaml
 from distributed import Client
 
 import dasknmf
+from dasknmf.jobs.cluster import connect
+from dasknmf.jobs.config import ClusterConfig
 from tests.cluster.conftest import (
     PARAMS,
     REPO,
@@ -76,6 +79,9 @@ def test_submit_runs_the_job_on_the_cluster(cluster, store, reference, tmp_path)
     assert summary["result"]["persisted"] is False
 
 
+# Slow, with the other tests on worker processes: the replay of lost blocks is in the
+# default suite in one process (tests/test_lineage.py).
+@pytest.mark.slow
 def test_fit_survives_a_killed_worker(cluster, store, reference, tmp_path):
     """A third worker joins (``--workers-only``) and is SIGKILLed after iteration 3,
     holding some of the persisted V tiles and W/H blocks: the scheduler recomputes
@@ -218,3 +224,37 @@ def test_stop_cluster_stops_a_worker_that_leads_no_process_group(tmp_path):
         for process in children:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+
+
+def fetch(url: str) -> str:
+    """The page at ``url`` (the dashboard's first page takes a moment to render)."""
+    with urllib.request.urlopen(url, timeout=30) as response:
+        assert response.status == 200
+        return response.read().decode(errors="replace")
+
+
+def assert_is_the_dashboard(url: str) -> None:
+    page = fetch(url)
+    assert "Dask needs bokeh" not in page
+    assert "Bokeh" in page and "Dask" in page  # the status page of the bokeh app
+
+
+@pytest.mark.slow
+def test_start_cluster_prints_a_dashboard_link_that_works(tmp_path):
+    run_dir = tmp_path / "run"
+    try:
+        cluster = start_cluster(run_dir, "--n-workers", "0", "--dashboard-address", "127.0.0.1:0")
+        printed = {
+            key.strip(): value.strip()
+            for key, _, value in (line.partition(" : ") for line in cluster.output.splitlines())
+            if value
+        }
+        assert printed["scheduler file"] == str(cluster.scheduler_file)
+        assert printed["dashboard"].startswith("http://127.0.0.1:"), cluster.output
+        assert_is_the_dashboard(printed["dashboard"])
+        # The link dasknmf submit prints (scheduler: ... / dashboard: ...) is the same.
+        config = ClusterConfig(type="existing", scheduler_file=str(cluster.scheduler_file))
+        with connect(config) as info:
+            assert info.dashboard_link == printed["dashboard"] and info.note is None
+    finally:
+        stop_cluster(run_dir)

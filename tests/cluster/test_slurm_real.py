@@ -14,8 +14,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from dasknmf.jobs.checkpoints import read_checkpoint
 from tests.cluster.conftest import REPO
 from tests.cluster.slurm_testing import (
     SBATCH_SCRIPT,
@@ -28,6 +30,7 @@ from tests.cluster.slurm_testing import (
     stop_local_slurm,
     write_job,
 )
+from tests.jobs.jobs_testing import dense
 
 pytestmark = pytest.mark.slow
 
@@ -188,5 +191,72 @@ def test_slurm_cluster_unknown_partition_is_an_error_at_once(slurm, tmp_path):
     assert "Invalid partition name specified" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert scheduler_file.read_text() == stale  # a failed start keeps what it did not write
+    assert slurm.idle()
+    no_dask_left()
+
+
+#: A job long enough to be stopped mid-fit, with a checkpoint every 5 iterations.
+RESUMABLE_JOB = """\
+version: 1
+input: {{path: "example:term-document", rows: 3000, cols: 1000, chunks: [1500, 1000]}}
+model: {{n_components: 6, solver: hals, max_iter: 150, tol: 0, random_state: 0}}
+output: {{directory: "{output}"}}
+checkpoint: {{every: 5}}
+report: {{plot: false}}
+"""
+
+
+def _factors(directory: Path) -> list[np.ndarray]:
+    import dasknmf
+
+    return [dense(dasknmf.open_matrix(str(directory / n)).compute()) for n in ("W.zarr", "H.zarr")]
+
+
+def test_sbatch_job_stopped_mid_fit_resumes_when_submitted_again(slurm, tmp_path):
+    """A job cancelled after a checkpoint (as its time limit would end it), submitted
+    again with the same command, continues from the checkpoint and ends with the
+    factors of a run that was never stopped."""
+    (tmp_path / "scratch").mkdir()
+    job = tmp_path / "job.yaml"
+    job.write_text(RESUMABLE_JOB.format(output=tmp_path / "out"))
+    command = [*SMALL, str(SBATCH_SCRIPT), str(job)]
+    first = slurm.sbatch(*command, cwd=tmp_path, env=submit_env(tmp_path))
+    # The run never stopped: the same job through the same recipe (one worker, one
+    # thread: the same sums in the same order), beside it on the node.
+    unstopped = [*command, "--set", f"output.directory={tmp_path / 'ref'}"]
+    reference = slurm.sbatch(*unstopped, cwd=tmp_path, env=submit_env(tmp_path))
+    state = tmp_path / ".out.dasknmf-work" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 180
+    while not state.exists() and time.monotonic() < deadline:
+        assert slurm.state(first).get("JobState") in ("PENDING", "RUNNING"), slurm.state(first)
+        time.sleep(0.2)
+    assert state.exists(), (tmp_path / f"dasknmf-{first}.out").read_text()
+    slurm.run("scancel", first)
+    assert slurm.wait(first, timeout=120)[first]["JobState"] == "CANCELLED"
+    stopped_at = read_checkpoint(state.parent).state.iteration
+    assert 5 <= stopped_at < 150 and not (tmp_path / "out").exists()
+
+    second = slurm.sbatch(*command, cwd=tmp_path, env=submit_env(tmp_path))
+    final = slurm.wait(second)[second]
+    out = (tmp_path / f"dasknmf-{second}.out").read_text()
+    assert final["JobState"] == "COMPLETED" and final["ExitCode"] == "0:0", out
+    resumed_at = json.loads((tmp_path / "out" / "summary.json").read_text())["resumed"]
+    assert f"resuming from the checkpoint at iteration {resumed_at['from_iteration']}" in out
+    assert resumed_at["from_iteration"] >= stopped_at
+    assert not (tmp_path / ".out.dasknmf-work").exists()  # gone with the job's success
+
+    assert slurm.wait(reference)[reference]["JobState"] == "COMPLETED"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    expected = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert summary["result"]["iterations"] == expected["result"]["iterations"] == 150
+    final, reference_final = summary["result"]["final_error"], expected["result"]["final_error"]
+    print(f"stopped at {stopped_at}, resumed from {resumed_at['from_iteration']}: final "
+          f"error {final!r}, uninterrupted {reference_final!r}")  # fmt: skip
+    assert final == pytest.approx(reference_final, rel=1e-6)
+    for got, want in zip(_factors(tmp_path / "out"), _factors(tmp_path / "ref"), strict=True):
+        scale = np.abs(want).max()
+        print(f"largest difference of the factors: {np.abs(got - want).max() / scale:.2e} of "
+              "the largest entry")  # fmt: skip
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
     assert slurm.idle()
     no_dask_left()

@@ -9,6 +9,7 @@ hand, after anndata's on-disk specification.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -18,10 +19,12 @@ import pytest
 import scipy.sparse as sp
 import zarr
 
+from dasknmf.cli import EXIT_USAGE, main
 from dasknmf.errors import (
     InputFileNotFoundError,
     InvalidInputError,
     InvalidParameterError,
+    MissingDependencyError,
     StoreExistsError,
     UnsupportedFormatError,
 )
@@ -141,6 +144,25 @@ def test_names_of_the_hand_written_file(tmp_path):
     assert (result.encoding, result.element) == ("csr", "X")
     assert read_ids(tmp_path / "out.zarr", "rows").tolist() == [f"obs-{i}" for i in range(6)]
     assert read_ids(tmp_path / "out.zarr", "columns").tolist() == [f"var-{j}" for j in range(5)]
+
+
+def test_without_h5py_an_h5ad_names_the_extra_and_zarr_still_reads(tmp_path, monkeypatch, capsys):
+    # h5py is the optional dependency of .h5ad files (pip install 'dasknmf[anndata]').
+    h5ad = write_by_hand(tmp_path / "cells.h5ad", sp.csr_matrix(SMALL))
+    adata = annotated(sp.csr_matrix(SMALL))
+    zarr_dir = write(adata, tmp_path / "cells.zarr", "zarr3")
+    monkeypatch.setitem(sys.modules, "h5py", None)  # `import h5py` now fails
+    with pytest.raises(MissingDependencyError, match=r"pip install 'dasknmf\[anndata\]'"):
+        ingest_anndata(h5ad, tmp_path / "out.zarr")
+    assert not (tmp_path / "out.zarr").exists()
+    assert main(["ingest", str(h5ad), str(tmp_path / "out.zarr")]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "reading .h5ad files needs h5py, which is not installed" in err
+    assert "pip install 'dasknmf[anndata]'" in err and "Traceback" not in err
+    ingest_anndata(zarr_dir, tmp_path / "from_zarr.zarr")
+    np.testing.assert_array_equal(
+        open_matrix(tmp_path / "from_zarr.zarr").compute().toarray(), SMALL
+    )
 
 
 # -- round trips -----------------------------------------------------------------------

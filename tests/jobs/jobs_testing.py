@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -36,3 +41,18 @@ def hidden(parent: Path) -> list[str]:
 
 def dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
+
+
+def run_killed_at_first_checkpoint(job_file: Path, state: Path, timeout: float = 60) -> None:
+    """``dasknmf run JOB --quiet`` in a subprocess, killed with SIGKILL as soon as its
+    checkpoint ``state`` (a ``state.json``) exists; fails if the run ended first."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "dasknmf", "run", str(job_file), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if proc.poll() is None:
+        os.kill(proc.pid, signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err!r}"

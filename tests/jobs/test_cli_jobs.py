@@ -216,10 +216,32 @@ def test_run_prints_progress_and_where_the_outputs_are(write_job, matrix_file, t
     assert out[-1].startswith(f"outputs: {tmp_path / 'out'} (H.zarr, W.zarr,")
 
 
-def test_run_quiet_prints_only_the_outputs(write_job, matrix_file, tmp_path, capsys):
+def test_run_quiet_prints_the_result_and_the_outputs(write_job, matrix_file, tmp_path, capsys):
+    # Quiet drops the progress and the steps, never the result.
     path = write_job(base_job(matrix_file, tmp_path / "out"))
     assert main(["run", str(path), "--quiet"]) == EXIT_OK
-    assert capsys.readouterr().out == f"outputs: {tmp_path / 'out'}\n"
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 2 and out[0].startswith("fit: 15 iterations, error ")
+    assert out[1] == f"outputs: {tmp_path / 'out'}"
+
+
+def test_a_ratings_job_reports_every_rmse_even_quiet(write_job, tmp_path, capsys):
+    job = base_job(
+        "example:ratings", tmp_path / "out", missing="ignore", validation=0.1, alpha_weighted=0.03
+    )
+    job["model"].update(max_iter=40, tol=1e-3)
+    job["input"] = {"path": "example:ratings", "rows": 300, "cols": 100, "holdout": 0.2}
+    assert main(["run", str(write_job(job)), "--quiet"]) == EXIT_OK
+    rmse = [line for line in capsys.readouterr().out.splitlines() if line.startswith("RMSE")]
+    evaluation = json.loads((tmp_path / "out" / "summary.json").read_text())["evaluation"]
+    best = evaluation["best_iteration"]
+    assert 1 <= best <= 40 and evaluation["validation_entries"] > 0
+    assert rmse == [
+        f"RMSE: train {evaluation['train_rmse']:.4f} ({evaluation['train_entries']:,} entries), "
+        f"held out {evaluation['holdout_rmse']:.4f} ({evaluation['holdout_entries']:,} entries), "
+        f"validation {evaluation['validation_rmse']:.4f} "
+        f"({evaluation['validation_entries']:,} entries, best at iteration {best})"
+    ]
 
 
 def test_run_refuses_an_existing_output_unless_overwrite(write_job, matrix_file, tmp_path, capsys):
@@ -245,7 +267,7 @@ def test_example_config_runs_as_shipped(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", str(CONFIGS / "example.yaml"), "--quiet"]) == EXIT_OK
     out = tmp_path / "runs" / "example"
-    assert capsys.readouterr().out == f"outputs: {out}\n"
+    assert capsys.readouterr().out.endswith(f"\noutputs: {out}\n")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["input"]["kind"] == "example"
     assert summary["result"]["final_error"] > 0

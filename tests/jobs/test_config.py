@@ -170,6 +170,8 @@ MISTAKES = [
     ("model.tol", -0.1, ">= 0.0"),
     ("model.l1_ratio", 1.5, "[0.0, 1.0]"),
     ("model.alpha_H", -1, "'same' or a real number >= 0.0"),
+    ("model.alpha_weighted", -0.5, ">= 0.0"),
+    ("model.validation", 0.6, "fraction in (0, 0.5)"),
     ("model.check_every", 0, "[1, inf]"),
     ("model.random_state", -3, "[0, inf]"),
     ("checkpoint.every", -1, "[0, inf]"),
@@ -338,6 +340,34 @@ def test_model_combinations(model, text, tmp_path, matrix_file):
     with pytest.raises(JobConfigError, match=text) as excinfo:
         parse_config(base_job(matrix_file, tmp_path / "out", **model))
     assert excinfo.value.keys == ["model.solver"]
+
+
+@pytest.mark.parametrize(
+    ("model", "key", "text"),
+    [
+        ({"validation": 0.05}, "model.validation", "0.05 holds out .* needs model.missing"),
+        (
+            {"missing": "ignore", "solver": "mu", "alpha_weighted": 0.03},
+            "model.alpha_weighted",
+            "0.03 needs model.solver 'als' .* got model.solver 'mu'",
+        ),
+    ],
+)
+def test_ratings_parameters_need_a_ratings_model(model, key, text, tmp_path, matrix_file):
+    with pytest.raises(JobConfigError, match=text) as excinfo:
+        parse_config(base_job(matrix_file, tmp_path / "out", **model))
+    assert excinfo.value.keys == [key]
+
+
+def test_ratings_parameters_reach_the_estimator(tmp_path, matrix_file):
+    job = parse_config(
+        base_job(
+            matrix_file, tmp_path / "out", missing="ignore", alpha_weighted=0.03, validation=0.05
+        )
+    )
+    params = job.model.nmf_params()
+    assert (params["alpha_weighted"], params["validation"]) == (0.03, 0.05)
+    assert dasknmf.NMF(**params).get_params()["validation"] == 0.05
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ def test_submit_replaces_the_cluster_and_gives_runs_results(
         address = cluster.scheduler_address
         args = ["submit", str(path), "--address", address, "--quiet"]
         assert main([*args, "--set", "cluster.threads=4"]) == EXIT_OK
-    assert capsys.readouterr().out == f"outputs: {tmp_path / 'out'}\n"
+    assert capsys.readouterr().out.endswith(f"\noutputs: {tmp_path / 'out'}\n")
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["config"]["cluster"]["type"] == "existing"
     assert summary["config"]["cluster"]["address"] == address

@@ -176,6 +176,7 @@ def test_held_out_rmse_settles_within_30_sweeps():
         tol=0,
         random_state=0,
         callbacks=[record],
+        clip=False,  # the curve above is of unclipped predictions
     )
     model.fit(train)
     final = model.rmse(held_out)
@@ -202,7 +203,9 @@ def test_bad_input_gets_a_clear_answer():
         )
         W = model.fit_transform(X)
     assert np.isfinite(W).all() and not W[2].any()  # the user with no ratings
-    assert model.predict([2], [0])[0] == 0.0
+    # predicted the lowest rating seen (0 unclipped)
+    assert model.predict([2], [0])[0] == model.rating_range_[0] == X.data.min()
+    assert model.set_params(clip=False).predict([2], [0])[0] == 0.0
     with pytest.raises(InvalidParameterError, match="'alpha_weighted' parameter must be"):
         dasknmf.NMF(3, missing="ignore", alpha_weighted=-0.1).fit(X)
     with pytest.raises(InvalidParameterError, match=r"'alpha_weighted' parameter 0\.1 needs"):

@@ -175,10 +175,24 @@ def test_out_of_core_each_tile_feeds_one_task_per_graph(chunks, one_pass):
     np.testing.assert_allclose(in_memory.H.compute(), H_ref, rtol=1e-12)
 
 
-@pytest.mark.parametrize("persist", [True, False], ids=["in-memory", "out-of-core"])
-@pytest.mark.parametrize("chunks", [(32, 30), (32, 8)], ids=["few-column-tiles", "wide"])
+# Slow: two penalties wide and out of core, the heaviest case; the full elastic net
+# runs there by default, and every penalty in the three other placements.
 @pytest.mark.parametrize(
-    "alpha_W, alpha_H, l1_ratio", [(0.01, "same", 0.0), (0.01, "same", 1.0), (0.02, 0.005, 0.5)]
+    ("alpha_W", "alpha_H", "l1_ratio", "chunks", "persist"),
+    [
+        pytest.param(
+            *penalty,
+            chunks,
+            persist,
+            id=f"{'-'.join(map(str, penalty))}-{chunks_id}-{persist_id}",
+            marks=[pytest.mark.slow]
+            if (chunks_id, persist_id, penalty[0]) == ("wide", "out-of-core", 0.01)
+            else [],
+        )
+        for penalty in [(0.01, "same", 0.0), (0.01, "same", 1.0), (0.02, 0.005, 0.5)]
+        for chunks, chunks_id in [((32, 30), "few-column-tiles"), ((32, 8), "wide")]
+        for persist, persist_id in [(True, "in-memory"), (False, "out-of-core")]
+    ],
 )
 def test_regularised_fit_and_transform_match_sklearn(persist, chunks, alpha_W, alpha_H, l1_ratio):
     X = make_matrix(120, 80, density=0.15)

@@ -32,8 +32,21 @@ def _inputs(tmp_path, kind):
     return X.astype(np.float32), dict(chunks=(16, 20)), 1e-4
 
 
-@pytest.mark.parametrize("solver", ["mu", "hals"])
-@pytest.mark.parametrize("kind", ["one tile", "tiles in memory", "store, out of core", "float32"])
+# Slow: HALS out of core (the out-of-core traversal is MU's, the HALS rule is in the
+# other cases).
+@pytest.mark.parametrize(
+    ("kind", "solver"),
+    [
+        pytest.param(
+            kind,
+            solver,
+            id=f"{kind}-{solver}",
+            marks=[pytest.mark.slow] if (kind, solver) == ("store, out of core", "hals") else [],
+        )
+        for solver in ("mu", "hals")
+        for kind in ("one tile", "tiles in memory", "store, out of core", "float32")
+    ],
+)
 def test_each_replicate_is_the_single_fit_it_stands_for(tmp_path, solver, kind):
     X, options, rtol = _inputs(tmp_path, kind)
     params = dict(solver=solver, max_iter=60, tol=1e-3, check_every=5, **options)

@@ -9,9 +9,9 @@ tell groups from arrays in both libraries, and read the string columns that hold
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import h5py
 import numpy as np
 import zarr
 
@@ -27,14 +27,21 @@ __all__ = [
 ]
 
 
+def _h5py_types(name: str) -> tuple[type, ...]:
+    # h5py is optional (pip install 'dasknmf[anndata]'), and a node can be an HDF5 one
+    # only once it has been imported, so an AnnData .zarr is read without it.
+    h5py = sys.modules.get("h5py")
+    return (getattr(h5py, name),) if h5py is not None else ()
+
+
 def is_group(node: Any) -> bool:
     """Whether ``node`` is an HDF5 or zarr group."""
-    return isinstance(node, (h5py.Group, zarr.Group))
+    return isinstance(node, (zarr.Group, *_h5py_types("Group")))
 
 
 def is_array(node: Any) -> bool:
     """Whether ``node`` is an HDF5 dataset or a zarr array."""
-    return isinstance(node, (h5py.Dataset, zarr.Array))
+    return isinstance(node, (zarr.Array, *_h5py_types("Dataset")))
 
 
 def attribute(node: Any, key: str) -> Any:
@@ -95,7 +102,12 @@ def read_strings(node: Any, where: str) -> np.ndarray:
         return categories[codes]
     if not is_array(node) or len(node.shape) != 1:
         raise UnsupportedFormatError(f"{where}: index stored as {kind or type(node).__name__}")
-    if isinstance(node, h5py.Dataset) and h5py.check_string_dtype(node.dtype) is not None:
+    h5py = sys.modules.get("h5py")
+    if (
+        h5py is not None
+        and isinstance(node, h5py.Dataset)
+        and h5py.check_string_dtype(node.dtype) is not None
+    ):
         return np.asarray(node.asstr()[:], dtype=object)
     values = np.asarray(node[:])
     out = np.empty(values.shape, dtype=object)

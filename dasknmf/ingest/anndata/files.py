@@ -20,9 +20,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import h5py
 import numpy as np
 import scipy.sparse as sp
 import zarr
@@ -33,8 +32,12 @@ from dasknmf.errors import (
     InvalidInputError,
     InvalidParameterError,
     UnsupportedFormatError,
+    import_optional,
 )
 from dasknmf.storage import MARKER_KEY, is_zarr_directory
+
+if TYPE_CHECKING:
+    import h5py
 
 from .elements import (
     attribute,
@@ -132,6 +135,8 @@ class AnnDataFile:
             raise InputFileNotFoundError(f"input file {str(p)!r} does not exist")
         if p.is_dir():
             return self._open_zarr()
+        # An optional dependency (pip install 'dasknmf[anndata]'): AnnData .zarr needs none.
+        h5py = import_optional("h5py", extra="anndata", needed_for="reading .h5ad files")
         try:
             self._file = h5py.File(p, "r")
         except OSError as exc:
