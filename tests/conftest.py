@@ -23,7 +23,16 @@ def _gpu_missing() -> str | None:
     return None
 
 
+#: Slow tests that start real scheduler and worker processes (or a real Slurm) run on
+#: one test process, one after another (``--dist loadgroup``): each checks that it
+#: left no dask process behind, which another such test running beside it would break.
+PROCESS_GROUP = pytest.mark.xdist_group("cluster-processes")
+
+
 def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        if "slow" in item.keywords and "cluster" in item.path.parts:
+            item.add_marker(PROCESS_GROUP)
     gpu_items = [item for item in items if "gpu" in item.keywords]
     reason = _gpu_missing() if gpu_items else None
     if reason:

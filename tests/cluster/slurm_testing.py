@@ -74,13 +74,17 @@ def environment(path_first: Path | None = None, **extra: str) -> dict[str, str]:
     return env
 
 
-def dask_processes() -> list[str]:
-    """Command lines of dask schedulers and workers running on this machine."""
-    done = subprocess.run(["ps", "-eo", "args="], capture_output=True, text=True)
+def dask_processes(marker: str | None = None) -> list[str]:
+    """Command lines of dask schedulers and workers running on this machine; with a
+    ``marker``, only those whose command line holds it (a test's own directory: a
+    test must not count the processes of another test running beside it)."""
+    # -ww: whole command lines (ps cuts them at the terminal's width otherwise).
+    done = subprocess.run(["ps", "-ww", "-eo", "args="], capture_output=True, text=True)
     return [
         line
         for line in done.stdout.splitlines()
-        if "dask worker" in line or "dask scheduler" in line or "dask_worker" in line
+        if ("dask worker" in line or "dask scheduler" in line or "dask_worker" in line)
+        and (marker is None or marker in line)
     ]
 
 

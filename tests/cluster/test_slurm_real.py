@@ -47,9 +47,10 @@ def slurm(tmp_path_factory) -> Iterator[LocalSlurm]:
         stop_local_slurm(started)
 
 
-def no_dask_left(timeout: float = 30) -> None:
+def no_dask_left(directory: Path, timeout: float = 30) -> None:
+    """Wait until no dask process started under ``directory`` (a test's own) is left."""
     deadline = time.monotonic() + timeout
-    while (left := dask_processes()) and time.monotonic() < deadline:
+    while (left := dask_processes(str(directory))) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not left, f"dask processes left behind: {left}"
 
@@ -91,7 +92,7 @@ def test_sbatch_recipe_two_jobs_at_once_on_one_node(slurm, tmp_path):
     assert errors[0] == pytest.approx(errors[1], rel=1e-9)  # the same job, the same result
     assert not list((tmp_path / "scratch").glob("**/worker-*"))  # scratch cleaned up
     assert slurm.idle()
-    no_dask_left()
+    no_dask_left(tmp_path)
 
 
 def test_sbatch_recipe_refuses_a_bad_job_before_starting_the_cluster(slurm, tmp_path):
@@ -105,7 +106,7 @@ def test_sbatch_recipe_refuses_a_bad_job_before_starting_the_cluster(slurm, tmp_
     assert state["JobState"] == "FAILED" and state["ExitCode"] == "2:0", out
     assert "n_components" in out and "nothing was started" in out
     assert not (tmp_path / f"dask-{jid}" / "workers.log").exists()
-    no_dask_left()
+    no_dask_left(tmp_path)
 
 
 def _lines(process: subprocess.Popen) -> queue.Queue:
@@ -169,7 +170,7 @@ def test_slurm_cluster_serves_a_job_keeps_a_running_clusters_file_and_stops(slur
         time.sleep(0.5)
     assert slurm.idle()
     assert list(tmp_path.glob("slurm-*.out"))  # the worker job's log, where it started
-    no_dask_left()
+    no_dask_left(tmp_path)
 
 
 @needs_jobqueue
@@ -192,7 +193,7 @@ def test_slurm_cluster_unknown_partition_is_an_error_at_once(slurm, tmp_path):
     assert "Traceback" not in done.stderr + done.stdout
     assert scheduler_file.read_text() == stale  # a failed start keeps what it did not write
     assert slurm.idle()
-    no_dask_left()
+    no_dask_left(tmp_path)
 
 
 #: A job long enough to be stopped mid-fit, with a checkpoint every 5 iterations.
@@ -259,4 +260,4 @@ def test_sbatch_job_stopped_mid_fit_resumes_when_submitted_again(slurm, tmp_path
               "the largest entry")  # fmt: skip
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
     assert slurm.idle()
-    no_dask_left()
+    no_dask_left(tmp_path)
