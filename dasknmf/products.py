@@ -330,6 +330,18 @@ def map_factor_blocks(fn, X: da.Array, A: da.Array, G: da.Array) -> da.Array:
     )  # fmt: skip
 
 
+def map_column_blocks(fn, H: da.Array, terms: da.Array) -> da.Array:
+    """``fn(H_j, T_j)`` for every column block ``j`` of a wide factor ``H``, where
+    ``terms`` (any number of rows × ``n``, e.g. stacked numerators and denominators)
+    is chunked like ``H``'s columns; chunked like ``H``."""
+    if not is_lazy(H, terms):
+        return fn(H, terms)
+    return da.blockwise(
+        fn, "aj", H, "aj", terms.rechunk({0: -1}), "bj",
+        dtype=H.dtype, concatenate=True, meta=np.empty((0, 0), dtype=H.dtype),
+    )  # fmt: skip
+
+
 def inner(A: da.Array, B: da.Array) -> da.Array:
     """``Σ A ∘ B`` in float64 as a 0-d dask array (``A`` and ``B`` chunked alike)."""
     if not is_lazy(A, B):

@@ -37,6 +37,10 @@ if TYPE_CHECKING:
 __all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
 
 
+#: --quiet's help, shared by run and resume (submit says "as for run").
+QUIET_HELP = "no progress lines: print the result, where the outputs are, and errors"
+
+
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``run``, ``resume``, ``submit`` and ``validate`` to the ``dasknmf`` parser.
 
@@ -68,9 +72,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         help="continue an earlier run of this same job from its checkpoints if it left "
         "any (else start): the same command again goes on where a killed run stopped",
     )
-    run.add_argument(
-        "--quiet", action="store_true", help="print only where the outputs are (and errors)"
-    )
+    run.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     run.set_defaults(handler=_cmd_run)
 
     resume = subparsers.add_parser(
@@ -102,9 +104,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     target.add_argument("--address", metavar="ADDRESS", help="as --scheduler-file")
     _add_tls_arguments(resume)
-    resume.add_argument(
-        "--quiet", action="store_true", help="print only where the outputs are (and errors)"
-    )
+    resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     resume.set_defaults(handler=_cmd_resume)
 
     submit = subparsers.add_parser(

@@ -31,6 +31,7 @@ from dasknmf.sweep.loop import (
     ReplicateResult,
     SweepProgress,
     SweepState,
+    chunked,
     resume_stacked,
     run_stacked,
 )
@@ -324,8 +325,8 @@ class RankSweep(BaseEstimator):
         if resume is None:
             W0, H0 = self._initial_factors(template, train, train_stats)
         else:
-            W0 = _chunked_like(resume.W, (train.chunks[0], -1))
-            H0 = _chunked_like(resume.H, (-1, train.chunks[1]))
+            W0 = chunked(resume.W, (train.chunks[0], -1))
+            H0 = chunked(resume.H, (-1, train.chunks[1]))
         if runs_eagerly(train):
             train, W0, H0 = dask.compute(train, W0, H0)
         solver = template._solver(train, train_stats, in_memory=persisted)
@@ -511,11 +512,6 @@ class RankSweep(BaseEstimator):
         """
         check_is_fitted(self, "summary_")
         return k_selection_plot(self.summary_, path, best_k=self.best_k_)
-
-
-def _chunked_like(X, chunks) -> da.Array:
-    """``X`` (a NumPy or dask array) as a dask array of ``chunks``."""
-    return X.rechunk(chunks) if isinstance(X, da.Array) else da.from_array(X, chunks=chunks)
 
 
 def _lazy(X) -> da.Array:

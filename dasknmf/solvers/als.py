@@ -107,13 +107,7 @@ class MaskedALS:
 
 def _update_h(H, stacked, penalty: Penalty):
     """The column solves of ``H``, one task per column block."""
-    update = partial(als.update_cols, penalty)
-    if not products.is_lazy(H, stacked):
-        return update(H, stacked)
-    return da.blockwise(
-        update, "aj", H, "aj", stacked.rechunk({0: -1}), "bj",
-        dtype=H.dtype, concatenate=True, meta=np.empty((0, 0), dtype=H.dtype),
-    )  # fmt: skip
+    return products.map_column_blocks(partial(als.update_cols, penalty), H, stacked)
 
 
 def _unit(W):

@@ -113,13 +113,7 @@ class BetaMU:
 
 def update_h(H, stacked, beta: float, penalty: Penalty):
     """H update per column block from the stacked ``2k × n`` numerator/denominator."""
-    update = partial(beta_update_cols, beta, penalty)
-    if not products.is_lazy(H, stacked):
-        return update(H, stacked)
-    return da.blockwise(
-        update, "aj", H, "aj", stacked.rechunk({0: -1}), "bj",
-        dtype=H.dtype, concatenate=True, meta=np.empty((0, 0), dtype=H.dtype),
-    )  # fmt: skip
+    return products.map_column_blocks(partial(beta_update_cols, beta, penalty), H, stacked)
 
 
 def _error_from_sums(sums, beta: float, size: float):

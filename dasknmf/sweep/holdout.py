@@ -40,6 +40,7 @@ from dasknmf.kernels.penalty import NO_PENALTY, Penalty
 from dasknmf.kernels.stack import Stack, StackedRule
 from dasknmf.solvers.frobenius import squared_errors
 from dasknmf.solvers.masked import observed_sums
+from dasknmf.sweep.loop import chunked
 
 #: Coordinate-descent sweeps at most per held-out solve, and the relative change of
 #: the solution (largest entry moved / largest entry) below which it stops.
@@ -191,28 +192,18 @@ def solve_rows(V, H, stack: Stack):
     """``W ≥ 0`` minimising ``‖V − W H_r‖`` per replicate, for ``V`` (``p × n'``) and
     the stacked ``H`` (``Σk × n'``); ``p × Σk``, row block by row block."""
     if isinstance(V, da.Array):
-        H = (
-            H.rechunk((-1, V.chunks[1]))
-            if isinstance(H, da.Array)
-            else da.from_array(H, chunks=(-1, V.chunks[1]))
-        )
+        H = chunked(H, (-1, V.chunks[1]))
     vht = products.v_times_ht(V, H)
     hht = products.gram_cols(H, stack)
     start = da.zeros_like(vht) if isinstance(vht, da.Array) else np.zeros_like(vht)
-    return products.map_factor_blocks(
-        lambda x, a, g: _solve_block(stack, x, a, g), start, vht, hht
-    )
+    return products.map_factor_blocks(partial(_solve_block, stack), start, vht, hht)
 
 
 def solve_cols(V, W, stack: Stack):
     """``H ≥ 0`` minimising ``‖V − W_r H‖`` per replicate, for ``V`` (``m' × q``) and
     the stacked ``W`` (``m' × Σk``); ``Σk × q``, column block by column block."""
     if isinstance(V, da.Array):
-        W = (
-            W.rechunk((V.chunks[0], -1))
-            if isinstance(W, da.Array)
-            else da.from_array(W, chunks=(V.chunks[0], -1))
-        )
+        W = chunked(W, (V.chunks[0], -1))
     wtv = products.wt_times_v(W, V)
     wtw = products.gram_rows(W, stack)
     start = da.zeros_like(wtv) if isinstance(wtv, da.Array) else np.zeros_like(wtv)

@@ -137,6 +137,12 @@ class SweepProgress:
         return self._snapshot()
 
 
+def chunked(X, chunks) -> da.Array:
+    """``X`` (a NumPy or dask array) as a dask array of ``chunks``: stacked factors
+    chunked like the matrix they are multiplied with."""
+    return X.rechunk(chunks) if isinstance(X, da.Array) else da.from_array(X, chunks=chunks)
+
+
 def _take_columns(W, columns: np.ndarray):
     if isinstance(W, da.Array):
         return W[:, columns]

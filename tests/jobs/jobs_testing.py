@@ -43,6 +43,20 @@ def dense(X) -> np.ndarray:
     return X.toarray() if sp.issparse(X) else np.asarray(X)
 
 
+class StopAt:
+    """A progress observer that fails the job at an iteration (a crash mid-fit)."""
+
+    def __init__(self, iteration: int) -> None:
+        self.at = iteration
+
+    def event(self, message: str) -> None:
+        pass
+
+    def iteration(self, info) -> None:
+        if info.iteration == self.at:
+            raise RuntimeError(f"simulated crash at iteration {info.iteration}")
+
+
 def run_killed_at_first_checkpoint(job_file: Path, state: Path, timeout: float = 60) -> None:
     """``dasknmf run JOB --quiet`` in a subprocess, killed with SIGKILL as soon as its
     checkpoint ``state`` (a ``state.json``) exists; fails if the run ended first."""

@@ -15,10 +15,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -35,7 +31,14 @@ from dasknmf.jobs.config import parse_config
 from dasknmf.jobs.runner import run_job
 from dasknmf.jobs.workarea import WorkArea
 from tests.helpers import make_matrix
-from tests.jobs.jobs_testing import REPO, base_job, dense, hidden, tree
+from tests.jobs.jobs_testing import (
+    StopAt,
+    base_job,
+    dense,
+    hidden,
+    run_killed_at_first_checkpoint,
+    tree,
+)
 
 # -- the fit state, through the estimator ----------------------------------------------
 
@@ -128,20 +131,6 @@ def checkpointed(input_path, output: Path, every: int = 4, **model) -> dict:
     job["checkpoint"] = {"every": every}
     job["report"] = {"plot": False}
     return job
-
-
-class StopAt:
-    """A progress observer that fails the job at an iteration (a crash mid-fit)."""
-
-    def __init__(self, iteration: int) -> None:
-        self.at = iteration
-
-    def event(self, message: str) -> None:
-        pass
-
-    def iteration(self, info) -> None:
-        if info.iteration == self.at:
-            raise RuntimeError(f"simulated crash at iteration {info.iteration}")
 
 
 def crash(job: dict, at: int) -> None:
@@ -394,16 +383,7 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     path.write_text(json.dumps(job))
     state = WorkArea(tmp_path / "out").checkpoints / "state.json"
 
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "dasknmf", "run", str(path), "--quiet"]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGKILL)
-    _, err = proc.communicate()
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err!r}"
+    run_killed_at_first_checkpoint(path, state)
     assert not (tmp_path / "out").exists()
     killed_at = read_checkpoint(state.parent).state.iteration
     assert 2 <= killed_at < 60

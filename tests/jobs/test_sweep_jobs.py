@@ -24,7 +24,13 @@ from dasknmf.jobs.sweep import sweep_params
 from dasknmf.jobs.validation import JobConfigError
 from dasknmf.jobs.workarea import WorkArea
 from dasknmf.sweep.loop import SweepState
-from tests.jobs.jobs_testing import CONFIGS, hidden, run_killed_at_first_checkpoint, tree
+from tests.jobs.jobs_testing import (
+    CONFIGS,
+    StopAt,
+    hidden,
+    run_killed_at_first_checkpoint,
+    tree,
+)
 
 RANKS, REPLICATES = [2, 3, 4], 3
 
@@ -225,20 +231,6 @@ def test_consensus_refuses_what_is_not_a_sweep(tmp_path, capsys):
 
 
 # -- checkpoints and resume ------------------------------------------------------------
-
-
-class StopAt:
-    """Fails the job at an iteration (a crash mid-sweep)."""
-
-    def __init__(self, iteration: int) -> None:
-        self.at = iteration
-
-    def event(self, message: str) -> None:
-        pass
-
-    def iteration(self, info) -> None:
-        if info.iteration == self.at:
-            raise RuntimeError(f"simulated crash at iteration {info.iteration}")
 
 
 def read_outputs(directory: Path) -> dict:
