@@ -24,21 +24,19 @@ import argparse
 import os
 import shutil
 import tempfile
-import threading
 import time
 import warnings
 
 import dask
 import dask.array as da
 import numpy as np
-import psutil
 import scipy.sparse as sp
 from dask.utils import parse_bytes
 from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
-from benchmarks.common import machine, per_iteration
+from benchmarks.common import WorkerPeaks, machine, per_iteration
 from dasknmf.datasets import term_document
 
 N_TERMS = 50_000
@@ -85,31 +83,6 @@ def fit_seconds(X, k: int, short: int, long: int, persist: bool) -> float:
     return per_iteration(fit, short, long)
 
 
-class PeakMemory:
-    """Samples the resident memory of each worker process while it is running."""
-
-    def __init__(self, client: Client, interval: float = 0.2) -> None:
-        self.client, self.interval = client, interval
-        self.peak: dict[str, int] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss = self.client.run(lambda: psutil.Process().memory_info().rss)
-            for worker, value in rss.items():
-                self.peak[worker] = max(self.peak.get(worker, 0), value)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, default=40, help="blocks of documents")
@@ -154,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
             Client(cluster) as client,
         ):
             t_read = min(read_once(path) for _ in range(2))
-            with PeakMemory(client) as peak:
+            with WorkerPeaks(client) as peak:
                 t_ooc = fit_seconds(path, args.k, short, long, persist=False)
             fit_blocks = max(
                 1, min(args.blocks, int(limit * args.workers / 4 // (v_bytes / args.blocks)))

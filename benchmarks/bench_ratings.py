@@ -26,7 +26,9 @@ Run: ``python -m benchmarks.bench_ratings`` (``--small`` for one small size,
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import tempfile
 import time
 import warnings
@@ -117,7 +119,9 @@ def spark_session(cores: int):
             .config("spark.driver.extraJavaOptions", "-Xss16m")
             .getOrCreate()
         )
-        spark.sparkContext.setCheckpointDir(tempfile.mkdtemp(prefix="spark-checkpoints-"))
+        checkpoints = tempfile.mkdtemp(prefix="spark-checkpoints-")
+        atexit.register(shutil.rmtree, checkpoints, True)
+        spark.sparkContext.setCheckpointDir(checkpoints)
     except Exception as exc:  # no Java runtime: the JVM does not start
         print(f"Spark skipped: {exc}")
         return None
@@ -189,7 +193,7 @@ def print_table(rows: list[Row]) -> None:
         spark = [r for r in here if r.fit.startswith("Spark")]
         best = min(spark, key=lambda r: r.held_out) if spark else None
         for r in here:
-            note = r.note + (" (Spark's best)" if r is best else "")
+            note = "; ".join(filter(None, [r.note, "Spark's best" if r is best else ""]))
             print(
                 f"| {size:,} | {r.fit} | {r.seconds:.2f} | {r.train:.4f} | {r.held_out:.4f} | "
                 f"{ratio(r.seconds, best and best.seconds)} | "

@@ -4,7 +4,12 @@ initialisation), so that no phase runs in silence.
 
 An observer hears of the phases when it has an ``on_phase(info)`` method; the
 estimator passes its callbacks (and, with ``verbose``, a :class:`PrintProgress`) to a
-:class:`PhaseReporter`.
+:class:`PhaseReporter`. An observer with an ``on_norm(norm)`` method is told ``‖X‖_F``
+before the first iteration (:func:`tell_norm`; ``None`` where the loss is not the
+Frobenius norm), the scale of the *relative error* ``‖X − WH‖_F / ‖X‖_F``
+(:func:`relative_error`): the one quantity called so in progress lines, summaries and
+``NMF.relative_error_``. The error divided by the initial factors' error is called
+"of initial".
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import TextIO
+from typing import Any, TextIO
 
 from dask.callbacks import Callback
 
 from dasknmf.fit import IterationInfo
+from dasknmf.stopping import StopReason
+from dasknmf.validation import PATIENCE
 
 #: A phase is announced only once it has lasted this long (seconds): quick phases
 #: print nothing, slow ones are never silent for longer.
@@ -155,8 +162,9 @@ def phase_reporter(callbacks: Iterable[object] | None, verbose: int) -> PhaseRep
 
 
 class PrintProgress:
-    """Write one line per iteration: number, error, relative error, seconds; and
-    lines for the phases before the first iteration (:meth:`on_phase`).
+    """Write one line per iteration (:func:`iteration_line`: number, error, relative
+    error, seconds so far and per iteration); and lines for the phases before the first
+    iteration (:meth:`on_phase`).
 
     Parameters
     ----------
@@ -165,6 +173,11 @@ class PrintProgress:
         redirections made later are honoured).
     every : int
         Write every ``every``-th iteration only.
+    norm : float or None
+        ``‖X‖_F``, the scale of the relative error; the estimator gives it before the
+        first iteration (:meth:`on_norm`). Without it (a loss other than the Frobenius
+        norm) the lines show the error divided by the initial factors' error instead
+        (``of initial``).
     quiet_s, phase_every_s : float
         A phase is written about only once it has lasted ``quiet_s`` seconds, then
         at most every ``phase_every_s`` seconds, and its end.
@@ -176,7 +189,7 @@ class PrintProgress:
     >>> progress = dasknmf.PrintProgress()
     >>> model = dasknmf.NMF(3, init="random", random_state=0, max_iter=2, callbacks=[progress])
     >>> _ = model.fit(X)  # doctest: +ELLIPSIS
-    iter     1  error ... rel 0.6...
+    iter     1  error ...  relative 0.44...  ... s/iter
     iter     2  error ...
     """
 
@@ -185,11 +198,14 @@ class PrintProgress:
         stream: TextIO | None = None,
         every: int = 1,
         *,
+        norm: float | None = None,
         quiet_s: float = QUIET_S,
         phase_every_s: float = PHASE_EVERY_S,
     ) -> None:
         self.stream = stream
         self.every = every
+        self.norm = norm
+        self._last = (0, 0.0)
         self.quiet_s = quiet_s
         self.phase_every_s = phase_every_s
         self._phase_written: tuple[str, float] | None = None
@@ -214,13 +230,134 @@ class PrintProgress:
         stream.write(info.describe() + "\n")
         stream.flush()
 
+    def on_norm(self, norm: float | None) -> None:
+        """Take ``norm`` (``‖X‖_F``, see :func:`tell_norm`) as the scale of the relative
+        error."""
+        self.norm = norm
+
     def __call__(self, info: IterationInfo) -> None:
         if info.iteration % self.every:
             return
+        last_iteration, last_elapsed = self._last
+        per_iteration = (info.elapsed - last_elapsed) / max(info.iteration - last_iteration, 1)
+        self._last = (info.iteration, info.elapsed)
         stream = self.stream or sys.stdout
-        relative = info.error / info.error_at_init if info.error_at_init else 0.0
-        stream.write(
-            f"iter {info.iteration:5d}  error {info.error:.6e}  rel {relative:.4f}  "
-            f"{info.elapsed:.1f}s\n"
-        )
+        stream.write(iteration_line(info, self.norm, per_iteration) + "\n")
         stream.flush()
+
+
+def relative_error(error: float, norm: float | None) -> float | None:
+    """``error / norm``: with ``norm = ‖X‖_F``, the relative error ``‖X − WH‖_F /
+    ‖X‖_F``; ``None`` without a norm (a loss other than the Frobenius norm) or for a
+    zero ``X``.
+
+    Examples
+    --------
+    >>> relative_error(3.0, 4.0), relative_error(3.0, None)
+    (0.75, None)
+    """
+    return error / norm if norm else None
+
+
+def tell_norm(observers: Iterable[object], norm: float | None) -> None:
+    """Give ``norm`` to every observer with an ``on_norm`` method (before the first
+    iteration, so that its lines can show the relative error)."""
+    for observer in observers:
+        hear = getattr(observer, "on_norm", None)
+        if callable(hear):
+            hear(norm)
+
+
+def timing(elapsed: float, per_iteration: float) -> str:
+    """The end of every progress line: seconds since the iterations began, and per
+    iteration since the previous line."""
+    return f"{elapsed:.1f} s  {per_iteration:.3f} s/iter"
+
+
+def iteration_line(info: IterationInfo, norm: float | None, per_iteration: float) -> str:
+    """The progress line of one iteration, the same in ``verbose`` fits, ``dasknmf demo``
+    and ``dasknmf run``: the error, the relative error (``relative``, with ``norm =
+    ‖X‖_F``) or else the error divided by the initial factors' (``of initial``), and
+    :func:`timing`.
+
+    Examples
+    --------
+    >>> from dasknmf.fit import IterationInfo
+    >>> info = IterationInfo(10, 5.0, 8.0, 2.5, None, None)
+    >>> iteration_line(info, 10.0, 0.25)
+    'iter    10  error 5.000000e+00  relative 0.5000  2.5 s  0.250 s/iter'
+    >>> iteration_line(info, None, 0.25)
+    'iter    10  error 5.000000e+00  of initial 0.6250  2.5 s  0.250 s/iter'
+    """
+    relative = relative_error(info.error, norm)
+    if relative is not None:
+        ratio = f"relative {relative:.4f}"
+    else:
+        initial = info.error / info.error_at_init if info.error_at_init else 0.0
+        ratio = f"of initial {initial:.4f}"
+    return (
+        f"iter {info.iteration:5d}  error {info.error:.6e}  {ratio}  "
+        f"{timing(info.elapsed, per_iteration)}"
+    )
+
+
+class StopRecorder:
+    """A fit callback that keeps what the stopping rules saw at the last iteration, to
+    say afterwards why the fit stopped (:meth:`reason`) and from which error it began.
+
+    It keeps numbers only, not the factors of the iteration.
+
+    Attributes
+    ----------
+    iteration : int
+        The last iteration seen (0: none).
+    error_at_init : float or None
+        The error of the initial factors (``None``: no iteration seen).
+
+    Examples
+    --------
+    >>> import numpy as np, dasknmf
+    >>> X = np.random.default_rng(0).random((20, 10))
+    >>> record = StopRecorder()
+    >>> model = dasknmf.NMF(3, init="random", random_state=0, max_iter=5, callbacks=[record])
+    >>> _ = model.fit(X)
+    >>> print(record.reason(model).describe())
+    ran all 5 iterations (max_iter)
+    """
+
+    def __init__(self) -> None:
+        self.iteration = 0
+        self.error_at_init: float | None = None
+        self._by_tol = False
+        self._decrease: float | None = None
+
+    def __call__(self, info: IterationInfo) -> None:
+        self.iteration, self.error_at_init = info.iteration, info.error_at_init
+        self._by_tol = bool(info.converged)
+        self._decrease = None
+        if info.converged and info.error_at_init and info.check_error is not None:
+            # The rule keeps the previous check's error when it stops (ToleranceRule).
+            self._decrease = (info.check_error - info.error) / info.error_at_init
+
+    def reason(self, model: Any) -> StopReason:
+        """Why ``model`` (a fitted :class:`dasknmf.NMF` this observed) stopped."""
+        n_iter, max_iter, tol = int(model.n_iter_), int(model.max_iter), float(model.tol)
+        validated = getattr(model, "validation", None) is not None
+        best = int(model.best_iteration_) if validated else None
+        if self._by_tol and self.iteration == n_iter:
+            rule = "tol"
+        elif n_iter < max_iter and best is not None:
+            rule = "validation"
+        elif n_iter < max_iter and model.converged_:
+            rule = "tol"  # a resumed fit whose checkpoint had already stopped
+        else:
+            rule = "max_iter"
+        return StopReason(
+            rule,
+            n_iter,
+            max_iter,
+            tol,
+            decrease=self._decrease if rule == "tol" else None,
+            patience=PATIENCE if rule == "validation" else 0,
+            best_iteration=best,
+        )

@@ -17,19 +17,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from functools import partial
 from typing import Any
 
 import dask
 import dask.array as da
-import numpy as np
-from dask.base import get_scheduler, tokenize
-from dask.core import flatten
 
 from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, reusing_worker_heap, single_threaded_blas
 from dasknmf.solvers.base import Solver
+from dasknmf.steppers import Keepers, held, stepper
 from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
@@ -178,6 +175,7 @@ def run(
     tol: float,
     check_every: int = 10,
     callbacks: Sequence[Callback] = (),
+    keepers: Keepers = (None, None),
 ) -> FitResult:
     """Iterate ``solver`` from ``(W, H)``.
 
@@ -201,17 +199,24 @@ def run(
         Iterations between two convergence checks.
     callbacks : sequence of callables
         Each called with an :class:`IterationInfo` after every iteration.
+    keepers : (FactorKeeper or None, FactorKeeper or None), optional
+        Keep ``W``, ``H`` (or both) in these factor stores between iterations instead
+        of in memory; a factor not stored is then held by this process. The result's
+        stored factors read their stores.
 
     Returns
     -------
     FitResult
     """
     started = time.perf_counter()
-    with single_threaded_blas():
-        W, H = dask.persist(W, H)
-        error = float(dask.compute(solver.error(W, H))[0])
-    state = FitState(0, W, H, error, error, error)
-    return _iterate(solver, state, started, max_iter, tol, check_every, callbacks)
+
+    def start() -> FitState:
+        with single_threaded_blas():
+            W_kept, H_kept = _hold(W, H, keepers)
+            error = float(dask.compute(solver.error(W_kept, H_kept))[0])
+        return FitState(0, W_kept, H_kept, error, error, error)
+
+    return _iterate(solver, start, started, max_iter, tol, check_every, callbacks, keepers)
 
 
 def resume(
@@ -222,6 +227,7 @@ def resume(
     tol: float,
     check_every: int = 10,
     callbacks: Sequence[Callback] = (),
+    keepers: Keepers = (None, None),
 ) -> FitResult:
     """Continue the loop of :func:`run` from ``state``.
 
@@ -239,7 +245,7 @@ def resume(
         The update rule, bound to the same ``V`` as the loop that made ``state``.
     state : FitState
         Where to continue; its ``W`` and ``H`` chunked like ``V``'s rows and columns.
-    max_iter, tol, check_every, callbacks
+    max_iter, tol, check_every, callbacks, keepers
         As for :func:`run`; ``max_iter`` counts from the start of the original loop
         and may not be below ``state.iteration``.
 
@@ -252,35 +258,61 @@ def resume(
             f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
         )
     started = time.perf_counter()
-    with single_threaded_blas():
-        W, H = dask.persist(state.W, state.H)
-    state = replace(state, W=W, H=H)
-    return _iterate(solver, state, started, max_iter, tol, check_every, callbacks)
+
+    def start() -> FitState:
+        with single_threaded_blas():
+            W, H = _hold(state.W, state.H, keepers)
+        return replace(state, W=W, H=H)
+
+    return _iterate(solver, start, started, max_iter, tol, check_every, callbacks, keepers)
+
+
+def _hold(W, H, keepers: Keepers):
+    """The starting factors where the loop keeps them: persisted, or each in its
+    keeper (a factor without one computed and held here)."""
+    if all(keeper is None for keeper in keepers):
+        return dask.persist(W, H)
+    return tuple(
+        held(dask.compute(X)[0], _chunks(X)) if keeper is None else keeper.put(X, _chunks(X))
+        for X, keeper in zip((W, H), keepers, strict=True)
+    )
+
+
+def _chunks(X) -> tuple:
+    return X.chunks if isinstance(X, da.Array) else tuple((size,) for size in X.shape)
 
 
 def _iterate(
     solver: Solver,
-    state: FitState,
+    start: Callable[[], FitState],
     started: float,
     max_iter: int,
     tol: float,
     check_every: int,
     callbacks: Sequence[Callback],
+    keepers: Keepers = (None, None),
 ) -> FitResult:
-    """The loop from ``state`` (persisted factors) to ``max_iter`` or convergence.
+    """The loop from ``start()`` (a state of kept factors) to ``max_iter`` or
+    convergence. The state is made here, so that no caller's frame keeps its factors
+    (a stored ``W``'s first generation is freed once the loop has moved past it).
 
     On a ``distributed`` cluster the factors are re-rooted every
     :data:`~dasknmf.lineage.REROOT_EVERY` iterations (see :mod:`dasknmf.lineage`); if
     a worker dies with some of them, the loop goes back to the last re-root and
-    replays the iterations since, so callbacks may see those iterations again.
+    replays the iterations since, so callbacks may see those iterations again. With
+    stored factors there is nothing to re-root: a lost worker held no factor.
     """
+    state = start()
     W, H, error, n_iter = state.W, state.H, state.error, state.iteration
     error_at_init, converged = state.error_at_init, state.converged
     errors = list(state.errors)
     stopping = ToleranceRule(tol, check_every, error_at_init, previous=state.check_error)
+    elapsed_before = state.elapsed
+    del state  # its factors would stay referenced (and a stored W's generation kept)
     if converged or n_iter >= max_iter:
         return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
-    client = active_client() if isinstance(W, da.Array) else None
+    stored = any(keeper is not None for keeper in keepers)
+    client = active_client() if isinstance(W, da.Array) and not stored else None
     # Only while V is held in memory: an out-of-core fit's workers need their freed
     # memory back for the tiles they read (and gain little: decoding dominates).
     heap_client = client if getattr(solver, "in_memory", False) else None
@@ -291,7 +323,7 @@ def _iterate(
                 n_iter, W, H, error=error, check=stopping.previous, errors=tuple(errors)
             )
             W, H = planted(client, anchor)
-        advance = stepper(solver, W, H)
+        advance = stepper(solver, W, H, keepers)
         while n_iter < max_iter:
             n_iter += 1
             try:
@@ -305,7 +337,7 @@ def _iterate(
                     errors,
                     error,
                     error_at_init,
-                    lambda: state.elapsed + time.perf_counter() - started,
+                    lambda: elapsed_before + time.perf_counter() - started,
                     callbacks,
                 )
                 if anchor is not None and n_iter % REROOT_EVERY == 0 and not converged:
@@ -374,97 +406,3 @@ def _one_iteration(
         for callback in callbacks:
             callback(info)
     return W, H, err, converged
-
-
-Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, np.ndarray | None]]
-
-
-def stepper(solver: Solver, W: da.Array, H: da.Array) -> Advance:
-    """How to run one iteration: persist a freshly built graph (on a ``distributed``
-    cluster, for in-memory arrays, or for solvers whose graph changes between
-    iterations), or, under dask's local schedulers, build the graph once and re-run it
-    with each iteration's factors substituted: building and scheduling a graph costs
-    milliseconds, a tenth of an in-memory iteration on 2 cores.
-
-    The returned ``advance(W, H, want_error)`` gives the next factors (persisted) and,
-    when asked, the error as a float64 NumPy array (0-d, or one per replicate of a
-    stacked solver), else ``None``.
-    """
-    reusable = getattr(solver, "reusable", False)
-    if not reusable or active_client() is not None or not isinstance(W, da.Array):
-        return partial(_persist_step, solver)
-    return _CompiledStep(solver, W, H)
-
-
-def _persist_step(solver: Solver, W, H, want_error: bool):
-    step = solver.step(W, H)
-    # The solvers fuse their tasks themselves; dask's graph optimisation would only
-    # add milliseconds to every iteration.
-    if not want_error:
-        W, H = dask.persist(step.W, step.H, optimize_graph=False)
-        return W, H, None
-    W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
-    return W, H, np.asarray(dask.compute(err)[0], dtype=np.float64)
-
-
-class _CompiledStep:
-    """One iteration's graph, built once from the initial factors' keys.
-
-    Each call puts the current factor blocks under those keys and runs the graph with
-    the local scheduler; the new blocks come back as in-memory dask arrays. Tiles of a
-    persisted ``V`` sit in the graph as data; an unpersisted ``V``'s read tasks run
-    again each iteration, as out of core requires.
-    """
-
-    def __init__(self, solver: Solver, W: da.Array, H: da.Array) -> None:
-        step = solver.step(W, H)
-        error = step.error()
-        self._inputs = _keys(W) + _keys(H)
-        self._w_out, self._h_out = _keys(step.W), _keys(step.H)
-        (self._error_key,) = _keys(error)
-        plain = {**step.W.__dask_graph__(), **step.H.__dask_graph__()}
-        self._graphs = {False: plain, True: {**plain, **error.__dask_graph__()}}
-        self._get = get_scheduler(collections=[step.W])
-        # Only the layout of the initial factors is kept, not their blocks.
-        self._layouts = _Layout.of(W), _Layout.of(H)
-        self._count = 0
-
-    def __call__(self, W: da.Array, H: da.Array, want_error: bool):
-        graph = dict(self._graphs[want_error])
-        graph.update(zip(self._inputs, _blocks(W) + _blocks(H), strict=True))
-        outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
-        results = self._get(graph, outputs)
-        self._count += 1
-        W_new = self._layouts[0].array(results[0], f"fit-W-{self._count}")
-        H_new = self._layouts[1].array(results[1], f"fit-H-{self._count}")
-        error = np.asarray(results[2], dtype=np.float64) if want_error else None
-        return W_new, H_new, error
-
-
-def _keys(X: da.Array) -> list:
-    return list(flatten(X.__dask_keys__()))
-
-
-def _blocks(X: da.Array) -> list:
-    graph = X.__dask_graph__()
-    return [graph[key] for key in _keys(X)]
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """Name, chunks, block indices and meta of a dask array, without its data."""
-
-    name: str
-    chunks: tuple
-    indices: list
-    meta: object
-
-    @classmethod
-    def of(cls, X: da.Array) -> _Layout:
-        return cls(X.name, X.chunks, [key[1:] for key in _keys(X)], X._meta)
-
-    def array(self, blocks: list, label: str) -> da.Array:
-        """An in-memory dask array of this layout holding ``blocks``."""
-        name = f"{label}-{tokenize(self.name, label)}"
-        graph = {(name, *index): block for index, block in zip(self.indices, blocks, strict=True)}
-        return da.Array(graph, name, chunks=self.chunks, meta=self.meta)

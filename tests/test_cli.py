@@ -21,7 +21,9 @@ from dasknmf.storage import matrix_info, open_matrix, read_ids
 from tests.test_package import loaded_after
 
 SMALL_DEMO = ["demo", "--rows", "600", "--cols", "300", "--k", "4", "--max-iter", "15"]
-ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)")
+ITER_LINE = re.compile(
+    r"^iter\s+(\d+)\s+error\s+(\S+)\s+relative\s+(\S+)\s+(\S+) s\s+(\S+) s/iter$"
+)
 
 
 def _tree(path: Path) -> dict[str, bytes]:
@@ -61,12 +63,53 @@ def test_demo_prints_each_iteration_and_summary_and_removes_temp_store(
     assert all(b <= a * (1 + 1e-6) for a, b in itertools.pairwise(errors))
 
     assert "600 x 300" in out
-    assert re.search(r"stopped after\s+: 15 iterations", out)
+    assert "\nran all 15 iterations (max_iter)\n" in out
     relative = float(re.search(r"relative error\s+: (\S+)", out).group(1))
     assert 0 < relative < 1
+    # One relative error: the last progress line's is the summary's.
+    assert iterations[-1].group(3) == f"{relative:.4f}"
     assert "wall time" in out and "V persisted" in out
     assert len(re.findall(r"component \d: (?:\d+ ){4}\d+$", out, flags=re.M)) == 3
     assert list(tmp_path.iterdir()) == []
+
+
+def _summary_number(out: str, label: str) -> float:
+    return float(re.search(rf"^{label}\s+: (\S+)", out, flags=re.M).group(1))
+
+
+def test_demo_relative_error_is_the_error_over_the_norm_of_V(capsys, tmp_path):
+    """‖V − WH‖_F / ‖V‖_F, with ‖V‖_F of the stored matrix by dense NumPy; and every
+    progress line's ``relative`` is its error over the same norm."""
+    store = tmp_path / "demo.zarr"
+    assert main([*SMALL_DEMO, "--tol", "0", "--store", str(store)]) == 0
+    out = capsys.readouterr().out
+    norm = np.linalg.norm(_dense(store).astype(np.float64))
+    error = _summary_number(out, "reconstruction error")
+    assert _summary_number(out, "relative error") == pytest.approx(error / norm, abs=5e-5)
+    for m in map(ITER_LINE.match, (line for line in out.splitlines() if line[:4] == "iter")):
+        assert float(m.group(3)) == pytest.approx(float(m.group(2)) / norm, abs=5e-5)
+    assert _summary_number(out, "initial error") > error
+
+
+def test_demo_says_the_tol_rule_stopped_it_and_by_how_much(capsys):
+    assert main([*SMALL_DEMO[:-1], "100"]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    errors = {int(m.group(1)): float(m.group(2)) for m in map(ITER_LINE.match, lines) if m}
+    n, initial = max(errors), _summary_number(out, "initial error")
+    assert 10 < n < 100 and n % 10 == 0  # stopped at a check (every 10 iterations)
+    # The rule compares the error with the previous check's, relative to the initial one.
+    decrease = (errors[n - 10] - errors[n]) / initial
+    before = errors[n - 20] if n > 20 else initial
+    assert decrease < 1e-4 <= (before - errors[n - 10]) / initial
+    stop = next(line for line in lines if line.startswith("stopped at"))
+    printed = re.fullmatch(
+        rf"stopped at iteration {n} of 100: relative decrease (\S+) < tol 0\.0001 "
+        r"\(set --tol 0 to run every iteration\)",
+        stop,
+    )
+    # Equal up to the rounding of the printed errors.
+    assert float(printed.group(1)) == pytest.approx(decrease, rel=0.02)
 
 
 def test_demo_on_the_gpu_equals_the_demo_on_the_cpu(capsys, fake_cupy):

@@ -30,7 +30,8 @@ UNMANAGED = {
 
 
 def fit(X, **kwargs):
-    params = dict(n_components=5, init="custom", max_iter=25, tol=0)
+    # W stays in memory: these tests are about V; W in a store: test_factor_store.py.
+    params = dict(n_components=5, init="custom", max_iter=25, tol=0, factors="memory")
     params.update(kwargs)
     W0, H0 = make_factors(M, N, 5, seed=2)
     model = dasknmf.NMF(**params)

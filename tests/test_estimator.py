@@ -647,7 +647,7 @@ def test_verbose_prints_one_line_per_iteration(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 7
     for line, (iteration, error) in zip(lines, model.error_curve_, strict=True):
-        assert line.startswith(f"iter {iteration:5d}  error {error:.6e}  rel ")
+        assert line.startswith(f"iter {iteration:5d}  error {error:.6e}  relative ")
 
 
 def test_no_output_without_verbose(capsys):
@@ -723,6 +723,8 @@ def test_get_params_set_params_clone_round_trip():
         "check_every": 10,
         "chunks": (4, 4),
         "persist": False,
+        "factors": "auto",
+        "factor_store": None,
         "callbacks": callbacks,
         "verbose": 0,
         "alpha_W": 0.0,

@@ -23,7 +23,7 @@ Examples
 
 from __future__ import annotations
 
-from dasknmf.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from dasknmf.cli.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_STOPPED, EXIT_USAGE
 from dasknmf.cli.program import build_parser, main
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = ["EXIT_INTERRUPTED", "EXIT_OK", "EXIT_STOPPED", "EXIT_USAGE", "build_parser", "main"]

@@ -108,6 +108,7 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
     from sklearn.exceptions import ConvergenceWarning
 
     from dasknmf import NMF, PrintProgress
+    from dasknmf.callbacks import StopRecorder
     from dasknmf.datasets import term_document
     from dasknmf.storage import matrix_info, write_matrix
 
@@ -127,12 +128,13 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
     print(_demo_header(info, time.perf_counter() - t0), file=out)
     print(file=out)
 
+    record = StopRecorder()
     model = NMF(
         n_components=args.k,
         max_iter=args.max_iter,
         tol=args.tol,
         random_state=args.seed,
-        callbacks=[PrintProgress(out)],
+        callbacks=[PrintProgress(out), record],
         device=args.device,
     )
     t0 = time.perf_counter()
@@ -142,18 +144,14 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
         model.fit(store)
     wall = time.perf_counter() - t0
 
-    # ‖V‖_F from the in-memory matrix, in float64 so float32 data does not round it.
-    norm_v = float(np.sqrt(np.sum(np.square(V.data, dtype=np.float64))))
-    relative = model.reconstruction_err_ / norm_v if norm_v else 0.0
-    stopped = "tolerance reached" if model.n_iter_ < args.max_iter else "max-iter reached"
     lines = [
         "",
-        # Labelled so that only progress lines start with "iter" (easy to grep).
-        f"stopped after        : {model.n_iter_} iterations ({stopped})",
+        # Only progress lines start with "iter" (easy to grep).
+        record.reason(model).describe("set --tol 0"),
+        f"initial error        : {_number(record.error_at_init, '.6e')}  (‖V − W₀H₀‖_F)",
         f"reconstruction error : {model.reconstruction_err_:.6e}  (‖V − WH‖_F)",
-        # Not the "rel" column of the progress lines, which is relative to the error of
-        # the initial factors; this is the share of V that the factorisation misses.
-        f"relative error       : {relative:.4f}  (‖V − WH‖_F / ‖V‖_F)",
+        # The "relative" column of the progress lines: the share of V the factors miss.
+        f"relative error       : {_number(model.relative_error_, '.4f')}  (‖V − WH‖_F / ‖V‖_F)",
         f"wall time            : {wall:.2f} s (initialisation included)",
         f"V persisted          : {'yes (in memory)' if model.persisted_ else 'no (out of core)'}"
         + (" on the GPU" if args.device == "cuda" else ""),
@@ -165,6 +163,12 @@ def _run_demo(args: argparse.Namespace, store: str) -> None:
         top = np.argsort(H[c])[::-1][:N_TOP_TERMS]
         lines.append(f"  component {c}: " + " ".join(str(int(t)) for t in top))
     print("\n".join(lines), file=out)
+
+
+def _number(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``-`` when there is none (``--max-iter 0``: no iteration
+    told the initial error)."""
+    return "-" if value is None else format(value, spec)
 
 
 def _demo_header(info: MatrixInfo, seconds: float) -> str:

@@ -15,19 +15,28 @@ Examples
     $ dasknmf submit job.yaml --scheduler-file /shared/dask/scheduler.json
     $ dasknmf resume runs/example      # after a job with checkpoint.every > 0 stopped
     $ dasknmf resume runs/example --scheduler-file /shared/dask/new-scheduler.json
+
+``run``, ``submit`` and ``resume`` stop cleanly on SIGUSR1 (:data:`STOP_SIGNAL`): a
+checkpoint at the end of the iteration under way, then exit :data:`~dasknmf.cli.exit_codes.EXIT_STOPPED`
+(75), to be resumed; ``deploy/README.md`` shows it with ``sbatch --signal``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
-from dasknmf.cli.exit_codes import EXIT_OK
+from dasknmf.cli.exit_codes import EXIT_OK, EXIT_STOPPED
 
 if TYPE_CHECKING:
     from dasknmf.fit import IterationInfo
+    from dasknmf.jobs.checkpoints import JobStopped
     from dasknmf.jobs.config import JobConfig
     from dasknmf.sweep.loop import SweepProgress
 
@@ -39,6 +48,16 @@ __all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
 
 #: --quiet's help, shared by run and resume (submit says "as for run").
 QUIET_HELP = "no progress lines: print the result, where the outputs are, and errors"
+#: --no-memory-check's help, shared by run and resume.
+NO_MEMORY_CHECK_HELP = (
+    "do not compare the workers' memory limits with what one task of the fit needs "
+    "before it starts (the check refuses a job it finds too big, exit 2): for workers "
+    "known to cope, e.g. with spilling"
+)
+
+#: The signal asking a running job (run, submit, resume) for a checkpoint at the end
+#: of the iteration under way, then a stop: ``sbatch --signal=B:USR1@SECONDS``.
+STOP_SIGNAL = getattr(signal, "SIGUSR1", None)  # None where the OS has no SIGUSR1
 
 
 def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -72,6 +91,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
         help="continue an earlier run of this same job from its checkpoints if it left "
         "any (else start): the same command again goes on where a killed run stopped",
     )
+    run.add_argument("--no-memory-check", action="store_true", help=NO_MEMORY_CHECK_HELP)
     run.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     run.set_defaults(handler=_cmd_run)
 
@@ -104,6 +124,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     target.add_argument("--address", metavar="ADDRESS", help="as --scheduler-file")
     _add_tls_arguments(resume)
+    resume.add_argument("--no-memory-check", action="store_true", help=NO_MEMORY_CHECK_HELP)
     resume.add_argument("--quiet", action="store_true", help=QUIET_HELP)
     resume.set_defaults(handler=_cmd_resume)
 
@@ -123,6 +144,7 @@ def add_job_commands(subparsers: argparse._SubParsersAction) -> None:
     _add_tls_arguments(submit)
     submit.add_argument("--overwrite", action="store_true", help="as for run")
     submit.add_argument("--resume", action="store_true", help="as for run")
+    submit.add_argument("--no-memory-check", action="store_true", help="as for run")
     submit.add_argument("--quiet", action="store_true", help="as for run")
     submit.set_defaults(handler=_cmd_submit)
 
@@ -167,27 +189,75 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from dasknmf.jobs.config import load_config
-    from dasknmf.jobs.runner import run_job
+    with _stop_on_signal() as stop:  # first: the imports below take seconds
+        from dasknmf.jobs.checkpoints import JobStopped
+        from dasknmf.jobs.config import load_config
+        from dasknmf.jobs.runner import run_job
 
-    overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
-    config = load_config(args.config, overrides)
-    progress = None if args.quiet else ProgressPrinter()
-    result = run_job(config, progress=progress, resume=args.resume)
+        overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
+        config = load_config(args.config, overrides)
+        progress = None if args.quiet else ProgressPrinter()
+        try:
+            result = run_job(
+                config,
+                progress=progress,
+                resume=args.resume,
+                stop=stop,
+                check_memory=not args.no_memory_check,
+            )
+        except JobStopped as exc:
+            return _stopped(exc, config.output.directory)
     if args.quiet:
         _print_result(result.lines, result.directory)
     return EXIT_OK
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    from dasknmf.jobs.runner import resume_job
+    with _stop_on_signal() as stop:
+        from dasknmf.jobs.checkpoints import JobStopped
+        from dasknmf.jobs.runner import resume_job
 
-    overrides = [*args.overrides, *submit_overrides(args)]
-    progress = None if args.quiet else ProgressPrinter()
-    result = resume_job(args.directory, overrides=overrides, progress=progress)
+        overrides = [*args.overrides, *submit_overrides(args)]
+        progress = None if args.quiet else ProgressPrinter()
+        try:
+            result = resume_job(
+                args.directory,
+                overrides=overrides,
+                progress=progress,
+                stop=stop,
+                check_memory=not args.no_memory_check,
+            )
+        except JobStopped as exc:
+            return _stopped(exc, args.directory)
     if args.quiet:
         _print_result(result.lines, result.directory)
     return EXIT_OK
+
+
+@contextmanager
+def _stop_on_signal() -> Iterator[threading.Event]:
+    """An event that :data:`STOP_SIGNAL` sets while the block runs (the job's
+    checkpoint writer reads it between iterations); the previous handler is restored
+    after. Without the handler the signal would kill the process, checkpoint-less."""
+    stop = threading.Event()
+    if STOP_SIGNAL is None or threading.current_thread() is not threading.main_thread():
+        yield stop  # handlers can be set in the main thread only (main() run in a thread)
+        return
+    previous = signal.signal(STOP_SIGNAL, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(STOP_SIGNAL, previous)
+
+
+def _stopped(exc: JobStopped, directory: str) -> int:
+    """Say that the job stopped to be resumed, and how; :data:`EXIT_STOPPED`."""
+    print(
+        f"dasknmf: {exc}, to be resumed: `dasknmf resume {directory}` continues it (or "
+        "the same run or submit command with --resume)",
+        file=sys.stderr,
+    )
+    return EXIT_STOPPED
 
 
 def _print_result(lines: tuple[str, ...], directory: str) -> None:
@@ -252,6 +322,7 @@ def describe_job(config: JobConfig) -> str:
     >>> print(describe_job(job))  # doctest: +ELLIPSIS
       input      : example:term-document (5,000 x 2,000, built in memory)
       model      : n_components=4, solver=auto, loss=frobenius, init=default, ...
+      stopping   : stops at a check (every 10 iterations) where the error fell by ...
       cluster    : threads in this process (one per core)
       output     : /tmp/o (...)
       checkpoint : off
@@ -290,6 +361,7 @@ def describe_job(config: JobConfig) -> str:
     rows = [
         ("input", source),
         ("model", ", ".join(params)),
+        ("stopping", _describe_stopping(config)),
         ("cluster", _describe_cluster(config)),
         ("output", f"{out.directory} ({_output_state(config)})"),
         ("checkpoint", checkpoint),
@@ -298,6 +370,16 @@ def describe_job(config: JobConfig) -> str:
     if config.sweep is not None:
         rows.insert(2, ("sweep", _describe_sweep(config)))
     return "\n".join(f"  {name:<10} : {text}" for name, text in rows)
+
+
+def _describe_stopping(config: JobConfig) -> str:
+    from dasknmf.stopping import describe_rule
+    from dasknmf.validation import PATIENCE
+
+    m = config.model
+    patience = PATIENCE if m.validation is not None else None
+    text = describe_rule(m.max_iter, m.tol, m.check_every, patience=patience)
+    return f"each replicate {text}" if config.sweep is not None else text
 
 
 def _describe_sweep(config: JobConfig) -> str:
@@ -347,23 +429,27 @@ def _output_state(config: JobConfig) -> str:
 
 
 class ProgressPrinter:
-    """Prints a job's steps and one line per iteration with seconds per iteration.
+    """Prints a job's steps and one line per iteration.
 
-    The iteration lines start with ``iter`` as those of :class:`dasknmf.PrintProgress`
-    (easy to grep) and add the time per iteration since the previous line.
+    The iteration lines are those of :class:`dasknmf.PrintProgress` (one formatter,
+    :func:`dasknmf.callbacks.iteration_line`): the error, the relative error once the
+    fit has told :meth:`on_norm`, seconds so far and per iteration since the previous
+    line.
 
     Examples
     --------
     >>> import io
     >>> from dasknmf.fit import IterationInfo
     >>> p = ProgressPrinter(io.StringIO())
+    >>> p.on_norm(20.0)
     >>> p.iteration(IterationInfo(2, 5.0, 10.0, 0.5, None, None))
     >>> p.stream.getvalue()
-    'iter     2  error 5.000000e+00  rel 0.5000  0.250 s/iter\\n'
+    'iter     2  error 5.000000e+00  relative 0.2500  0.5 s  0.250 s/iter\\n'
     """
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
+        self.norm: float | None = None
         self._last = (0, 0.0)
 
     def _write(self, text: str) -> None:
@@ -375,6 +461,10 @@ class ProgressPrinter:
         """Print a step of the job."""
         self._write(message)
 
+    def on_norm(self, norm: float | None) -> None:
+        """Show the relative error with ``norm`` (``‖X‖_F``) as its scale."""
+        self.norm = norm
+
     def iteration(self, info: IterationInfo | SweepProgress) -> None:
         """Print one iteration (of a fit, or of a rank sweep: its replicates still
         running instead of an error)."""
@@ -382,14 +472,12 @@ class ProgressPrinter:
         steps = max(info.iteration - last_iteration, 1)
         per_iteration = (info.elapsed - last_elapsed) / steps
         self._last = (info.iteration, info.elapsed)
+        from dasknmf.callbacks import iteration_line, timing
+
         if hasattr(info, "running"):  # a SweepProgress
             self._write(
                 f"iter {info.iteration:5d}  running {info.running:4d} of {info.total} "
-                f"replicates  {per_iteration:.3f} s/iter"
+                f"replicates  {timing(info.elapsed, per_iteration)}"
             )
             return
-        relative = info.error / info.error_at_init if info.error_at_init else 0.0
-        self._write(
-            f"iter {info.iteration:5d}  error {info.error:.6e}  rel {relative:.4f}  "
-            f"{per_iteration:.3f} s/iter"
-        )
+        self._write(iteration_line(info, self.norm, per_iteration))

@@ -62,7 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     -------
     int
         0 on success, 2 for usage errors and errors in the user's input (printed as
-        ``dasknmf: error: ...`` on standard error), 130 when interrupted.
+        ``dasknmf: error: ...`` on standard error), 75 for a job stopped on request
+        (SIGUSR1) to be resumed, 130 when interrupted.
 
     Examples
     --------

@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from dasknmf import devices, inputs, validation
 from dasknmf import fit as fit_loop
-from dasknmf.callbacks import PrintProgress, phase_reporter
+from dasknmf.callbacks import PrintProgress, phase_reporter, relative_error, tell_norm
 from dasknmf.errors import InvalidInputError, warn_user
 from dasknmf.estimator.parameters import (
     check_parameters,
@@ -24,6 +24,8 @@ from dasknmf.estimator.parameters import (
 )
 from dasknmf.estimator.placement import (
     as_result,
+    components_like,
+    factor_stores,
     is_lazy,
     keeps_in_memory,
     on_device,
@@ -31,6 +33,7 @@ from dasknmf.estimator.placement import (
     zero_missing,
 )
 from dasknmf.estimator.ratings import RatingsMixin, warn_underdetermined
+from dasknmf.estimator.validating import ValidationMixin
 from dasknmf.init import NNDSVD_METHODS, first_read, initialize
 from dasknmf.linalg import FirstPass
 from dasknmf.random import seed_from
@@ -44,11 +47,18 @@ from dasknmf.solvers import (
     elastic_net,
     weighted_lambda,
 )
+from dasknmf.storage import FactorStore
 
 __all__ = ["NMF"]
 
 
-class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class NMF(
+    RatingsMixin,
+    ValidationMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+    BaseEstimator,
+):
     """Non-negative matrix factorisation ``X ≈ W H`` (multiplicative updates or HALS).
 
     ``X`` (``m × n``) may be larger than memory: it is processed as a grid of tiles
@@ -141,6 +151,21 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         Keep ``X`` in the workers' memory across iterations (``True``) or re-read its
         tiles on every pass (``False``, out of core). ``'auto'`` persists when ``X``
         takes less than half the memory the scheduler has.
+    factors : {'auto', 'memory', 'store'}, default='auto'
+        Where ``W`` and ``H`` are kept between iterations: in memory, or in zarr
+        stores (``'store'``) whose blocks each pass over ``X`` reads, updates and
+        writes back (``W`` by row blocks, ``H`` by column blocks), so that memory
+        holds only tiles, blocks in flight and ``k × k`` sums: ``W`` (``m × k``) and
+        ``H`` (``k × n``) may be larger than memory. ``'auto'`` keeps the factors in
+        memory while three arrays of each (beside a persisted ``X``) take at most
+        three quarters of the scheduler's memory, and otherwise stores the largest
+        first. A factor not stored while the other is comes back to this process
+        after every iteration. A stored ``W`` is returned as a dask array reading its
+        store, and a stored ``H`` is :attr:`components_` as one.
+    factor_store : str or os.PathLike or None, default=None
+        Directory of the stored factors (``factor_store/W``, ``factor_store/H``; on a
+        file system every worker sees). ``None``: temporary directories (under dask's
+        ``temporary-directory``), each deleted once nothing reads the factor in it.
     callbacks : list of callables or None, default=None
         Each called with a :class:`dasknmf.fit.IterationInfo` after every iteration;
         ``info.state()`` is where the fit stands, to continue it later with
@@ -164,11 +189,15 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
     Attributes
     ----------
     components_ : ndarray of shape (n_components, n_features)
-        ``H``.
+        ``H`` (a dask array reading its store when ``H`` was stored, see ``factors``).
     n_components_ : int
         The rank used.
     reconstruction_err_ : float
         ``‖X − WH‖_F`` at the end of the fit.
+    relative_error_ : float or None
+        ``‖X − WH‖_F / ‖X‖_F`` (over the observed entries with ``missing='ignore'``);
+        ``None`` for other losses and with ``validation`` (``‖X‖_F`` of the entries
+        fitted is not known then).
     error_curve_ : list of (int, float)
         ``(iteration, ‖X − WH‖_F)`` for each iteration whose error was computed:
         every ``check_every``-th and the last, or every one when callbacks are set.
@@ -178,6 +207,9 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         ``n``.
     persisted_ : bool
         Whether ``X`` was kept in memory during the fit.
+    factors_stored_ : tuple of str
+        The factors kept in stores during the fit (``()``, ``('W',)``, ``('H',)`` or
+        ``('W', 'H')``; see ``factors``).
     W_ : ndarray or dask.array.Array of shape (n_samples, n_components)
         ``W`` of the training rows (the array :meth:`fit_transform` returned), used
         by :meth:`predict`, :meth:`rmse` and :meth:`score`.
@@ -231,6 +263,8 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         clip=True,
         chunks=None,
         persist="auto",
+        factors="auto",
+        factor_store=None,
         callbacks=None,
         verbose=0,
         device="cpu",
@@ -253,6 +287,8 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         self.clip = clip
         self.chunks = chunks
         self.persist = persist
+        self.factors = factors
+        self.factor_store = factor_store
         self.callbacks = callbacks
         self.verbose = verbose
         self.device = device
@@ -362,12 +398,17 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 on_pass=progress.passes,
                 first=first,
             )
-            if runs_eagerly(V):
+            stores = self._factor_stores(V, stats, {"W": (m, k), "H": (k, n)})
+            keepers = (stores["W"], stores["H"])
+            if runs_eagerly(V) and keepers == (None, None):
                 V, W0, H0, V_valid = dask.compute(V, W0, H0, V_valid)
         V, W0, H0 = on_device(V, W0, H0, device=self.device, persist=self.persisted_)
         callbacks = list(self.callbacks or [])
         if self.verbose:
             callbacks.append(PrintProgress())
+        frobenius = beta_of(self.beta_loss) == 2 and V_valid is None
+        self._x_norm = math.sqrt(stats.norm2) if frobenius else None
+        tell_norm(callbacks, self._x_norm)  # for the relative error on progress lines
         self.rating_range_ = (stats.observed_min, stats.observed_max)
         stopper = self._early_stopping(V_valid)
         if stopper is not None:
@@ -377,8 +418,9 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             tol=self.tol,
             check_every=self.check_every,
             callbacks=callbacks,
+            keepers=keepers,
         )
-        solver = self._solver(V, stats, in_memory=self.persisted_)
+        solver = self._solver(V, stats, in_memory=self.persisted_, w_store=stores["W"])
         warn_underdetermined(V, k, solver)
         try:
             if resume is not None:
@@ -395,13 +437,17 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 "improve convergence.",
                 ConvergenceWarning,
             )
-        H = np.ascontiguousarray(
-            as_result(result.H, lazy=False, device=self.device, output="numpy")
-        )
-        self.components_ = H if self.output == "numpy" else devices.to_device(H, "cuda")
+        self.factors_stored_ = tuple(name for name, store in stores.items() if store)
+        if stores["H"] is not None:
+            self.components_ = result.H  # a dask array reading the store
+        else:
+            H = as_result(result.H, lazy=False, device=self.device, output="numpy")
+            H = np.ascontiguousarray(H)
+            self.components_ = H if self.output == "numpy" else devices.to_device(H, "cuda")
         self.n_components_ = k
         self.n_iter_ = result.n_iter
         self.reconstruction_err_ = result.error
+        self.relative_error_ = relative_error(result.error, self._x_norm)
         self.error_curve_ = result.errors
         self.n_observed_ = stats.n_observed if self._masked else m * n
         self.converged_ = bool(result.converged)
@@ -409,7 +455,8 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             self.n_observed_ -= stopper.count
         if self._masked and self.verbose:
             self._print_rmse(stopper)
-        self.W_ = as_result(result.W, lazy=is_lazy(X), device=self.device, output=self.output)
+        lazy = is_lazy(X) or stores["W"] is not None
+        self.W_ = as_result(result.W, lazy=lazy, device=self.device, output=self.output)
         return self.W_
 
     @blas_guarded
@@ -417,34 +464,42 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         """``W`` for the rows of ``X`` with ``H`` fixed to :attr:`components_`.
 
         Each row block runs its own multiplicative updates from a constant start, up
-        to ``max_iter`` iterations with the same ``tol`` rule.
+        to ``max_iter`` iterations with the same ``tol`` rule. Where ``factors`` puts
+        ``W`` in a store (``'store'``, or ``'auto'`` for a ``W`` too large for
+        memory), this ``W`` is written block by block to ``factor_store/transform``
+        (a temporary directory without ``factor_store``) and returned as a dask array
+        reading it.
 
         Returns
         -------
         W : ndarray or dask.array.Array of shape (m, n_components)
             NumPy for in-memory ``X``; a persisted dask array chunked like ``X``'s
-            rows for a dask array or store path.
+            rows for a dask array or store path; a dask array over the store for a
+            stored ``W``.
         """
         check_is_fitted(self)
         self._check_device()
         V = self._as_tiled(X, reset=False)
         stats = self._checked_stats(V)
         k = self.n_components_
-        H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
-        H = da.from_array(H, chunks=((k,), V.chunks[1]))
+        H = components_like(self.components_, V)
         # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
         mean_start = self._solver_class().transform_start == "mean"
         start = math.sqrt(self._scale_mean(stats) / k) if mean_start else 0.0
         W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
-        if runs_eagerly(V):
+        store = self._factor_stores(V, stats, {"transform": (V.shape[0], k)}, persisted=False)
+        store = store["transform"]
+        if runs_eagerly(V) and store is None:
             V, H, W0 = dask.compute(V, H, W0)
         V, W0, H = on_device(V, W0, H, device=self.device, persist=False)
         solver = self._solver(V, stats, in_memory=False)
         W = solver.transform_w(
             H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
         )
-        (W,) = dask.persist(W)  # computed here, under this method's BLAS limit
-        return as_result(W, lazy=is_lazy(X), device=self.device, output=self.output)
+        # Computed here, under this method's BLAS limit.
+        W = dask.persist(W)[0] if store is None else store.put(W)
+        lazy = is_lazy(X) or store is not None
+        return as_result(W, lazy=lazy, device=self.device, output=self.output)
 
     def inverse_transform(self, X):
         """``W @ components_``: the data approximated from its transform.
@@ -483,7 +538,14 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
         """The registry's solver for :attr:`beta_loss`, :attr:`solver`, :attr:`missing`."""
         return solver_for(self.get_params())
 
-    def _solver(self, V: da.Array, stats: inputs.MatrixStats, *, in_memory: bool) -> Solver:
+    def _solver(
+        self,
+        V: da.Array,
+        stats: inputs.MatrixStats,
+        *,
+        in_memory: bool,
+        w_store: FactorStore | None = None,
+    ) -> Solver:
         penalty_w, penalty_h = self._penalties(*V.shape)
         problem = Problem(
             V,
@@ -493,8 +555,30 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
             in_memory=in_memory,
             penalty_w=penalty_w,
             penalty_h=penalty_h,
+            hold_w=None if w_store is None else w_store.hold,
         )
         return self._solver_class().build(problem)
+
+    def _factor_stores(
+        self,
+        V: da.Array,
+        stats: inputs.MatrixStats,
+        shapes: dict[str, tuple[int, int]],
+        *,
+        persisted: bool | None = None,
+    ) -> dict[str, FactorStore | None]:
+        """Where each factor of ``shapes`` is kept (``None``: in memory); see
+        ``factors``."""
+        persisted = self.persisted_ if persisted is None else persisted
+        v_bytes = inputs.in_memory_bytes(V, stats) if persisted else 0
+        return factor_stores(
+            self.factors,
+            self.factor_store,
+            shapes,
+            dtype=V.dtype,
+            v_bytes=v_bytes,
+            device=self.device,
+        )
 
     @property
     def _masked(self) -> bool:
@@ -575,61 +659,6 @@ class NMF(RatingsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseE
                 "infinite. Use a positive beta_loss, or leave zeros unobserved."
             )
         return stats
-
-    def _hold_validation(self, V: da.Array, seed: int) -> tuple[da.Array, da.Array | None]:
-        """``(train, validation)`` entries of ``V`` (``validation`` persisted), or
-        ``(V, None)`` without ``validation``."""
-        if self.validation is None:
-            return V, None
-        V, V_valid = validation.split(V, self.validation, seed)
-        return V, validation.persist(V_valid)
-
-    def _early_stopping(self, V_valid) -> validation.EarlyStopping | None:
-        if V_valid is None:
-            return None
-        count = validation.observed_count(V_valid)
-        if count == 0:
-            raise InvalidInputError(
-                f"validation={self.validation!r} held out none of X's observed entries: "
-                "X has too few of them; give a larger fraction or set validation=None."
-            )
-        return validation.EarlyStopping(V_valid, count, self.tol, bounds=self._clip_bounds())
-
-    def _keep_best(
-        self, stopper: validation.EarlyStopping, result: fit_loop.FitResult | None
-    ) -> fit_loop.FitResult:
-        """The fit's outcome with the factors of the best validation RMSE; sets the
-        validation attributes."""
-        self.n_validation_ = stopper.count
-        self.validation_curve_ = list(stopper.curve)
-        best, last = stopper.best, stopper.last
-        if best is None:  # no iteration ran
-            assert result is not None
-            self.validation_rmse_ = stopper.rmse(result.W, result.H)
-            self.best_iteration_ = result.n_iter
-            return result
-        self.validation_rmse_ = stopper.best_rmse
-        self.best_iteration_ = best.iteration
-        return fit_loop.FitResult(
-            best.W,
-            best.H,
-            last.iteration,
-            best.error,
-            last.error_at_init,
-            list(last.errors),
-            converged=result is None or result.converged,
-        )
-
-    def _print_rmse(self, stopper: validation.EarlyStopping | None) -> None:
-        """The closing line of a verbose ratings fit: the RMSEs it was judged by."""
-        train = self.reconstruction_err_ / math.sqrt(max(self.n_observed_, 1))
-        text = f"RMSE: train {train:.4f} ({self.n_observed_:,} entries)"
-        if stopper is not None:
-            text += (
-                f", validation {self.validation_rmse_:.4f} ({stopper.count:,} entries, "
-                f"best at iteration {self.best_iteration_} of {self.n_iter_})"
-            )
-        print(text, flush=True)
 
     def _resolve_init(self, W, H) -> str:
         if self.init != "custom" and (W is not None or H is not None):

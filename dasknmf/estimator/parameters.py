@@ -9,6 +9,7 @@ parameter of ``NMF.__init__``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from numbers import Integral, Real
@@ -69,6 +70,13 @@ def _validation(name: str, value: Any) -> None:
         )
 
 
+def _path_or_none(name: str, value: Any) -> None:
+    if value is not None and not (isinstance(value, (str, os.PathLike)) and os.fspath(value)):
+        raise InvalidParameterError(
+            f"The {name!r} parameter must be None or the path of a directory; got {value!r}."
+        )
+
+
 def _verbose(name: str, value: Any) -> None:
     if not isinstance(value, bool):
         check_int(name, value, low=0)
@@ -85,6 +93,8 @@ PARAMETER_RULES: dict[str, Rule] = {
     "check_every": partial(check_int, low=1),
     "chunks": check_chunks,
     "persist": _one_of("auto", True, False),
+    "factors": _one_of("auto", "memory", "store"),
+    "factor_store": _path_or_none,
     "random_state": check_random_state,
     "alpha_W": partial(check_real, low=0.0),
     "alpha_H": _or_word("same", partial(check_real, low=0.0)),

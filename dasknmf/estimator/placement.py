@@ -12,11 +12,17 @@ import dask.array as da
 import numpy as np
 
 from dasknmf import devices, inputs
+from dasknmf.errors import InvalidParameterError
 from dasknmf.resources import active_client, available_memory
+from dasknmf.storage import FactorStore, factor_bytes
 
 __all__ = [
+    "FACTOR_FRACTION",
     "PERSIST_FRACTION",
     "as_result",
+    "components_like",
+    "components_on_host",
+    "factor_stores",
     "is_lazy",
     "keeps_in_memory",
     "on_device",
@@ -29,6 +35,10 @@ logger = logging.getLogger(__name__)
 #: With ``persist="auto"``, V is kept in memory when it takes less than this share of
 #: the memory the scheduler has; the rest is left for factors and partial products.
 PERSIST_FRACTION = 0.5
+
+#: With ``factors="auto"``, W stays in memory when three W-sized arrays (W, its update
+#: and ``V Hᵀ``) and a persisted V take at most this share of the scheduler's memory.
+FACTOR_FRACTION = 0.75
 
 
 def is_lazy(X: Any) -> bool:
@@ -94,3 +104,95 @@ def as_result(W: Any, *, lazy: bool, device: str, output: str) -> Any:
         return W
     W = np.asarray(W)
     return W if output == "numpy" else devices.to_device(W, "cuda")
+
+
+def factor_stores(
+    factors: str,
+    path: Any,
+    shapes: dict[str, tuple[int, int]],
+    *,
+    dtype: Any,
+    v_bytes: int,
+    device: str,
+) -> dict[str, FactorStore | None]:
+    """Where a fit keeps each factor of ``shapes`` (``{"W": (m, k), "H": (k, n)}``):
+    ``None`` for memory, else the :class:`~dasknmf.storage.FactorStore` at
+    ``path/name`` (a temporary one when ``path`` is ``None``).
+
+    ``factors='store'`` stores them all. ``'auto'`` keeps them in memory while three
+    arrays of each (the factor, its update and its product with ``V``) beside
+    ``v_bytes`` (V's bytes when it is persisted, else 0) take at most
+    :data:`FACTOR_FRACTION` of the scheduler's memory, and otherwise stores the
+    largest first until the rest fit. A store must be visible to every worker of an
+    active ``distributed`` cluster.
+    """
+    if factors == "memory":
+        return dict.fromkeys(shapes)
+    if device != "cpu":
+        if factors == "auto":
+            return dict.fromkeys(shapes)  # stored factors are read and written by the host
+        raise InvalidParameterError(
+            f"factors='store' keeps the factors in zarr stores on the host; with "
+            f"device={device!r} they live in GPU memory: use factors='memory' (or 'auto')"
+        )
+    sizes = {name: factor_bytes(shape, dtype) for name, shape in shapes.items()}
+    stored = set(shapes) if factors == "store" else _too_large(sizes, v_bytes)
+    stores: dict[str, FactorStore | None] = {}
+    for name in shapes:
+        if name not in stored:
+            stores[name] = None
+            continue
+        where = None if path is None else os.path.join(path, name)
+        stores[name] = FactorStore.temporary(name) if where is None else FactorStore(where)
+        check_visible(stores[name])
+    return stores
+
+
+def _too_large(sizes: dict[str, int], v_bytes: int) -> set[str]:
+    """The factors ``factors='auto'`` stores (see :func:`factor_stores`)."""
+    budget = FACTOR_FRACTION * available_memory() - v_bytes
+    held, stored = dict(sizes), set()
+    while held and 3 * sum(held.values()) > budget:
+        largest = max(held, key=held.__getitem__)
+        stored.add(largest)
+        del held[largest]
+    logger.info(
+        "factors need %.3g GB, budget %.3g GB: %s",
+        sum(sizes.values()) / 1e9,
+        max(budget, 0) / 1e9,
+        f"storing {', '.join(sorted(stored))}" if stored else "in memory",
+    )
+    return stored
+
+
+def check_visible(store: FactorStore) -> None:
+    """Raise if a worker of the active cluster cannot see ``store``'s directory."""
+    client = active_client()
+    if client is None:
+        return
+    seen = client.run(os.path.isdir, str(store.path))
+    blind = sorted(worker for worker, ok in seen.items() if not ok)
+    if blind:
+        raise InvalidParameterError(
+            f"a factor is kept in {str(store.path)!r}, which {len(blind)} of {len(seen)} workers "
+            f"cannot see ({', '.join(blind[:3])}{' ...' if len(blind) > 3 else ''}): give "
+            "factor_store a directory on a file system every worker mounts"
+        )
+
+
+def components_like(H: Any, V: da.Array) -> da.Array:
+    """``components_`` as a dask array chunked like ``V``'s columns, in ``V``'s dtype
+    (a stored ``H`` stays lazy)."""
+    chunks = ((H.shape[0],), V.chunks[1])
+    if isinstance(H, da.Array):
+        return H.astype(V.dtype).rechunk(chunks)
+    return da.from_array(devices.block_to_host(H).astype(V.dtype, copy=False), chunks=chunks)
+
+
+def components_on_host(H: Any, columns: Any = None) -> np.ndarray:
+    """``components_`` (its ``columns``, or all of it) as a NumPy array: a stored
+    ``H`` is read, the columns asked for only."""
+    if isinstance(H, da.Array):
+        return np.asarray((H if columns is None else H[:, columns]).compute())
+    H = devices.block_to_host(H)
+    return H if columns is None else H[:, columns]

@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from dasknmf import devices, inputs
 from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
+from dasknmf.estimator.placement import components_like, components_on_host
 from dasknmf.recommend import top_items, top_items_by_row_block
 from dasknmf.resources import blas_guarded
 from dasknmf.solvers import Solver, masked
@@ -86,8 +87,9 @@ class RatingsMixin:
         rows, cols = self._check_pairs(rows, cols)
         W = devices.to_host(self.W_)
         w_rows = W[rows].compute() if isinstance(W, da.Array) else W[rows]
-        H = devices.block_to_host(self.components_)
-        predictions = masked.predict(np.asarray(w_rows), H[:, cols])
+        predictions = masked.predict(
+            np.asarray(w_rows), components_on_host(self.components_, cols)
+        )
         bounds = self._clip_bounds()
         return predictions if bounds is None else np.clip(predictions, *bounds)
 
@@ -133,15 +135,15 @@ class RatingsMixin:
                 "needs entries of the training matrix's shape."
             )
         W = devices.to_host(self.W_)
-        H = devices.block_to_host(self.components_).astype(V.dtype, copy=False)
         if isinstance(V, da.Array) and V.numblocks != (1, 1):
             W = (
                 W.rechunk((V.chunks[0], -1))
                 if isinstance(W, da.Array)
                 else (da.from_array(W, chunks=(V.chunks[0], -1)))
             )
-            H = da.from_array(H, chunks=(-1, V.chunks[1]))
+            H = components_like(self.components_, V)
         else:
+            H = components_on_host(self.components_).astype(V.dtype, copy=False)
             V, W = dask.compute(V, W)
         bounds = self._clip_bounds()
         if bounds is None:
@@ -208,7 +210,7 @@ class RatingsMixin:
         W = devices.to_host(self.W_)
         w = W[int(user) : int(user) + 1]
         w = w.compute() if isinstance(w, da.Array) else np.asarray(w)
-        H = devices.block_to_host(self.components_)
+        H = components_on_host(self.components_)  # every item is scored
         items, scores = top_items(
             w,
             [] if row is None else [row],
@@ -236,7 +238,7 @@ class RatingsMixin:
         check_is_fitted(self, "W_")
         n = self._check_n(n)
         W = devices.to_host(self.W_)
-        H = devices.block_to_host(self.components_)
+        H = components_on_host(self.components_)  # every task scores every item
         V = self._ratings
         if not isinstance(V, da.Array) and isinstance(W, da.Array):
             (W,) = dask.compute(W)

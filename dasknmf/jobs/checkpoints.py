@@ -20,6 +20,11 @@ and renamed over the previous one (``os.replace``, the commit); then every other
 entry of ``checkpoints/`` (the previous factors, leftovers of an interrupted write) is
 removed. A crash at any moment leaves ``state.json`` naming complete factors: the
 previous checkpoint's until the commit, the new one's after it.
+
+A job asked to stop (``dasknmf run``/``submit`` on SIGUSR1, e.g. ``sbatch
+--signal=B:USR1@120`` before a time limit) writes a checkpoint of the iteration under
+way at its end and stops with :class:`JobStopped`: at most one iteration is lost,
+however far the last periodic checkpoint is.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,13 +45,14 @@ from dasknmf.errors import DaskNMFError
 from dasknmf.fit import FitState, IterationInfo
 from dasknmf.jobs.sweep_state import SWEEP_KIND, sweep_arrays, sweep_numbers, sweep_state
 from dasknmf.storage import open_matrix, write_matrix
-from dasknmf.sweep.loop import SweepState
+from dasknmf.sweep.loop import SweepProgress, SweepState
 
 __all__ = [
     "CHECKPOINTS",
     "Checkpoint",
     "CheckpointWriter",
     "CorruptCheckpointError",
+    "JobStopped",
     "NoCheckpointError",
     "read_checkpoint",
     "write_checkpoint",
@@ -289,15 +296,37 @@ def _flag(value: Any) -> bool:
     return value
 
 
+class JobStopped(DaskNMFError, InterruptedError):
+    """A job stopped on request (``dasknmf run`` or ``submit`` sent SIGUSR1) after
+    writing a checkpoint at the iteration it had reached, so as to be resumed.
+
+    Attributes
+    ----------
+    iteration : int
+        The iteration of that checkpoint.
+    path : Path
+        Its ``state.json``.
+    """
+
+    def __init__(self, iteration: int, path: Path) -> None:
+        super().__init__(
+            f"stopped on request after iteration {iteration}, with a checkpoint of that "
+            f"iteration ({str(path)!r})"
+        )
+        self.iteration = iteration
+        self.path = path
+
+
 class CheckpointWriter:
-    """Fit callback writing a checkpoint every ``every`` iterations.
+    """Fit callback writing a checkpoint every ``every`` iterations, and a last one
+    when the job is asked to stop.
 
     Parameters
     ----------
     directory : str or os.PathLike
         The checkpoints folder.
     every : int
-        Iterations between two checkpoints (≥ 1).
+        Iterations between two checkpoints (0: only the one of a ``stop``).
     job : callable
         Returns the ``job`` record to store, given the number of checkpoints written
         so far including this one.
@@ -305,6 +334,11 @@ class CheckpointWriter:
         Checkpoints already written (by the run that a resumed job continues).
     say : callable, optional
         Told of each checkpoint written.
+    stop : threading.Event, optional
+        Set (by a signal handler) to stop the fit: at the end of the iteration under
+        way the writer writes a checkpoint of it and raises :class:`JobStopped`. A
+        flag read between iterations, because a signal handler cannot write one
+        itself: the factors are on the workers, in the middle of an iteration.
     """
 
     def __init__(
@@ -315,20 +349,26 @@ class CheckpointWriter:
         *,
         written: int = 0,
         say: Callable[[str], object] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.every = every
         self.job = job
         self.written = written
         self.say = say
+        self.stop = stop
 
-    def __call__(self, info: IterationInfo) -> None:
-        if info.iteration % self.every:
+    def __call__(self, info: IterationInfo | SweepProgress) -> None:
+        stopping = self.stop is not None and self.stop.is_set()
+        if not stopping and (not self.every or info.iteration % self.every):
             return
-        write_checkpoint(self.directory, info.state(), self.job(self.written + 1))
+        path = write_checkpoint(self.directory, info.state(), self.job(self.written + 1))
         self.written += 1
         if self.say is not None:
-            self.say(f"checkpoint: iteration {info.iteration}")
+            why = " (stop requested)" if stopping else ""
+            self.say(f"checkpoint: iteration {info.iteration}{why}")
+        if stopping:
+            raise JobStopped(info.iteration, path)
 
 
 # -- files -----------------------------------------------------------------------------

@@ -174,6 +174,8 @@ class ModelConfig:
     alpha_weighted: float = 0.0
     validation: float | None = None
     persist: bool | str = "auto"
+    factors: str = "auto"
+    factor_store: str | None = None
     missing: str | None = None
     device: str = "cpu"
 
@@ -310,6 +312,8 @@ class JobConfig:
         }
         if self.cluster.tls is not None and self.cluster.tls.key is None:
             del data["cluster"]["tls"]["key"]  # in the certificate file
+        if self.model.factor_store is None:
+            del data["model"]["factor_store"]  # the job's work area (dasknmf.jobs.runner)
         if self.input.kind != "example":
             del data["input"]["rows"], data["input"]["cols"]
         if self.input.kind == "store":

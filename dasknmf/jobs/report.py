@@ -1,4 +1,5 @@
-"""What a job reports besides the factors: the convergence plot and top features."""
+"""What a job reports besides the factors: the convergence plot, top features, and the
+words of its stopping rule."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ import numpy as np
 __all__ = ["column_ids", "convergence_png", "format_top_features", "top_features"]
 
 logger = logging.getLogger(__name__)
+
+#: How a job turns the ``tol`` rule off, in the line that says why a fit stopped.
+TOL_OFF = "set model.tol: 0"
 
 
 def convergence_png(curve: Sequence[tuple[int, float]], *, title: str = "") -> bytes:

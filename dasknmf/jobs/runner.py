@@ -16,9 +16,12 @@ Order of a run, each step failing before the next costs anything:
    output directory, so that workers that can read the output location can read it
    too), the example built in memory; on a ``distributed`` cluster, what one task
    of the fit needs is compared with the workers' memory limits
-   (:func:`dasknmf.jobs.cluster.check_worker_memory`);
+   (:func:`dasknmf.jobs.cluster.check_worker_memory`; not with ``check_memory``
+   false, ``--no-memory-check``);
 4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress`` and
-   writing a checkpoint to the work area every ``checkpoint.every`` iterations; a
+   writing a checkpoint to the work area every ``checkpoint.every`` iterations (and
+   one at the iteration under way when ``stop`` is set: the job then ends with
+   :class:`~dasknmf.jobs.checkpoints.JobStopped`, to be resumed); a
    missing-entry model is then scored (RMSE on its training entries and on the
    held-out ones, ``input.holdout``);
 5. the outputs are written atomically while the scheduler still holds ``W``;
@@ -41,6 +44,7 @@ import importlib.metadata
 import logging
 import os
 import platform
+import threading
 import time
 import uuid
 import warnings
@@ -48,6 +52,7 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
@@ -56,12 +61,13 @@ from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
 from dasknmf import NMF, RankSweep
+from dasknmf.callbacks import StopRecorder, tell_norm
 from dasknmf.errors import DaskNMFError
 from dasknmf.estimator.placement import PERSIST_FRACTION
 from dasknmf.fit import FitState, IterationInfo
 from dasknmf.inputs import auto_chunks, working_dtype
 from dasknmf.jobs import report
-from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter
+from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter, JobStopped
 from dasknmf.jobs.cluster import (
     SchedulerInfo,
     TaskNeed,
@@ -86,7 +92,7 @@ from dasknmf.jobs.resume import (
     saved_config,
 )
 from dasknmf.jobs.sweep import run_sweep
-from dasknmf.jobs.workarea import WorkArea, work_area
+from dasknmf.jobs.workarea import FACTORS, WorkArea, work_area
 from dasknmf.resources import active_client, available_memory
 from dasknmf.sweep.loop import SweepProgress
 
@@ -99,7 +105,11 @@ VERSIONED = ("dask", "distributed", "numpy", "scipy", "zarr", "scikit-learn")
 
 
 class Progress(Protocol):
-    """What :func:`run_job` reports to while it runs (the CLI prints it)."""
+    """What :func:`run_job` reports to while it runs (the CLI prints it).
+
+    A progress with an ``on_norm(norm)`` method is also told ``‖X‖_F`` before the
+    first iteration of a fit, to show the relative error (see :mod:`dasknmf.callbacks`).
+    """
 
     def event(self, message: str) -> None:
         """A step of the job: scheduler ready, input opened, outputs written."""
@@ -124,8 +134,9 @@ class JobResult:
         The fitted estimator (``components_`` is ``H``), or the rank sweep of a sweep
         job.
     lines : tuple of str
-        The result in words (iterations and error; the RMSEs of a ratings model; a
-        sweep's table and suggested k): what ``--quiet`` still prints.
+        The result in words (iterations and errors; the RMSEs of a ratings model; a
+        sweep's table and suggested k; last, why the iterations stopped): what
+        ``--quiet`` still prints.
     """
 
     directory: str
@@ -136,7 +147,12 @@ class JobResult:
 
 
 def run_job(
-    config: JobConfig, *, progress: Progress | None = None, resume: bool = False
+    config: JobConfig,
+    *,
+    progress: Progress | None = None,
+    resume: bool = False,
+    stop: threading.Event | None = None,
+    check_memory: bool = True,
 ) -> JobResult:
     """Run a job: fit :class:`dasknmf.NMF` as ``config`` says and write its outputs.
 
@@ -152,6 +168,14 @@ def run_job(
         may differ), continue it from the latest, on ``config``'s cluster, as
         :func:`resume_job` does: a batch job re-submitted with the same command
         after its allocation ended goes on where it stopped.
+    stop : threading.Event, optional
+        Once set (``dasknmf run`` sets it on SIGUSR1), the fit writes a checkpoint at
+        the end of the iteration under way and the job stops with
+        :class:`~dasknmf.jobs.checkpoints.JobStopped`, to be resumed; the work area is
+        kept, whatever ``checkpoint.every``.
+    check_memory : bool, default True
+        Whether the workers' memory limits are compared with what one task of the fit
+        needs before it starts (:func:`dasknmf.jobs.cluster.check_worker_memory`).
 
     Returns
     -------
@@ -165,6 +189,8 @@ def run_job(
         An earlier run of the job left checkpoints (``dasknmf resume`` continues it)
         and ``output.overwrite`` is false; raised before any work. With ``resume``,
         only when they are another job's (the message names the keys that differ).
+    JobStopped
+        ``stop`` was set: the job stopped after a checkpoint, to be resumed.
 
     Examples
     --------
@@ -193,7 +219,9 @@ def run_job(
             if not changed:
                 check_resume_target(config, checkpoint)
                 job = checkpoint.job
-                return _execute(config, job, progress, started, started_at, resume=checkpoint)
+                return _execute(
+                    config, job, progress, started, started_at, checkpoint, stop, check_memory
+                )
         if checkpointed and not out.overwrite:
             # Checkpoints are the user's hours of computing: never discarded silently.
             other = (
@@ -212,7 +240,7 @@ def run_job(
         )
         stale.remove()
     job = {"run_id": uuid.uuid4().hex, "started_at": started_at}
-    return _execute(config, job, progress, started, started_at)
+    return _execute(config, job, progress, started, started_at, None, stop, check_memory)
 
 
 class UnfinishedRunError(DaskNMFError, FileExistsError):
@@ -224,6 +252,8 @@ def resume_job(
     *,
     overrides: Sequence[str] = (),
     progress: Progress | None = None,
+    stop: threading.Event | None = None,
+    check_memory: bool = True,
 ) -> JobResult:
     """Continue a job that stopped (killed, failed) from its latest checkpoint.
 
@@ -247,6 +277,8 @@ def resume_job(
         replaces the recorded section.
     progress : Progress, optional
         Told of each step and each iteration.
+    stop, check_memory
+        As for :func:`run_job`: a resumed job may be stopped again.
 
     Returns
     -------
@@ -271,7 +303,8 @@ def resume_job(
     checkpoint = find_checkpoint(directory)
     config = saved_config(checkpoint, directory, overrides)
     check_resume_target(config, checkpoint)
-    return _execute(config, checkpoint.job, progress, started, started_at, resume=checkpoint)
+    job = checkpoint.job
+    return _execute(config, job, progress, started, started_at, checkpoint, stop, check_memory)
 
 
 def _execute(
@@ -280,11 +313,13 @@ def _execute(
     progress: Progress | None,
     started: float,
     started_at: str,
-    *,
-    resume: Checkpoint | None = None,
+    resume: Checkpoint | None,
+    stop: threading.Event | None,
+    check_memory: bool,
 ) -> JobResult:
     """Steps 2 to 6 of a run (see the module docstring). ``job`` holds the run's id
-    and first start, recorded in checkpoints and in the summary."""
+    and first start, recorded in checkpoints and in the summary; ``resume`` the
+    checkpoint it continues from, if any."""
     out = config.output
     say = progress.event if progress is not None else logger.info
     timings: dict[str, float] = {}
@@ -296,7 +331,13 @@ def _execute(
         say(_describe_scheduler(scheduler))
 
         t0 = time.perf_counter()
-        work = stack.enter_context(work_area(out.directory, keep_on_failure=every > 0))
+        work = stack.enter_context(
+            work_area(out.directory, keep_on_failure=every > 0 or stop is not None)
+        )
+        if not every and stop is not None:
+            # Without periodic checkpoints only a stop on request, which wrote one,
+            # leaves the work area behind (runs before work_area's exit: LIFO).
+            stack.push(lambda kind, exc, tb: _discard_unless_stopped(work, exc))
         source = open_input(config.input, work, reuse=resume is not None)
         if resume is not None:
             check_same_input(resume, source)
@@ -304,17 +345,22 @@ def _execute(
         say(_describe_input(source.description))
         client = active_client() if scheduler.type != "threads" else None
         need = _task_need(config, source, scheduler) if client is not None else None
-        if need is not None:
+        if need is not None and check_memory:
             check_worker_memory(client, need, chunks_key=_CHUNKS_KEY[config.input.kind])
+        elif need is not None:
+            say(
+                "note: the workers' memory limits were not compared with what the fit's "
+                "tasks need (--no-memory-check)"
+            )
 
         # A callback is always attached, so that the error is computed after every
         # iteration and the curve in summary.json and the plot has every point,
         # whether progress is printed or not (it costs what printing progress costs).
         callbacks: list[Callable[[Any], object]] = [_log_iteration]
         if progress is not None:
-            callbacks.append(progress.iteration)
+            callbacks.append(_ProgressCallback(progress))
         writer = None
-        if every:
+        if every or stop is not None:
             record = {
                 "run_id": job["run_id"],
                 "started_at": job["started_at"],
@@ -329,13 +375,17 @@ def _execute(
                 lambda n: {**record, "checkpoints_written": n},
                 written=written,
                 say=say,
+                stop=stop,
             )
             callbacks.append(writer)
         state = None
         if resume is not None:
             state = resume.state
             say(f"resuming from the checkpoint at iteration {state.iteration} ({resume.path})")
-        fit = run_sweep if config.sweep is not None else _fit_single
+        # A stored W lives in the work area unless the job says where: beside the
+        # output, so on the file system that the cluster's workers share with it.
+        single = partial(_fit_single, factor_store=str(work.path / FACTORS))
+        fit = run_sweep if config.sweep is not None else single
         try:
             fitted = fit(config, source, callbacks, state, say=say, timings=timings)
         except KilledWorker as exc:
@@ -355,6 +405,13 @@ def _execute(
     return JobResult(out.directory, names, summary, fitted.model, fitted.lines)
 
 
+def _discard_unless_stopped(work: WorkArea, exc: BaseException | None) -> bool:
+    """Remove the work area of a job that failed (not one that stopped on request)."""
+    if exc is not None and not isinstance(exc, JobStopped):
+        work.remove()
+    return False
+
+
 def _fit_single(
     config: JobConfig,
     source: JobInput,
@@ -363,17 +420,23 @@ def _fit_single(
     *,
     say: Callable[[str], object],
     timings: dict[str, float],
+    factor_store: str,
 ) -> FittedJob:
     """Fit :class:`dasknmf.NMF` as the job says (from ``state`` when resuming); score a
-    missing-entry model; say how it went."""
-    model = NMF(**config.model.nmf_params(), chunks=source.chunks, callbacks=callbacks)
+    missing-entry model; say how it went. A stored ``W`` goes to ``factor_store``
+    unless ``model.factor_store`` is set."""
+    record = StopRecorder()
+    params = config.model.nmf_params()
+    params["factor_store"] = params["factor_store"] or factor_store
+    model = NMF(**params, chunks=source.chunks, callbacks=[*callbacks, record])
     t0 = time.perf_counter()
     W, converged = _fit(model, source.X, state)
     timings["fit"] = time.perf_counter() - t0
-    lines = [
-        f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}, "
-        f"{'converged' if converged else 'not converged'} ({timings['fit']:.1f} s)"
-    ]
+    initial = record.error_at_init
+    if initial is None and state is not None:  # resumed with no iteration left to run
+        initial = state.error_at_init
+    stop = record.reason(model)
+    lines = [_describe_fit(model, initial, timings["fit"])]
     say(lines[-1])
     extra: dict[str, Any] = {}
     if config.model.missing == "ignore":
@@ -382,6 +445,9 @@ def _fit_single(
         timings["evaluate"] = time.perf_counter() - t0
         lines.append(_describe_evaluation(extra["evaluation"]))
         say(lines[-1])
+    # Last, so that the run's last line before the outputs says why it stopped.
+    lines.append(stop.describe(report.TOL_OFF))
+    say(lines[-1])
     top = None
     if config.report.top_features and source.column_ids is not None:
         top = report.top_features(model.components_, source.column_ids, config.report.top_features)
@@ -404,7 +470,10 @@ def _fit_single(
         "n_components": int(model.n_components_),
         "iterations": int(model.n_iter_),
         "converged": converged,
+        "initial_error": initial,
         "final_error": float(model.reconstruction_err_),
+        "relative_error": model.relative_error_,
+        "stop": stop.to_dict(report.TOL_OFF),
         "error_curve": [[int(i), float(e)] for i, e in model.error_curve_],
         "persisted": bool(model.persisted_),
     }
@@ -509,6 +578,20 @@ def _evaluate(model: NMF, source: JobInput) -> dict[str, Any]:
     return result
 
 
+def _describe_fit(model: NMF, initial: float | None, seconds: float) -> str:
+    """The fit's line: iterations, final error, relative error and initial error."""
+    scale = []
+    if model.relative_error_ is not None:
+        scale.append(f"relative error {model.relative_error_:.4f}")
+    if initial is not None:
+        scale.append(f"initial error {initial:.6e}")
+    within = f" ({', '.join(scale)})" if scale else ""
+    return (
+        f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}{within} "
+        f"in {seconds:.1f} s"
+    )
+
+
 def _describe_evaluation(e: dict[str, Any]) -> str:
     text = f"RMSE: train {e['train_rmse']:.4f} ({e['train_entries']:,} entries)"
     if e["holdout_rmse"] is not None:
@@ -521,6 +604,20 @@ def _describe_evaluation(e: dict[str, Any]) -> str:
             f"best at iteration {e['best_iteration']})"
         )
     return text
+
+
+class _ProgressCallback:
+    """A :class:`Progress`'s ``iteration`` as a fit callback, which also passes on
+    ``‖X‖_F`` (the scale of the relative error) if the progress takes it."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    def __call__(self, info: IterationInfo | SweepProgress) -> None:
+        self.progress.iteration(info)
+
+    def on_norm(self, norm: float | None) -> None:
+        tell_norm([self.progress], norm)
 
 
 def _log_iteration(info: IterationInfo | SweepProgress) -> None:

@@ -257,6 +257,8 @@ RULES: dict[str, dict[str, Rule]] = {
         "alpha_weighted": real(0.0),
         "validation": _validation,
         "persist": choice("auto", True, False),
+        "factors": choice("auto", "memory", "store"),
+        "factor_store": string,
         "missing": choice(None, "ignore"),
         "device": choice(*DEVICES),
     },
@@ -605,6 +607,8 @@ def check_rank(
 def check_model(values: dict[str, Any], c: Checker) -> None:
     """The solver registry must serve the loss, the solver and the mask together (a
     loss other than Frobenius, and missing entries, need MU today)."""
+    if isinstance(values.get("factor_store"), str):
+        values["factor_store"] = absolute(values["factor_store"])
     loss, solver = values.get("loss", "frobenius"), values.get("solver", "mu")
     if MISSING in (loss, solver):
         return  # already reported

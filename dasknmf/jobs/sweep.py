@@ -42,6 +42,7 @@ from dasknmf.errors import InvalidParameterError
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput
 from dasknmf.jobs.outputs import H_STORE, SUMMARY, W_STORE, FittedJob, atomic_output
+from dasknmf.jobs.report import TOL_OFF
 from dasknmf.storage import open_matrix
 from dasknmf.sweep.loop import SweepState
 from dasknmf.sweep.summary import STABILITY_SLACK, TEST_ERROR_SLACK
@@ -291,7 +292,38 @@ def _describe(
             f"consensus: k = {chosen} not written: {problem} Write it with `dasknmf "
             f"consensus {config.output.directory} --k {chosen} --density-threshold ...`"
         )
+    lines.append(describe_stops(results["n_iter"], results["converged"], config))
     return lines
+
+
+def describe_stops(n_iter: Any, converged: Any, config: JobConfig) -> str:
+    """Why the replicates of a sweep stopped, in one line (the sweep's last): how many
+    the ``tol`` rule stopped, after how many iterations, and how many ran all of them.
+
+    Examples
+    --------
+    >>> from dasknmf.jobs.config import parse_config
+    >>> job = parse_config({"input": {"path": "example:term-document"},
+    ...                     "model": {"n_components": [2, 3], "max_iter": 30},
+    ...                     "sweep": {"replicates": 2}, "output": {"directory": "/tmp/o"}})
+    >>> print(describe_stops([20, 30, 30, 10], [True, False, True, True], job))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    3 of 4 replicates stopped by the tol rule (relative decrease < tol 0.0001) at
+    iterations 10-30; 1 ran all 30 iterations (max_iter) (set model.tol: 0 to run every
+    iteration)
+    """
+    m = config.model
+    stopped = [int(i) for i, c in zip(n_iter, converged, strict=True) if c]
+    total, ran_all = len(n_iter), len(n_iter) - len(stopped)
+    if not stopped:
+        return f"every replicate ran all {m.max_iter} iterations (max_iter)"
+    lo, hi = min(stopped), max(stopped)
+    at = f"at iteration {lo}" if lo == hi else f"at iterations {lo}-{hi}"
+    share = "every replicate" if not ran_all else f"{len(stopped)} of {total} replicates"
+    text = f"{share} stopped by the tol rule (relative decrease < tol {m.tol:g}) {at}"
+    if ran_all:
+        text += f"; {ran_all} ran all {m.max_iter} iterations (max_iter)"
+    return f"{text} ({TOL_OFF} to run every iteration)"
 
 
 def _number(value: float, spec: str) -> str:

@@ -23,6 +23,8 @@ __all__ = ["WORK_SUFFIX", "WorkArea", "work_area"]
 WORK_SUFFIX = ".dasknmf-work"
 #: Names inside a work area.
 INPUT_STORE, HOLDOUT_STORE, CHECKPOINTS = "input.zarr", "holdout.zarr", "checkpoints"
+#: Where a job's stored W lives (``model.factors``) unless ``model.factor_store`` says.
+FACTORS = "factors"
 
 
 class WorkArea:

@@ -23,7 +23,7 @@ import numpy as np
 
 from dasknmf.devices import array_module
 from dasknmf.kernels.penalty import NO_PENALTY, Penalty
-from dasknmf.kernels.tiles import Array
+from dasknmf.kernels.tiles import Array, aligned
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ class Stack:
 
     def gram_rows(self, w: Array) -> Array:
         """Packed ``W_rᵀ W_r`` of a tall stacked block ``w`` (rows × Σk)."""
-        return self._packed(w, lambda x, s, e: x[:, s:e].T @ x[:, s:e])
+        return self._packed(aligned(w), lambda x, s, e: x[:, s:e].T @ x[:, s:e])
 
     def gram_cols(self, h: Array) -> Array:
         """Packed ``H_r H_rᵀ`` of a wide stacked block ``h`` (Σk × columns)."""
-        return self._packed(h, lambda x, s, e: x[s:e] @ x[s:e].T)
+        return self._packed(aligned(h), lambda x, s, e: x[s:e] @ x[s:e].T)
 
     def block(self, g: Array, r: int) -> Array:
         """Replicate ``r``'s ``k_r × k_r`` block of a packed Gram matrix."""

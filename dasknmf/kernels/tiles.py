@@ -64,13 +64,27 @@ def wt_times_tile(w: Array, tile: Tile) -> Array:
     return w.T @ tile
 
 
+def aligned(x: Array) -> Array:
+    """``x``, or a copy of it where its address is not a multiple of its itemsize.
+
+    A block that distributed received from another process may sit at such an
+    address; NumPy then multiplies ``x.T @ x`` by gemm on two buffered copies where
+    it would have used syrk on ``x`` itself, which rounds differently in float32. A
+    Gram matrix therefore takes the same path wherever its block came from, and a fit
+    gives the same bits whichever blocks travelled (after a re-root, on resume).
+    """
+    return x if getattr(x.flags, "aligned", True) else x.copy()
+
+
 def gram_rows(w: Array) -> Array:
     """``Wᵀ W`` for a row block of W (``k × k``)."""
+    w = aligned(w)
     return w.T @ w
 
 
 def gram_cols(h: Array) -> Array:
     """``H Hᵀ`` for a column block of H (``k × k``)."""
+    h = aligned(h)
     return h @ h.T
 
 

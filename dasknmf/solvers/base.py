@@ -29,6 +29,10 @@ class Problem:
         Whether ``V``'s tiles are held in memory (persisted) or re-read per pass.
     penalty_w, penalty_h : Penalty
         Elastic-net penalties of ``W`` and ``H``, already scaled.
+    hold_w : callable, optional
+        Where a solver that runs its ``W`` update as a graph of its own keeps the new
+        ``W`` before the ``H`` update reads it: ``hold_w(W) -> W`` (a factor store's
+        :meth:`~dasknmf.storage.factors.FactorStore.hold`); ``None`` persists it.
     """
 
     V: Any
@@ -38,6 +42,7 @@ class Problem:
     in_memory: bool = True
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
+    hold_w: Callable[[Any], Any] | None = None
 
     @property
     def options(self) -> dict[str, Any]:

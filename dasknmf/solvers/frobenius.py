@@ -147,6 +147,8 @@ class AlternatingFrobenius:
     penalty_w, penalty_h : Penalty
         Elastic-net penalties of ``W`` and ``H``; the error reported stays
         ``‖V − WH‖_F`` without them, as scikit-learn's ``reconstruction_err_``.
+    hold_w : callable, optional
+        See :class:`~dasknmf.solvers.base.Problem`.
     in_memory : bool
         Whether ``V``'s tiles are held in memory (persisted). Then an iteration is one
         graph with two passes over the tiles, which measured faster than one pass
@@ -165,13 +167,14 @@ class AlternatingFrobenius:
     penalty_w: Penalty = NO_PENALTY
     penalty_h: Penalty = NO_PENALTY
     stack: Stack | None = None
+    hold_w: Callable[[da.Array], da.Array] | None = None
 
     #: Replicates can be stacked side by side (:class:`~dasknmf.kernels.stack.Stack`).
     stackable: ClassVar[bool] = True
 
     @classmethod
     def build(cls, problem: Problem) -> AlternatingFrobenius:
-        return cls(problem.V, problem.norm2, **problem.options)
+        return cls(problem.V, problem.norm2, **problem.options, hold_w=problem.hold_w)
 
     @property
     def reusable(self) -> bool:
@@ -190,7 +193,7 @@ class AlternatingFrobenius:
                 # Two passes in one graph would keep every tile read by the first
                 # pass in memory until the second has used it: all of V. The W update
                 # as its own graph bounds memory to a tile, for two reads.
-                (W,) = dask.persist(W)
+                W = dask.persist(W)[0] if self.hold_w is None else self.hold_w(W)
             H, wtv, wtw = update_h(self.V, W, H, self.rule, self.penalty_h, stack)
         return Step(W, H, lambda: self._error_from(H, wtv, wtw))
 

@@ -12,7 +12,8 @@ modules; the layout is described in ``docs/storage.md``. Two groups:
   is touched (:func:`plan_write`, :func:`write_plan`, :func:`clip_chunks`,
   :func:`stored_dtype`, :func:`grid_chunks`), its id arrays (:class:`AxisIds`,
   :func:`write_ids`, ``ROW_IDS``, ``COL_IDS``), its marker attribute
-  (``MARKER_KEY``) and metadata (:func:`open_store_meta`).
+  (``MARKER_KEY``) and metadata (:func:`open_store_meta`);
+- factors kept on disk between iterations: :class:`FactorStore`, :func:`factor_bytes`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from .api import (
 )
 from .atomic import atomic_store, check_target
 from .chunking import default_chunks
+from .factors import FactorStore, factor_bytes
 from .ids import AxisIds, read_ids, write_ids
 from .layout import COL_IDS, MARKER_KEY, ROW_IDS, grid_chunks
 from .location import StoreLocation, is_store_directory, is_zarr_directory
@@ -40,6 +42,7 @@ __all__ = [
     "MARKER_KEY",
     "ROW_IDS",
     "AxisIds",
+    "FactorStore",
     "MatrixInfo",
     "StoreLocation",
     "WritePlan",
@@ -47,6 +50,7 @@ __all__ = [
     "check_target",
     "clip_chunks",
     "default_chunks",
+    "factor_bytes",
     "grid_chunks",
     "is_store_directory",
     "is_zarr_directory",

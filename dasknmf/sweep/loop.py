@@ -21,10 +21,10 @@ import dask.array as da
 import numpy as np
 
 from dasknmf.devices import to_host
-from dasknmf.fit import stepper
 from dasknmf.kernels.stack import Stack
 from dasknmf.resources import single_threaded_blas
 from dasknmf.solvers.base import Solver
+from dasknmf.steppers import stepper
 from dasknmf.stopping import ToleranceRule
 
 

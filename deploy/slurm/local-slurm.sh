@@ -144,7 +144,11 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 InactiveLimit=0
-KillWait=10
+# A job at its time limit gets SIGTERM at once (no grace beyond --time), and SIGKILL
+# 5 s later: slurmctld looks at time limits every 30 s, so a job ends 0-30 s after its
+# limit, and a re-submission (tests/cluster/test_slurm_real.py) need not wait longer.
+OverTimeLimit=0
+KillWait=5
 MinJobAge=600
 SlurmctldTimeout=30
 SlurmdTimeout=30

@@ -138,3 +138,16 @@ def cluster(tmp_path_factory) -> Iterator[Cluster]:
         yield start_cluster(run_dir, "--n-workers", "2", "--nthreads", "1", "--no-nanny")
     finally:
         stop_cluster(run_dir)
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory) -> Iterator[Any]:
+    """A one-node SLURM on 127.0.0.1 for the tests of one module (skips, saying why,
+    where SLURM cannot be installed); its daemons stopped at the end."""
+    from tests.cluster.slurm_testing import start_local_slurm, stop_local_slurm
+
+    started = start_local_slurm(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield started
+    finally:
+        stop_local_slurm(started)

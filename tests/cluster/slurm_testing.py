@@ -33,6 +33,9 @@ needs_jobqueue = pytest.mark.skipif(
     reason="dask-jobqueue is not installed (pip install -e '.[slurm]')",
 )
 
+#: One CPU and 1.5 GiB per job: two jobs fit on the node at once.
+SMALL = ["--nodes=1", "--cpus-per-task=1", "--mem=1536M", "--time=00:10:00"]
+
 #: The job every SLURM test runs: the built-in example, small enough for seconds.
 JOB = """\
 version: 1
@@ -86,6 +89,23 @@ def dask_processes(marker: str | None = None) -> list[str]:
         if ("dask worker" in line or "dask scheduler" in line or "dask_worker" in line)
         and (marker is None or marker in line)
     ]
+
+
+def no_dask_left(directory: Path, timeout: float = 30) -> None:
+    """Wait until no dask process started under ``directory`` (a test's own) is left."""
+    deadline = time.monotonic() + timeout
+    while (left := dask_processes(str(directory))) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not left, f"dask processes left behind: {left}"
+
+
+def submit_env(tmp_path: Path) -> dict[str, str]:
+    """What ``dasknmf.sbatch`` needs in a test (deploy/README.md's variables)."""
+    return {
+        "DASKNMF_REPO": str(REPO),
+        "DASKNMF_VENV": str(VENV_BIN.parent),
+        "WORKER_DIR": str(tmp_path / "scratch"),
+    }
 
 
 @dataclass(frozen=True)

@@ -70,10 +70,11 @@ def test_submit_runs_the_job_on_the_cluster(cluster, store, reference, tmp_path)
     job = write_job(tmp_path / "job.yaml", store, output, persist=False)
     done = submit(job, "--scheduler-file", str(cluster.scheduler_file), "--quiet")
     assert done.returncode == 0, done.stderr
-    # --quiet: the result and the outputs, no progress.
+    # --quiet: the result, why it stopped and the outputs, no progress.
     lines = done.stdout.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("fit: ") and "iterations" in lines[0]
-    assert lines[1] == f"outputs: {output}"
+    assert len(lines) == 3 and lines[0].startswith("fit: ") and "iterations" in lines[0]
+    assert lines[1].startswith(("ran all", "stopped at iteration"))
+    assert lines[2] == f"outputs: {output}"
     summary = check_outputs(output, reference)
     assert summary["scheduler"]["type"] == "existing"
     assert summary["scheduler"]["address"] == cluster.address

@@ -11,56 +11,25 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from dasknmf.jobs.checkpoints import read_checkpoint
-from tests.cluster.conftest import REPO
 from tests.cluster.slurm_testing import (
     SBATCH_SCRIPT,
     SLURM_CLUSTER,
+    SMALL,
     VENV_BIN,
-    LocalSlurm,
-    dask_processes,
     needs_jobqueue,
-    start_local_slurm,
-    stop_local_slurm,
+    no_dask_left,
+    submit_env,
     write_job,
 )
 from tests.jobs.jobs_testing import dense
 
 pytestmark = pytest.mark.slow
-
-#: One CPU and 1.5 GiB per job: two jobs fit on the node at once.
-SMALL = ["--nodes=1", "--cpus-per-task=1", "--mem=1536M", "--time=00:10:00"]
-
-
-@pytest.fixture(scope="module")
-def slurm(tmp_path_factory) -> Iterator[LocalSlurm]:
-    started = start_local_slurm(tmp_path_factory.mktemp("slurm"))
-    try:
-        yield started
-    finally:
-        stop_local_slurm(started)
-
-
-def no_dask_left(directory: Path, timeout: float = 30) -> None:
-    """Wait until no dask process started under ``directory`` (a test's own) is left."""
-    deadline = time.monotonic() + timeout
-    while (left := dask_processes(str(directory))) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not left, f"dask processes left behind: {left}"
-
-
-def submit_env(tmp_path: Path) -> dict[str, str]:
-    return {
-        "DASKNMF_REPO": str(REPO),
-        "DASKNMF_VENV": str(VENV_BIN.parent),
-        "WORKER_DIR": str(tmp_path / "scratch"),
-    }
 
 
 def test_sbatch_recipe_two_jobs_at_once_on_one_node(slurm, tmp_path):
@@ -253,11 +222,11 @@ def test_sbatch_job_stopped_mid_fit_resumes_when_submitted_again(slurm, tmp_path
     final, reference_final = summary["result"]["final_error"], expected["result"]["final_error"]
     print(f"stopped at {stopped_at}, resumed from {resumed_at['from_iteration']}: final "
           f"error {final!r}, uninterrupted {reference_final!r}")  # fmt: skip
-    assert final == pytest.approx(reference_final, rel=1e-6)
+    # To the bit, though the example is float32 and an uninterrupted fit and a resumed
+    # one scatter their factors to the workers at different iterations: the Gram
+    # kernels do not round a block that arrived unaligned differently (kernels.tiles).
+    assert final == reference_final
     for got, want in zip(_factors(tmp_path / "out"), _factors(tmp_path / "ref"), strict=True):
-        scale = np.abs(want).max()
-        print(f"largest difference of the factors: {np.abs(got - want).max() / scale:.2e} of "
-              "the largest entry")  # fmt: skip
-        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * scale)
+        np.testing.assert_array_equal(got, want)
     assert slurm.idle()
     no_dask_left(tmp_path)

@@ -17,7 +17,9 @@ from dasknmf.datasets import term_document
 from tests.helpers import make_matrix
 from tests.jobs.jobs_testing import CONFIGS, base_job, dense, hidden, tree
 
-ITER_LINE = re.compile(r"^iter\s+(\d+)\s+error\s+(\S+)\s+rel\s+(\S+)\s+(\S+) s/iter$")
+ITER_LINE = re.compile(
+    r"^iter\s+(\d+)\s+error\s+(\S+)\s+relative\s+(\S+)\s+(\S+) s\s+(\S+) s/iter$"
+)
 
 
 # -- validate --------------------------------------------------------------------------
@@ -31,6 +33,28 @@ def test_validate_prints_ok_and_the_resolved_job(write_job, matrix_file, tmp_pat
     assert "max_iter=40" in out
     assert f"{tmp_path / 'out'} (new)" in out
     assert not (tmp_path / "out").exists()
+    # base_job: tol 0.
+    assert "\n  stopping   : runs all 40 iterations (tol 0: no early stop)\n" in out
+
+
+def test_validate_says_the_stopping_rule_in_words(write_job, matrix_file, tmp_path, capsys):
+    job = base_job(matrix_file, tmp_path / "out", max_iter=30, tol=1e-4)
+    assert main(["validate", str(write_job(job))]) == EXIT_OK
+    assert (
+        "\n  stopping   : stops at a check (every 10 iterations) where the error fell by less "
+        "than 0.0001 times the initial error since the previous check (the first: since the "
+        "initial factors), or after 30 iterations\n"
+    ) in capsys.readouterr().out
+    ratings = base_job("example:ratings", tmp_path / "out", missing="ignore", validation=0.1)
+    ratings["model"].update(tol=1e-3, check_every=5)
+    assert main(["validate", str(write_job(ratings, "ratings.yaml"))]) == EXIT_OK
+    assert (
+        "\n  stopping   : stops at a check (every 5 iterations) where the error fell by less "
+        "than 0.001 times the initial error since the previous check (the first: since the "
+        "initial factors), or after 15 iterations; also stops once the validation RMSE has "
+        "not improved by a relative 0.001 for 3 iterations in a row, keeping the factors of "
+        "the best iteration\n"
+    ) in capsys.readouterr().out
 
 
 def test_validate_reports_every_problem_with_exit_2_and_writes_nothing(
@@ -211,9 +235,42 @@ def test_run_prints_progress_and_where_the_outputs_are(write_job, matrix_file, t
     assert out[1].startswith("input: 90 x 40, 1,080 non-zeros (ingested from ")
     iterations = [ITER_LINE.match(line) for line in out if line.startswith("iter")]
     assert [int(m.group(1)) for m in iterations] == list(range(1, 16))
-    assert all(float(m.group(4)) >= 0 for m in iterations)
-    assert out[-2].startswith("fit: 15 iterations, error ")
+    assert all(float(m.group(5)) >= 0 for m in iterations)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
+    assert out[-3] == (
+        f"fit: 15 iterations, error {summary['final_error']:.6e} (relative error "
+        f"{summary['relative_error']:.4f}, initial error {summary['initial_error']:.6e}) in "
+        f"{out[-3].split(' in ')[-1]}"
+    )
+    # One relative error: the progress lines' is the summary's.
+    assert iterations[-1].group(3) == f"{summary['relative_error']:.4f}"
+    assert out[-2] == "ran all 15 iterations (max_iter)"
     assert out[-1].startswith(f"outputs: {tmp_path / 'out'} (H.zarr, W.zarr,")
+
+
+def test_run_says_when_the_tol_rule_stopped_it(write_job, matrix_file, tmp_path, capsys):
+    path = write_job(base_job(matrix_file, tmp_path / "out", max_iter=200, tol=1e-3))
+    assert main(["run", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out.splitlines()
+    result = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
+    n = result["iterations"]
+    assert n < 200 and n % 10 == 0
+    errors = dict(result["error_curve"])
+    decrease = (errors[n - 10] - errors[n]) / result["initial_error"]
+    assert decrease < 1e-3
+    assert out[-2] == (
+        f"stopped at iteration {n} of 200: relative decrease {decrease:.2e} < tol 0.001 "
+        "(set model.tol: 0 to run every iteration)"
+    )
+    assert result["stop"] == {
+        "rule": "tol",
+        "iteration": n,
+        "max_iter": 200,
+        "tol": 1e-3,
+        "relative_decrease": pytest.approx(decrease, rel=1e-9),
+        "best_iteration": None,
+        "text": out[-2],
+    }
 
 
 def test_run_quiet_prints_the_result_and_the_outputs(write_job, matrix_file, tmp_path, capsys):
@@ -221,8 +278,9 @@ def test_run_quiet_prints_the_result_and_the_outputs(write_job, matrix_file, tmp
     path = write_job(base_job(matrix_file, tmp_path / "out"))
     assert main(["run", str(path), "--quiet"]) == EXIT_OK
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == 2 and out[0].startswith("fit: 15 iterations, error ")
-    assert out[1] == f"outputs: {tmp_path / 'out'}"
+    assert len(out) == 3 and out[0].startswith("fit: 15 iterations, error ")
+    assert out[1] == "ran all 15 iterations (max_iter)"
+    assert out[2] == f"outputs: {tmp_path / 'out'}"
 
 
 def test_a_ratings_job_reports_every_rmse_even_quiet(write_job, tmp_path, capsys):
@@ -232,9 +290,15 @@ def test_a_ratings_job_reports_every_rmse_even_quiet(write_job, tmp_path, capsys
     job["model"].update(max_iter=40, tol=1e-3)
     job["input"] = {"path": "example:ratings", "rows": 300, "cols": 100, "holdout": 0.2}
     assert main(["run", str(write_job(job)), "--quiet"]) == EXIT_OK
-    rmse = [line for line in capsys.readouterr().out.splitlines() if line.startswith("RMSE")]
-    evaluation = json.loads((tmp_path / "out" / "summary.json").read_text())["evaluation"]
+    out = capsys.readouterr().out.splitlines()
+    rmse = [line for line in out if line.startswith("RMSE")]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    evaluation = summary["evaluation"]
     best = evaluation["best_iteration"]
+    # The last line before the outputs: why the fit stopped.
+    assert out[-2] == summary["result"]["stop"]["text"]
+    assert out[-2].startswith(("ran all 40 iterations (max_iter)", "stopped at iteration "))
+    assert summary["result"]["relative_error"] is None  # validation: not ‖X‖_F's share
     assert 1 <= best <= 40 and evaluation["validation_entries"] > 0
     assert rmse == [
         f"RMSE: train {evaluation['train_rmse']:.4f} ({evaluation['train_entries']:,} entries), "

@@ -156,6 +156,10 @@ def assert_same_outputs(resumed: Path, reference: Path, rtol: float = 1e-6) -> d
     curve, curve_ref = np.array(result["error_curve"]), np.array(expected["error_curve"])
     np.testing.assert_array_equal(curve[:, 0], curve_ref[:, 0])
     np.testing.assert_allclose(curve[:, 1], curve_ref[:, 1], rtol=rtol)
+    # The initial error and why the fit stopped survive the interruption.
+    for key in ("initial_error", "final_error", "relative_error"):
+        assert result[key] == pytest.approx(expected[key], rel=rtol)
+    assert result["stop"]["text"] == expected["stop"]["text"]
     return summary
 
 

@@ -139,6 +139,46 @@ def test_summary_records_config_input_result_scheduler_timings_versions(matrix_f
     assert sorted(os.listdir(tmp_path / "out")) == sorted([*summary["outputs"], "zarr.json"])
 
 
+class Errors(Recorder):
+    """A progress that also keeps each iteration's error and initial error, and the
+    norm the fit tells it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[tuple[float, float]] = []
+        self.norm: float | None = None
+
+    def iteration(self, info) -> None:
+        super().iteration(info)
+        self.errors.append((info.error, info.error_at_init))
+
+    def on_norm(self, norm: float | None) -> None:
+        self.norm = norm
+
+
+def test_summary_has_the_initial_final_and_relative_errors(matrix, matrix_file, tmp_path):
+    progress = Errors()
+    run_job(parse_config(base_job(matrix_file, tmp_path / "out")), progress=progress)
+    result = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
+    W, H = read_back(tmp_path / "out")
+    V = dense(matrix)
+    # ‖V − WH‖_F / ‖V‖_F from the written factors, by dense NumPy.
+    expected = np.linalg.norm(V - W @ H) / np.linalg.norm(V)
+    assert result["relative_error"] == pytest.approx(expected, rel=1e-6)
+    assert result["final_error"] == pytest.approx(np.linalg.norm(V - W @ H), rel=1e-6)
+    assert result["initial_error"] == progress.errors[0][1] > result["final_error"]
+    assert progress.norm == pytest.approx(np.linalg.norm(V), rel=1e-12)
+    assert result["stop"] == {
+        "rule": "max_iter",
+        "iteration": 15,
+        "max_iter": 15,
+        "tol": 0.0,
+        "relative_decrease": None,
+        "best_iteration": None,
+        "text": "ran all 15 iterations (max_iter)",
+    }
+
+
 def test_converged_flag_and_plot(matrix_file, tmp_path):
     job = base_job(matrix_file, tmp_path / "out", tol=0.5, max_iter=200)
     summary = run_job(parse_config(job), progress=Recorder()).summary

@@ -111,6 +111,11 @@ def test_validate_describes_a_sweep_and_refuses_with_exit_2(tmp_path, write_job,
     out = capsys.readouterr().out
     assert "sweep      : k in [2, 3, 4] x 3 replicates, holdout 0.1" in out
     assert "the consensus of k = 3" in out
+    assert (
+        "\n  stopping   : each replicate stops at a check (every 5 iterations) where the "
+        "error fell by less than 0.001 times the initial error since the previous check (the "
+        "first: since the initial factors), or after 40 iterations\n"
+    ) in out
     bad = write_job(sweep_job(tmp_path / "out", consensus_k=9), "bad.yaml")
     assert main(["validate", str(bad), "--set", "sweep.replicats=2"]) == EXIT_USAGE
     err = capsys.readouterr().err
@@ -151,7 +156,19 @@ def test_a_sweep_job_writes_its_outputs_and_equals_rank_sweep(tmp_path, write_jo
     table = pd.read_csv(out / "k_selection.csv")
     assert list(table["k"]) == RANKS
     assert {"train_error", "test_error", "stability", "n_iter", "converged"} <= set(table)
-    assert len(pd.read_csv(out / "replicates.csv")) == len(RANKS) * REPLICATES
+    replicates = pd.read_csv(out / "replicates.csv")
+    assert len(replicates) == len(RANKS) * REPLICATES
+    # The last line before the outputs: why the replicates stopped.
+    stopped = replicates[replicates["converged"]]
+    lo, hi = stopped["n_iter"].min(), stopped["n_iter"].max()
+    ran_all = len(replicates) - len(stopped)
+    assert len(stopped) > 0
+    share = f"{len(stopped)} of 9 replicates" if ran_all else "every replicate"
+    expected = f"{share} stopped by the tol rule (relative decrease < tol 0.001) "
+    expected += f"at iteration {lo}" if lo == hi else f"at iterations {lo}-{hi}"
+    expected += f"; {ran_all} ran all 40 iterations (max_iter)" if ran_all else ""
+    expected += " (set model.tol: 0 to run every iteration)"
+    assert printed.splitlines()[-2] == expected
     summary = json.loads((out / "summary.json").read_text())
     best = summary["sweep"]["best_k"]
     assert summary["sweep"]["consensus_k"] == best == summary["result"]["n_components"]

@@ -172,12 +172,20 @@ def test_a_persisted_v_counts_its_share(many_tiles, tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def skewed_store(tmp_path_factory) -> Path:
-    """4 tiles, one of them full (128 MiB as CSR), the others empty: the average tile
-    (the store's metadata) is a quarter of the one that is read."""
+    """16 tiles, one of them full (6,000 x 6,000: 288 MiB as CSR), the others empty:
+    the average tile (the store's metadata) is a sixteenth of the one that is read, and
+    that one alone is more than half the worker's limit, so reading it kills the worker
+    whenever the nanny looks (a tile at a quarter of the limit sometimes slipped
+    between two of its looks)."""
     path = tmp_path_factory.mktemp("skew") / "V.zarr"
-    block = sp.csr_matrix(np.ones((4000, 4000), dtype=np.float32))
-    X = sp.bmat([[block, None], [None, sp.csr_matrix((4000, 4000), dtype=np.float32)]])
-    dasknmf.write_matrix(X.tocsr(), path, chunks=(4000, 4000))
+    side, m = 6000, 24000
+    indices = np.tile(np.arange(side, dtype=np.int32), side)
+    indptr = np.concatenate(
+        [np.arange(0, indices.size + 1, side), np.full(m - side, indices.size)]
+    ).astype(np.int64)
+    data = np.ones(indices.size, dtype=np.float32)
+    X = sp.csr_matrix((data, indices, indptr), shape=(m, m))
+    dasknmf.write_matrix(X, path, chunks=(side, side))
     return path
 
 
