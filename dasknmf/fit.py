@@ -116,6 +116,10 @@ class IterationInfo:
         Whether the ``tol`` rule stops the loop at this iteration.
     errors : tuple of (int, float)
         The error curve up to this iteration.
+    on_host : bool
+        Whether ``W`` and ``H`` have NumPy blocks already (factors kept in stores,
+        which are never on a GPU): :meth:`state` then passes the arrays on as they
+        are, still reading their stores (a checkpoint links those files).
     """
 
     iteration: int
@@ -127,6 +131,7 @@ class IterationInfo:
     check_error: float | None = None
     converged: bool = False
     errors: tuple[tuple[int, float], ...] = field(default=(), repr=False)
+    on_host: bool = False
 
     def state(self) -> FitState:
         """The loop's state after this iteration, for :func:`resume`.
@@ -135,10 +140,11 @@ class IterationInfo:
         that a state can be written to files or continued on another device.
         """
         check = self.error_at_init if self.check_error is None else self.check_error
+        host = (lambda X: X) if self.on_host else to_host
         return FitState(
             self.iteration,
-            to_host(self.W),
-            to_host(self.H),
+            host(self.W),
+            host(self.H),
             self.error,
             self.error_at_init,
             check,
@@ -339,6 +345,7 @@ def _iterate(
                     error_at_init,
                     lambda: elapsed_before + time.perf_counter() - started,
                     callbacks,
+                    on_host=stored,
                 )
                 if anchor is not None and n_iter % REROOT_EVERY == 0 and not converged:
                     anchor = take_anchor(
@@ -377,6 +384,7 @@ def _one_iteration(
     error_at_init: float,
     elapsed: Callable[[], float],
     callbacks: Sequence[Callback],
+    on_host: bool = False,
 ):
     """Iteration ``n_iter``: the new factors, the error (unchanged when not computed),
     and whether the ``tol`` rule stops the loop here; callbacks are called."""
@@ -402,6 +410,7 @@ def _one_iteration(
             check_error=stopping.previous,
             converged=converged,
             errors=tuple(errors),
+            on_host=on_host,
         )
         for callback in callbacks:
             callback(info)

@@ -7,6 +7,7 @@ import re
 import pytest
 
 from benchmarks import (
+    bench_factors,
     bench_gpu,
     bench_masked,
     bench_mu,
@@ -34,10 +35,15 @@ from benchmarks import (
         (bench_ratings, "| ratings | fit | wall s | train RMSE | held-out RMSE |"),
         (bench_sweep, "| replicates per rank | one after another (s) | sweep (s) | ratio |"),
         (bench_startup, "| command | median s | min s | max s | ratio to python -c pass |"),
-        # These two start LocalClusters of worker processes: tens of seconds each.
+        # These start LocalClusters of worker processes: tens of seconds each.
         pytest.param(
             bench_out_of_core,
             "| measurement | seconds | ratio to in memory |",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            bench_factors,
+            "| W kept | s/iteration | ratio to memory | worker high-water (max) |",
             marks=pytest.mark.slow,
         ),
         pytest.param(

@@ -17,6 +17,7 @@ import dasknmf
 from dasknmf import products
 from dasknmf.errors import InvalidParameterError
 from dasknmf.estimator import placement
+from dasknmf.storage.factors import stored_source
 from tests.helpers import make_matrix, run_readme_block
 
 M, N, K = 240, 180, 4
@@ -93,12 +94,12 @@ def test_the_fit_returns_a_dask_array_reading_the_store(X, tmp_path):
 
 def test_a_temporary_store_goes_with_the_last_array_reading_it(X):
     W = dasknmf.NMF(K, random_state=0, max_iter=3, factors="store").fit_transform(X)
-    zarr_array = next(v for v in W.dask.values() if hasattr(v, "store_path"))
-    directory = str(zarr_array.store_path.store.root)
-    assert os.path.isdir(directory)
-    del W, zarr_array
+    directory = stored_source(W)
+    assert directory is not None and os.path.isdir(directory)
+    del W
     gc.collect()
     assert not os.path.exists(directory)
+    assert not os.path.exists(directory.parent.parent)  # the temporary directory too
 
 
 def test_resume_with_w_stored_ends_where_the_uninterrupted_fit_does(X):

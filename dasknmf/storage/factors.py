@@ -42,7 +42,15 @@ import zarr
 
 from dasknmf.errors import InvalidParameterError, NotAStoreError
 
-__all__ = ["FactorStore", "PendingFactor"]
+from .chunkfiles import LAYOUT, ChunkFiles, read_array, write_array
+
+__all__ = [
+    "FactorStore",
+    "PendingFactor",
+    "link_generation",
+    "open_generation",
+    "stored_source",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -162,9 +170,14 @@ class FactorStore:
             chunks=tuple(c[0] if c else 1 for c in chunks),
             dtype=X.dtype,
             fill_value=0,
-            compressors=None,  # factor values barely compress; decoding would cost time
+            # Uncompressed (factor values barely compress; decoding would cost time),
+            # in the layout whose chunk files the tasks write themselves; every chunk
+            # on disk, so that a generation linked into a checkpoint can be checked
+            # whole by counting them.
+            **LAYOUT,
+            config={"write_empty_chunks": True},
         )
-        task = da.store(X, target, lock=False, compute=False)
+        task = write_array(X, _files(target))
         return PendingFactor(generation, target, task, X.chunks)
 
     def commit(self, pending: PendingFactor, *, compute: bool = False) -> da.Array:
@@ -226,6 +239,13 @@ class FactorStore:
         generations."""
         return isinstance(X, da.Array) and X.name.startswith(self._name_prefix)
 
+    def source(self, X: Any) -> Path | None:
+        """The generation directory ``X`` is read straight from, or ``None``."""
+        if not self.holds(X):
+            return None
+        generation = int(X.name[len(self._name_prefix) :].split("-", 1)[0])
+        return self._generation_path(generation)
+
     # -- generations ---------------------------------------------------------------
 
     @property
@@ -240,7 +260,9 @@ class FactorStore:
             self._live[generation] = self._live.get(generation, 0) + 1
         weakref.finalize(target, self._release, generation)
         name = f"{self._name_prefix}{generation}-{id(target):x}"
-        return da.from_zarr(target, chunks=chunks, name=name)
+        X = read_array(_files(target), target.shape, name, target)
+        wanted = da.core.normalize_chunks(chunks, target.shape, dtype=target.dtype)
+        return X if X.chunks == wanted else X.rechunk(wanted)
 
     def _release(self, generation: int) -> None:
         with self._lock:
@@ -301,6 +323,63 @@ class FactorStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.path / POINTER)
+
+
+def _files(target: zarr.Array) -> ChunkFiles:
+    root = Path(target.store_path.store.root) / target.path
+    return ChunkFiles(str(root), target.chunks, str(target.dtype))
+
+
+def stored_source(X: Any) -> Path | None:
+    """The generation directory of an open :class:`FactorStore` that ``X`` is read
+    straight from (``None`` for any other array)."""
+    with _OPEN_LOCK:
+        stores = list(_OPEN.values())
+    for store in stores:
+        path = store.source(X)
+        if path is not None:
+            return path
+    return None
+
+
+def link_generation(source: Path, destination: Path) -> None:
+    """Make ``destination`` a copy of the generation ``source`` by hard links.
+
+    A generation's files are written once and never changed (the next iteration
+    writes a new generation), so a link is a copy that costs no I/O: a checkpoint of
+    a stored factor takes no time and no space until the fit moves on. Where links
+    cannot be made (another file system), the files are copied.
+    """
+    for folder, _, files in os.walk(source):
+        target = destination / Path(folder).relative_to(source)
+        target.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            try:
+                os.link(os.path.join(folder, name), target / name)
+            except OSError:
+                shutil.copy2(os.path.join(folder, name), target / name)
+
+
+def open_generation(path: Path) -> da.Array:
+    """A generation written by a :class:`FactorStore` (or linked from one), read-only,
+    as a dask array chunked as it was written.
+
+    Raises
+    ------
+    NotAStoreError
+        ``path`` is not a zarr array, or some of its chunks are missing (a generation
+        always has all of them).
+    """
+    try:
+        array = zarr.open_array(str(path), mode="r")
+    except (FileNotFoundError, ValueError, TypeError, KeyError) as exc:
+        raise NotAStoreError(f"{str(path)!r} is not a stored factor: {exc}") from None
+    if array.ndim != 2 or array.nchunks_initialized != array.nchunks:
+        raise NotAStoreError(
+            f"{str(path)!r} is not a whole stored factor: {array.nchunks_initialized} of "
+            f"its {array.nchunks} chunks on disk, shape {array.shape}"
+        )
+    return da.from_zarr(array)
 
 
 def _regular(chunks: tuple[tuple[int, ...], ...]) -> tuple[tuple[int, ...], ...]:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import dasknmf
-from dasknmf.jobs.checkpoints import STATE
+from dasknmf.jobs.checkpoints import STATE, CorruptCheckpointError, read_checkpoint
 from dasknmf.jobs.config import parse_config
 from dasknmf.jobs.runner import resume_job, run_job
 from dasknmf.jobs.validation import JobConfigError
@@ -54,6 +54,25 @@ def test_a_stored_w_resumes_after_a_crash_to_the_uninterrupted_result(matrix_fil
     resume_job(tmp_path / "out")
     summary = assert_same_outputs(tmp_path / "out", tmp_path / "ref", rtol=1e-9)
     assert summary["resumed"]["from_iteration"] == 8
+
+
+def test_a_checkpoint_links_the_stored_factors_instead_of_copying_them(matrix_file, tmp_path):
+    """The checkpoint's factors are the store's generation, hard-linked (no dense copy
+    written); a checkpoint missing a chunk of one is refused by resume, naming it."""
+    job = stored(checkpointed(matrix_file, tmp_path / "out"))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_job(parse_config(job), progress=StopAt(10))
+    (folder,) = [p for p in WorkArea(tmp_path / "out").checkpoints.iterdir() if p.is_dir()]
+    assert sorted(p.name for p in folder.iterdir()) == ["H.factor.zarr", "W.factor.zarr"]
+    W = read_checkpoint(folder.parent).state.W
+    assert W.shape[1] == job["model"]["n_components"]
+    assert np.isfinite(W.compute()).all() and W.compute().max() > 0
+
+    chunk = next(p for p in (folder / "W.factor.zarr").rglob("*") if p.is_file() and
+                 p.name != "zarr.json")  # fmt: skip
+    chunk.unlink()
+    with pytest.raises(CorruptCheckpointError, match=r"W\.factor\.zarr' is not a whole stored"):
+        resume_job(tmp_path / "out")
 
 
 def test_a_stored_w_resumes_after_kill_9(matrix_file, tmp_path):

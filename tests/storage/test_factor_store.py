@@ -14,7 +14,13 @@ import numpy as np
 import pytest
 
 from dasknmf.errors import InvalidParameterError, NotAStoreError
-from dasknmf.storage.factors import POINTER, FactorStore
+from dasknmf.storage.factors import (
+    POINTER,
+    FactorStore,
+    link_generation,
+    open_generation,
+    stored_source,
+)
 
 
 def generations(path) -> list[str]:
@@ -123,3 +129,21 @@ def test_a_damaged_pointer_is_named(tmp_path):
     (tmp_path / "W" / POINTER).write_text("{not json")
     with pytest.raises(NotAStoreError, match=r"current\.json"):
         FactorStore(tmp_path / "W")
+
+
+def test_a_generation_linked_elsewhere_shares_its_files_and_reads_back(tmp_path):
+    store = FactorStore(tmp_path / "W")
+    X = np.arange(30, dtype=np.float32).reshape(10, 3)
+    X[:4] = 0  # a block of zeros is on disk too (a linked copy is checked by its chunks)
+    W = store.put(X, chunks=(4, 3))
+    source = stored_source(W)
+    assert source == tmp_path / "W" / "g00000001.zarr"
+    assert stored_source(da.from_array(X)) is None
+    link_generation(source, tmp_path / "copy.zarr")
+    for original in (p for p in source.rglob("*") if p.is_file()):
+        linked = tmp_path / "copy.zarr" / original.relative_to(source)
+        assert linked.stat().st_ino == original.stat().st_ino  # a link, not a copy
+    np.testing.assert_array_equal(open_generation(tmp_path / "copy.zarr").compute(), X)
+    next((tmp_path / "copy.zarr").rglob("c/1/*")).unlink()
+    with pytest.raises(NotAStoreError, match=r"2 of its 3 chunks on disk"):
+        open_generation(tmp_path / "copy.zarr")
