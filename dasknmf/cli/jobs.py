@@ -1,7 +1,7 @@
 """``dasknmf run``, ``resume``, ``submit`` and ``validate``: YAML job files.
 
 The commands parse arguments, call :mod:`dasknmf.jobs` and print (:func:`describe_job`,
-:class:`ProgressPrinter`). Registered on the ``dasknmf`` parser by
+:class:`~dasknmf.cli.progress.ProgressPrinter`). Registered on the ``dasknmf`` parser by
 :func:`add_job_commands`; errors are raised,
 and :func:`dasknmf.cli.main` prints them as ``dasknmf: error: ...`` with exit code 2
 (an invalid job file: every problem, one per line, and nothing written).
@@ -17,8 +17,9 @@ Examples
     $ dasknmf resume runs/example --scheduler-file /shared/dask/new-scheduler.json
 
 ``run``, ``submit`` and ``resume`` stop cleanly on SIGUSR1 (:data:`STOP_SIGNAL`): a
-checkpoint at the end of the iteration under way, then exit :data:`~dasknmf.cli.exit_codes.EXIT_STOPPED`
-(75), to be resumed; ``deploy/README.md`` shows it with ``sbatch --signal``.
+checkpoint at the end of the iteration under way, then exit 75
+(:data:`~dasknmf.cli.exit_codes.EXIT_STOPPED`), to be resumed; ``deploy/README.md``
+shows it with ``sbatch --signal``.
 """
 
 from __future__ import annotations
@@ -30,20 +31,19 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING
 
 from dasknmf.cli.exit_codes import EXIT_OK, EXIT_STOPPED
 
 if TYPE_CHECKING:
-    from dasknmf.fit import IterationInfo
+    from dasknmf.cli.progress import ProgressPrinter
     from dasknmf.jobs.checkpoints import JobStopped
     from dasknmf.jobs.config import JobConfig
-    from dasknmf.sweep.loop import SweepProgress
 
 # The job library is imported by the commands that use it, not at the top: `dasknmf
 # --help` need not load dask, zarr and scikit-learn.
 
-__all__ = ["ProgressPrinter", "add_job_commands", "describe_job"]
+__all__ = ["add_job_commands", "describe_job"]
 
 
 #: --quiet's help, shared by run and resume (submit says "as for run").
@@ -196,15 +196,15 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
         config = load_config(args.config, overrides)
-        progress = None if args.quiet else ProgressPrinter()
         try:
-            result = run_job(
-                config,
-                progress=progress,
-                resume=args.resume,
-                stop=stop,
-                check_memory=not args.no_memory_check,
-            )
+            with _progress(args) as progress:
+                result = run_job(
+                    config,
+                    progress=progress,
+                    resume=args.resume,
+                    stop=stop,
+                    check_memory=not args.no_memory_check,
+                )
         except JobStopped as exc:
             return _stopped(exc, config.output.directory)
     if args.quiet:
@@ -218,20 +218,32 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         from dasknmf.jobs.runner import resume_job
 
         overrides = [*args.overrides, *submit_overrides(args)]
-        progress = None if args.quiet else ProgressPrinter()
         try:
-            result = resume_job(
-                args.directory,
-                overrides=overrides,
-                progress=progress,
-                stop=stop,
-                check_memory=not args.no_memory_check,
-            )
+            with _progress(args) as progress:
+                result = resume_job(
+                    args.directory,
+                    overrides=overrides,
+                    progress=progress,
+                    stop=stop,
+                    check_memory=not args.no_memory_check,
+                )
         except JobStopped as exc:
             return _stopped(exc, args.directory)
     if args.quiet:
         _print_result(result.lines, result.directory)
     return EXIT_OK
+
+
+@contextmanager
+def _progress(args: argparse.Namespace) -> Iterator[ProgressPrinter | None]:
+    """The job's progress printer (none with ``--quiet``), closed when the job ends."""
+    if args.quiet:
+        yield None
+        return
+    from dasknmf.cli.progress import ProgressPrinter
+
+    with ProgressPrinter() as printer:
+        yield printer
 
 
 @contextmanager
@@ -426,58 +438,3 @@ def _output_state(config: JobConfig) -> str:
     if config.output.overwrite:
         return "holds a previous output: it will be replaced"
     return "holds a previous output: run refuses it without --overwrite"
-
-
-class ProgressPrinter:
-    """Prints a job's steps and one line per iteration.
-
-    The iteration lines are those of :class:`dasknmf.PrintProgress` (one formatter,
-    :func:`dasknmf.callbacks.iteration_line`): the error, the relative error once the
-    fit has told :meth:`on_norm`, seconds so far and per iteration since the previous
-    line.
-
-    Examples
-    --------
-    >>> import io
-    >>> from dasknmf.fit import IterationInfo
-    >>> p = ProgressPrinter(io.StringIO())
-    >>> p.on_norm(20.0)
-    >>> p.iteration(IterationInfo(2, 5.0, 10.0, 0.5, None, None))
-    >>> p.stream.getvalue()
-    'iter     2  error 5.000000e+00  relative 0.2500  0.5 s  0.250 s/iter\\n'
-    """
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream
-        self.norm: float | None = None
-        self._last = (0, 0.0)
-
-    def _write(self, text: str) -> None:
-        stream = self.stream or sys.stdout
-        stream.write(text + "\n")
-        stream.flush()
-
-    def event(self, message: str) -> None:
-        """Print a step of the job."""
-        self._write(message)
-
-    def on_norm(self, norm: float | None) -> None:
-        """Show the relative error with ``norm`` (``‖X‖_F``) as its scale."""
-        self.norm = norm
-
-    def iteration(self, info: IterationInfo | SweepProgress) -> None:
-        """Print one iteration (of a fit, or of a rank sweep: its replicates still
-        running instead of an error)."""
-        last_iteration, last_elapsed = self._last
-        steps = max(info.iteration - last_iteration, 1)
-        per_iteration = (info.elapsed - last_elapsed) / steps
-        self._last = (info.iteration, info.elapsed)
-        from dasknmf.callbacks import iteration_line, timing
-
-        if hasattr(info, "running"):  # a SweepProgress
-            self._write(
-                f"iter {info.iteration:5d}  running {info.running:4d} of {info.total} "
-                f"replicates  {timing(info.elapsed, per_iteration)}"
-            )
-            return
-        self._write(iteration_line(info, self.norm, per_iteration))

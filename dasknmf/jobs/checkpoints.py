@@ -8,6 +8,12 @@ area (the hidden ``.NAME.dasknmf-work`` next to the output directory)::
     checkpoints/
       state.json                 the latest checkpoint; written last
       iter-000012-1f0c9a3e/      its factors: W.zarr and H.zarr, dense dasknmf stores
+                                 (W.factor.zarr for a W kept in a factor store)
+
+A factor that the fit keeps in a :class:`~dasknmf.storage.FactorStore` (``factors=
+"store"``: larger than memory) is not copied: its current generation, whose files are
+never written again, is hard-linked into the checkpoint (``W.factor.zarr``), so the
+checkpoint costs no I/O whatever the factor's size.
 
 ``state.json`` holds the state's numbers (iteration, errors, the stopping rule's
 reference), the name of the folder of its factors, and a ``job`` record that this
@@ -36,6 +42,7 @@ import shutil
 import threading
 import uuid
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -45,6 +52,7 @@ from dasknmf.errors import DaskNMFError
 from dasknmf.fit import FitState, IterationInfo
 from dasknmf.jobs.sweep_state import SWEEP_KIND, sweep_arrays, sweep_numbers, sweep_state
 from dasknmf.storage import open_matrix, write_matrix
+from dasknmf.storage.factors import link_generation, open_generation, stored_source
 from dasknmf.sweep.loop import SweepProgress, SweepState
 
 __all__ = [
@@ -67,6 +75,8 @@ STATE = "state.json"
 CHECKPOINT_FORMAT = "dasknmf-checkpoint"
 CHECKPOINT_VERSION = 1
 W_STORE, H_STORE = "W.zarr", "H.zarr"
+#: The name of a factor linked from a factor store's generation, for each of the above.
+LINKED = {W_STORE: "W.factor.zarr", H_STORE: "H.factor.zarr"}
 _TMP = ".tmp-"
 
 
@@ -143,7 +153,11 @@ def write_checkpoint(
     try:
         tmp.mkdir()
         for store, X in arrays.items():
-            write_matrix(X, tmp / store, format="dense")
+            source = stored_source(X)
+            if source is not None:
+                link_generation(source, tmp / LINKED[store])
+            else:
+                write_matrix(X, tmp / store, format="dense")
         _fsync_tree(tmp)
         os.rename(tmp, folder / name)
     except BaseException:
@@ -205,7 +219,7 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
         return _read_sweep(record, path)
     state, factors, written_at = _parse(record, path)
     try:
-        W, H = (open_matrix(path.parent / factors / name) for name in (W_STORE, H_STORE))
+        W, H = (_open_factor(path.parent / factors, name) for name in (W_STORE, H_STORE))
     except DaskNMFError as exc:
         raise CorruptCheckpointError(
             f"checkpoint {str(path)!r}: its factors cannot be read: {exc}"
@@ -216,6 +230,11 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
             "form a product W H"
         )
     return Checkpoint(FitState(W=W, H=H, **state), dict(record["job"]), written_at, path)
+
+
+def _open_factor(folder: Path, store: str) -> Any:
+    linked = folder / LINKED[store]
+    return open_generation(linked) if linked.exists() else open_matrix(folder / store)
 
 
 def _read_sweep(record: dict[str, Any], path: Path) -> Checkpoint:
@@ -339,6 +358,9 @@ class CheckpointWriter:
         way the writer writes a checkpoint of it and raises :class:`JobStopped`. A
         flag read between iterations, because a signal handler cannot write one
         itself: the factors are on the workers, in the middle of an iteration.
+    phase : callable, optional
+        ``phase(name)`` returns a context manager around each write (a
+        :meth:`dasknmf.callbacks.PhaseReporter.phase`, so that a long write is shown).
     """
 
     def __init__(
@@ -350,8 +372,10 @@ class CheckpointWriter:
         written: int = 0,
         say: Callable[[str], object] | None = None,
         stop: threading.Event | None = None,
+        phase: Callable[[str], AbstractContextManager[object]] | None = None,
     ) -> None:
         self.directory = Path(directory)
+        self.phase = phase or (lambda name: nullcontext())
         self.every = every
         self.job = job
         self.written = written
@@ -362,7 +386,8 @@ class CheckpointWriter:
         stopping = self.stop is not None and self.stop.is_set()
         if not stopping and (not self.every or info.iteration % self.every):
             return
-        path = write_checkpoint(self.directory, info.state(), self.job(self.written + 1))
+        with self.phase("checkpoint"):
+            path = write_checkpoint(self.directory, info.state(), self.job(self.written + 1))
         self.written += 1
         if self.say is not None:
             why = " (stop requested)" if stopping else ""

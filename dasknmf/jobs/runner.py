@@ -61,7 +61,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
 from dasknmf import NMF, RankSweep
-from dasknmf.callbacks import StopRecorder, tell_norm
+from dasknmf.callbacks import PhaseInfo, PhaseReporter, StopRecorder, tell_norm
 from dasknmf.errors import DaskNMFError
 from dasknmf.estimator.placement import PERSIST_FRACTION
 from dasknmf.fit import FitState, IterationInfo
@@ -107,8 +107,12 @@ VERSIONED = ("dask", "distributed", "numpy", "scipy", "zarr", "scikit-learn")
 class Progress(Protocol):
     """What :func:`run_job` reports to while it runs (the CLI prints it).
 
-    A progress with an ``on_norm(norm)`` method is also told ``‖X‖_F`` before the
-    first iteration of a fit, to show the relative error (see :mod:`dasknmf.callbacks`).
+    Optional methods are called where a progress has them: ``on_norm(norm)``, told
+    ``‖X‖_F`` before the first iteration of a fit, to show the relative error (see
+    :mod:`dasknmf.callbacks`); ``on_start(max_iter)`` before the fit; and
+    ``on_phase(info)`` (a :class:`dasknmf.callbacks.PhaseInfo`) during the phases
+    that are not iterations: reading or ingesting the input, the statistics pass and
+    the initialisation, checkpoints and writing the outputs.
     """
 
     def event(self, message: str) -> None:
@@ -322,6 +326,7 @@ def _execute(
     checkpoint it continues from, if any."""
     out = config.output
     say = progress.event if progress is not None else logger.info
+    phases = PhaseReporter([] if progress is None else [progress])
     timings: dict[str, float] = {}
     every = config.checkpoint.every
     with ExitStack() as stack:
@@ -338,7 +343,8 @@ def _execute(
             # Without periodic checkpoints only a stop on request, which wrote one,
             # leaves the work area behind (runs before work_area's exit: LIFO).
             stack.push(lambda kind, exc, tb: _discard_unless_stopped(work, exc))
-        source = open_input(config.input, work, reuse=resume is not None)
+        with phases.phase("input"):
+            source = open_input(config.input, work, reuse=resume is not None)
         if resume is not None:
             check_same_input(resume, source)
         timings["input"] = time.perf_counter() - t0
@@ -376,6 +382,7 @@ def _execute(
                 written=written,
                 say=say,
                 stop=stop,
+                phase=phases.phase,
             )
             callbacks.append(writer)
         state = None
@@ -386,6 +393,8 @@ def _execute(
         # output, so on the file system that the cluster's workers share with it.
         single = partial(_fit_single, factor_store=str(work.path / FACTORS))
         fit = run_sweep if config.sweep is not None else single
+        if callable(getattr(progress, "on_start", None)):
+            progress.on_start(config.model.max_iter)
         try:
             fitted = fit(config, source, callbacks, state, say=say, timings=timings)
         except KilledWorker as exc:
@@ -400,7 +409,8 @@ def _execute(
                 "checkpoint_written_at": resume.written_at,
                 "first_started_at": job["started_at"],
             }
-        names = fitted.write(summary, started)
+        with phases.phase("writing outputs"):
+            names = fitted.write(summary, started)
     say(f"outputs: {out.directory} ({', '.join(names)})")
     return JobResult(out.directory, names, summary, fitted.model, fitted.lines)
 
@@ -618,6 +628,11 @@ class _ProgressCallback:
 
     def on_norm(self, norm: float | None) -> None:
         tell_norm([self.progress], norm)
+
+    def on_phase(self, info: PhaseInfo) -> None:
+        on_phase = getattr(self.progress, "on_phase", None)
+        if callable(on_phase):
+            on_phase(info)
 
 
 def _log_iteration(info: IterationInfo | SweepProgress) -> None:

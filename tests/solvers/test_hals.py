@@ -48,6 +48,23 @@ def test_same_as_sklearn_cd_without_shuffle(persist, chunks, alpha_W, l1_ratio):
     np.testing.assert_allclose(ours.transform(X[:40]), sk.transform(X[:40]), rtol=1e-7, atol=1e-10)
 
 
+def test_with_tol_sklearn_stops_elsewhere_and_its_n_iter_gives_its_factors():
+    """The README's recipe: scikit-learn's 'cd' stops by its projected-gradient rule
+    (any iteration), dasknmf's by the error rule (a multiple of check_every); with
+    scikit-learn's n_iter_ as max_iter and tol=0 the factors are scikit-learn's."""
+    X = make_matrix(120, 80, density=0.15)
+    W0, H0 = make_factors(120, 80, 6, seed=7)
+    sk = SklearnNMF(6, solver="cd", shuffle=False, init="custom", tol=1e-3, max_iter=500)
+    W_sk = sk.fit_transform(X, W=W0.copy(), H=H0.copy())
+    stopped = dasknmf.NMF(6, solver="hals", init="custom", tol=1e-3, max_iter=500)
+    stopped.fit(X, W=W0, H=H0)
+    assert stopped.n_iter_ % 10 == 0 and stopped.n_iter_ != sk.n_iter_ < 500
+    same = dasknmf.NMF(6, solver="hals", init="custom", tol=0, max_iter=sk.n_iter_)
+    W = same.fit_transform(X, W=W0, H=H0)
+    np.testing.assert_allclose(W, W_sk, rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(same.components_, sk.components_, rtol=1e-7, atol=1e-10)
+
+
 def test_error_never_increases_and_beats_mu_per_iteration():
     X = term_document(3000, 800, seed=1, dtype=np.float64)
     W0, H0 = make_factors(3000, 800, 8, seed=2)
