@@ -248,6 +248,9 @@ def test_out_of_core_with_enforced_worker_memory_limit(tmp_path):
     np.testing.assert_allclose(model.components_, reference.components_, rtol=1e-5, atol=1e-8)
 
 
+# Slow: the stacked solvers run in worker processes in tests/sweep (stored, out of core);
+# this adds the cluster's scheduling only (docs/testing.md).
+@pytest.mark.slow
 def test_a_rank_sweep_on_the_cluster_is_the_sweep_run_locally(case, client):
     """Stacked replicates out of core on two worker processes, with a holdout: the
     same replicates, errors and held-out errors as the sweep run without the cluster

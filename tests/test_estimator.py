@@ -717,6 +717,7 @@ def test_get_params_set_params_clone_round_trip():
     assert params == {
         "n_components": 3,
         "init": "random",
+        "n_init": 1,
         "max_iter": 200,
         "tol": 0.5,
         "random_state": None,

@@ -33,6 +33,7 @@ from dasknmf.estimator.placement import (
     zero_missing,
 )
 from dasknmf.estimator.ratings import RatingsMixin, warn_underdetermined
+from dasknmf.estimator.replicates import best_start
 from dasknmf.estimator.validating import ValidationMixin
 from dasknmf.init import NNDSVD_METHODS, first_read, initialize
 from dasknmf.linalg import FirstPass
@@ -77,6 +78,16 @@ class NMF(
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialisation, as in scikit-learn. ``None`` means ``'nndsvda'``.
         ``'custom'`` uses the ``W`` and ``H`` passed to :meth:`fit`.
+    n_init : int, default=1
+        Random starts (as scikit-learn's ``KMeans`` offers): with ``n_init > 1``,
+        ``R = n_init`` fits from ``init='random'`` (or ``'nndsvdar'``; ``None`` is
+        ``'random'`` here) with seeds drawn from ``random_state`` advance together,
+        stacked as in :class:`~dasknmf.RankSweep` (each iteration reads every tile
+        once for all of them), and the start with the lowest final error is the
+        model: the fit ``NMF(k, random_state=init_seeds_[best])`` exactly, with its
+        ``n_iter_`` and ``error_curve_``. Not with ``W``/``H``/``resume``,
+        ``validation``, ``factors='store'``, ``device='cuda'`` or ``callbacks``
+        (``verbose`` prints the starts' progress).
     beta_loss : {'frobenius', 'kullback-leibler', 'itakura-saito'} or float, default='frobenius'
         The β-divergence minimised (2, 1, 0 for the names): ``½‖X − WH‖²``, the
         generalised Kullback–Leibler divergence, Itakura–Saito, or any β; other than
@@ -218,6 +229,9 @@ class NMF(
         ``missing='ignore'``; without the validation entries).
     converged_ : bool
         Whether the ``tol`` rule or the validation rule stopped the fit.
+    init_errors_, init_seeds_ : ndarray of shape (n_init,)
+        With ``n_init > 1``: each start's final error and its seed (the model is
+        the start of the lowest error).
     rating_range_ : (float, float)
         With ``missing='ignore'``: the smallest and largest observed value of ``X``,
         the range predictions are clipped to.
@@ -248,6 +262,7 @@ class NMF(
         n_components=None,
         *,
         init=None,
+        n_init=1,
         solver="auto",
         beta_loss="frobenius",
         max_iter=200,
@@ -272,6 +287,7 @@ class NMF(
     ):
         self.n_components = n_components
         self.init = init
+        self.n_init = n_init
         self.solver = solver
         self.beta_loss = beta_loss
         self.max_iter = max_iter
@@ -364,6 +380,11 @@ class NMF(
         self._check_device()
         # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
         W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
+        if self.n_init > 1:  # the best start continues (and ends) as a resumed fit
+            resume, self.init_errors_, self.init_seeds_ = best_start(self, X, W, H, resume)
+        else:
+            self.__dict__.pop("init_errors_", None)
+            self.__dict__.pop("init_seeds_", None)
         V = self._as_tiled(X, reset=True)
         m, n = V.shape
         if resume is not None:

@@ -86,6 +86,7 @@ def _verbose(name: str, value: Any) -> None:
 PARAMETER_RULES: dict[str, Rule] = {
     "n_components": _or_word("auto", partial(check_int, low=1, allow_none=True)),
     "init": _one_of(None, *INIT_METHODS),
+    "n_init": partial(check_int, low=1),
     "solver": _solver,
     "beta_loss": _beta_loss,
     "max_iter": partial(check_int, low=0),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from functools import partial
 from numbers import Integral
 from typing import Any
@@ -17,23 +16,17 @@ from sklearn.utils.validation import check_is_fitted
 from dasknmf.errors import InvalidParameterError, warn_user
 from dasknmf.estimator.nmf import NMF
 from dasknmf.estimator.parameters import PARAMETER_RULES
-from dasknmf.estimator.placement import keeps_in_memory, runs_eagerly, zero_missing
-from dasknmf.init import initialize
+from dasknmf.estimator.replicates import fit_replicates, replicate_seeds
 from dasknmf.params import check_int, check_real
-from dasknmf.random import seed_from
 from dasknmf.resources import blas_guarded
 from dasknmf.solvers import beta_of
 from dasknmf.sweep import Stack
-from dasknmf.sweep.composite import ReplicateSolvers
 from dasknmf.sweep.consensus import cluster_components, consensus_components
 from dasknmf.sweep.holdout import BiCrossValidation, HeldOutEntries
 from dasknmf.sweep.loop import (
     ReplicateResult,
     SweepProgress,
     SweepState,
-    chunked,
-    resume_stacked,
-    run_stacked,
 )
 from dasknmf.sweep.plot import k_selection_plot
 from dasknmf.sweep.summary import best_k, results_table, summary_table
@@ -95,17 +88,6 @@ SWEEP_RULES = {
     **{name: PARAMETER_RULES[name] for name in SHARED},
     "solver": _or_none(PARAMETER_RULES["solver"]),
 }
-
-
-def replicate_seeds(random_state: Any, n_replicates: int) -> tuple[int, np.ndarray]:
-    """The sweep's base seed and one seed per replicate, drawn from ``random_state``.
-
-    Replicate ``r`` of every rank uses seed ``r``: it is the fit
-    ``NMF(k, random_state=seeds[r])``.
-    """
-    base = seed_from(random_state)
-    seeds = np.random.default_rng([base, 0xC0FFEE]).integers(0, 2**31 - 1, size=n_replicates)
-    return base, seeds
 
 
 class RankSweep(BaseEstimator):
@@ -314,33 +296,19 @@ class RankSweep(BaseEstimator):
             train = cv.train(V)
             train_stats = template._checked_stats(train)
         self._check_ranks(train.shape, cv)
-        persisted = keeps_in_memory(train, train_stats, self.persist, "cpu")
-        if persisted:
-            (train,) = dask.persist(train)
-        stack = Stack(self._stacked_ranks())
         progress = list(self.callbacks or []) + ([self._print_progress] if self.verbose else [])
-        options = dict(
-            max_iter=self.max_iter, tol=self.tol, check_every=self.check_every, progress=progress
+        starts = [(k, int(seed)) for k in self.ranks for seed in self.seeds_]
+        results = fit_replicates(
+            template,
+            train,
+            train_stats,
+            starts,
+            init=self.init,
+            base_seed=base,
+            progress=progress,
+            resume=resume,
         )
-        if resume is None:
-            W0, H0 = self._initial_factors(template, train, train_stats)
-        else:
-            W0 = chunked(resume.W, (train.chunks[0], -1))
-            H0 = chunked(resume.H, (-1, train.chunks[1]))
-        if runs_eagerly(train):
-            train, W0, H0 = dask.compute(train, W0, H0)
-        solver = template._solver(train, train_stats, in_memory=persisted)
-
-        def build(st):
-            # Stacked in the kernels where the solver can; else side by side.
-            if getattr(solver, "stackable", False):
-                return replace(solver, stack=st)
-            return ReplicateSolvers(solver, st)
-
-        if resume is None:
-            results = run_stacked(build, W0, H0, stack, seed=base, **options)
-        else:
-            results = resume_stacked(build, replace(resume, W=W0, H=H0), **options)
+        stack = Stack(self._stacked_ranks())
         self._summarise(results, stack, V, cv)
         self._X = X
         return self
@@ -381,25 +349,6 @@ class RankSweep(BaseEstimator):
                 f"The 'n_components' parameter asks for k = {max(self.ranks)}, above "
                 f"min(n_samples, n_features) = {limit} of {where}."
             )
-
-    def _initial_factors(self, template: NMF, V, stats) -> tuple[Any, Any]:
-        source = zero_missing(V) if template._masked else V
-        Ws, Hs = [], []
-        for k in self.ranks:
-            for seed in self.seeds_:
-                W, H = initialize(
-                    source,
-                    k,
-                    self.init,
-                    mean=template._scale_mean(stats),
-                    seed=int(seed),
-                    dtype=V.dtype,
-                )
-                Ws.append(W)
-                Hs.append(H)
-        W = da.concatenate(Ws, axis=1).rechunk({1: -1})
-        H = da.concatenate(Hs, axis=0).rechunk({0: -1})
-        return W, H
 
     def _print_progress(self, info: SweepProgress) -> None:
         if info.iteration % self.check_every == 0 or info.running == 0:

@@ -75,6 +75,8 @@ def test_a_checkpoint_links_the_stored_factors_instead_of_copying_them(matrix_fi
         resume_job(tmp_path / "out")
 
 
+# Slow: a crash mid-fit resumes above; a real kill -9 is in tests/jobs/test_resume.py.
+@pytest.mark.slow
 def test_a_stored_w_resumes_after_kill_9(matrix_file, tmp_path):
     """Killed mid-fit (SIGKILL, at its first checkpoint): the next run's store holds
     the committed generation only, and the resumed result is the uninterrupted one."""

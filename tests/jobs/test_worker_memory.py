@@ -157,6 +157,8 @@ def many_tiles(tmp_path_factory) -> Path:
     return path
 
 
+# Slow: the refusal branch is tested above with its figures; this adds V's share.
+@pytest.mark.slow
 def test_a_persisted_v_counts_its_share(many_tiles, tmp_path, capsys):
     """One task fits; V kept in memory beside it does not: persist: false is named,
     and runs."""
