@@ -40,33 +40,26 @@ of the same job, so that one command starts a job and continues it.
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
-import platform
 import threading
 import time
 import uuid
-import warnings
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from functools import partial
 from typing import Any, Protocol
 
 import numpy as np
 from distributed.scheduler import KilledWorker
-from sklearn.exceptions import ConvergenceWarning
 
-import dasknmf
 from dasknmf import NMF, RankSweep
-from dasknmf.callbacks import PhaseInfo, PhaseReporter, StopRecorder, tell_norm
+from dasknmf.callbacks import PhaseInfo, PhaseReporter, tell_norm
 from dasknmf.errors import DaskNMFError
 from dasknmf.estimator.placement import PERSIST_FRACTION
-from dasknmf.fit import FitState, IterationInfo
+from dasknmf.fit import IterationInfo
 from dasknmf.inputs import auto_chunks, working_dtype
-from dasknmf.jobs import report
 from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter, JobStopped
 from dasknmf.jobs.cluster import (
     SchedulerInfo,
@@ -79,10 +72,14 @@ from dasknmf.jobs.cluster import (
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput, open_input
 from dasknmf.jobs.outputs import (
-    SUMMARY_VERSION,
-    FittedJob,
     check_output_target,
-    write_outputs,
+)
+from dasknmf.jobs.record import (
+    absolute_file,
+    describe_input,
+    describe_scheduler,
+    job_summary,
+    now,
 )
 from dasknmf.jobs.resume import (
     changed_keys,
@@ -91,6 +88,7 @@ from dasknmf.jobs.resume import (
     find_checkpoint,
     saved_config,
 )
+from dasknmf.jobs.single import fit_single
 from dasknmf.jobs.sweep import run_sweep
 from dasknmf.jobs.workarea import FACTORS, WorkArea, work_area
 from dasknmf.resources import active_client, available_memory
@@ -99,9 +97,6 @@ from dasknmf.sweep.loop import SweepProgress
 __all__ = ["JobResult", "Progress", "resume_job", "run_job"]
 
 logger = logging.getLogger(__name__)
-
-#: Distributions whose versions are recorded in ``summary.json``.
-VERSIONED = ("dask", "distributed", "numpy", "scipy", "zarr", "scikit-learn")
 
 
 class Progress(Protocol):
@@ -209,7 +204,7 @@ def run_job(
     >>> run_job(job).outputs
     ['H.zarr', 'W.zarr', 'summary.json']
     """
-    started, started_at = time.perf_counter(), _now()
+    started, started_at = time.perf_counter(), now()
     out = config.output
     check_output_target(out.directory, overwrite=out.overwrite)
     say = progress.event if progress is not None else logger.info
@@ -302,7 +297,7 @@ def resume_job(
     JobConfigError
         An override changes the input, the model or the output, or is not valid.
     """
-    started, started_at = time.perf_counter(), _now()
+    started, started_at = time.perf_counter(), now()
     directory = os.path.abspath(directory)
     checkpoint = find_checkpoint(directory)
     config = saved_config(checkpoint, directory, overrides)
@@ -333,7 +328,7 @@ def _execute(
         t0 = time.perf_counter()
         scheduler = stack.enter_context(connect(config.cluster))
         timings["setup"] = time.perf_counter() - t0
-        say(_describe_scheduler(scheduler))
+        say(describe_scheduler(scheduler))
 
         t0 = time.perf_counter()
         work = stack.enter_context(
@@ -348,7 +343,7 @@ def _execute(
         if resume is not None:
             check_same_input(resume, source)
         timings["input"] = time.perf_counter() - t0
-        say(_describe_input(source.description))
+        say(describe_input(source.description))
         client = active_client() if scheduler.type != "threads" else None
         need = _task_need(config, source, scheduler) if client is not None else None
         if need is not None and check_memory:
@@ -371,7 +366,7 @@ def _execute(
                 "run_id": job["run_id"],
                 "started_at": job["started_at"],
                 "config": config.to_dict(),
-                "config_file": _absolute_file(config.source),
+                "config_file": absolute_file(config.source),
                 "input": source.fingerprint,
             }
             written = int(job.get("checkpoints_written", 0)) if resume is not None else 0
@@ -391,7 +386,7 @@ def _execute(
             say(f"resuming from the checkpoint at iteration {state.iteration} ({resume.path})")
         # A stored W lives in the work area unless the job says where: beside the
         # output, so on the file system that the cluster's workers share with it.
-        single = partial(_fit_single, factor_store=str(work.path / FACTORS))
+        single = partial(fit_single, factor_store=str(work.path / FACTORS))
         fit = run_sweep if config.sweep is not None else single
         if callable(getattr(progress, "on_start", None)):
             progress.on_start(config.model.max_iter)
@@ -399,7 +394,7 @@ def _execute(
             fitted = fit(config, source, callbacks, state, say=say, timings=timings)
         except KilledWorker as exc:
             raise lost_workers(exc, need) from None
-        summary = _summary(config, source, fitted.result, scheduler, timings, started_at)
+        summary = job_summary(config, source, fitted.result, scheduler, timings, started_at)
         summary.update(fitted.extra)
         summary["run_id"] = job["run_id"]
         summary["checkpoint"]["written"] = writer.written if writer is not None else 0
@@ -420,74 +415,6 @@ def _discard_unless_stopped(work: WorkArea, exc: BaseException | None) -> bool:
     if exc is not None and not isinstance(exc, JobStopped):
         work.remove()
     return False
-
-
-def _fit_single(
-    config: JobConfig,
-    source: JobInput,
-    callbacks: list[Callable[[Any], object]],
-    state: FitState | None,
-    *,
-    say: Callable[[str], object],
-    timings: dict[str, float],
-    factor_store: str,
-) -> FittedJob:
-    """Fit :class:`dasknmf.NMF` as the job says (from ``state`` when resuming); score a
-    missing-entry model; say how it went. A stored ``W`` goes to ``factor_store``
-    unless ``model.factor_store`` is set."""
-    record = StopRecorder()
-    params = config.model.nmf_params()
-    params["factor_store"] = params["factor_store"] or factor_store
-    model = NMF(**params, chunks=source.chunks, callbacks=[*callbacks, record])
-    t0 = time.perf_counter()
-    W, converged = _fit(model, source.X, state)
-    timings["fit"] = time.perf_counter() - t0
-    initial = record.error_at_init
-    if initial is None and state is not None:  # resumed with no iteration left to run
-        initial = state.error_at_init
-    stop = record.reason(model)
-    lines = [_describe_fit(model, initial, timings["fit"])]
-    say(lines[-1])
-    extra: dict[str, Any] = {}
-    if config.model.missing == "ignore":
-        t0 = time.perf_counter()
-        extra["evaluation"] = _evaluate(model, source)
-        timings["evaluate"] = time.perf_counter() - t0
-        lines.append(_describe_evaluation(extra["evaluation"]))
-        say(lines[-1])
-    # Last, so that the run's last line before the outputs says why it stopped.
-    lines.append(stop.describe(report.TOL_OFF))
-    say(lines[-1])
-    top = None
-    if config.report.top_features and source.column_ids is not None:
-        top = report.top_features(model.components_, source.column_ids, config.report.top_features)
-    out = config.output
-
-    def write(summary: dict[str, Any], started: float) -> list[str]:
-        return write_outputs(
-            out.directory,
-            overwrite=out.overwrite,
-            W=W if out.save_w else None,
-            H=model.components_,
-            summary=summary,
-            curve=model.error_curve_,
-            plot=config.report.plot,
-            top=top,
-            started=started,
-        )
-
-    result = {
-        "n_components": int(model.n_components_),
-        "iterations": int(model.n_iter_),
-        "converged": converged,
-        "initial_error": initial,
-        "final_error": float(model.reconstruction_err_),
-        "relative_error": model.relative_error_,
-        "stop": stop.to_dict(report.TOL_OFF),
-        "error_curve": [[int(i), float(e)] for i, e in model.error_curve_],
-        "persisted": bool(model.persisted_),
-    }
-    return FittedJob(model, result, extra, write, tuple(lines))
 
 
 #: What sets the tiles of each kind of input (for the message of workers too small).
@@ -521,101 +448,6 @@ def _task_need(config: JobConfig, source: JobInput, scheduler: SchedulerInfo) ->
     return whole if kept else need
 
 
-def _summary(
-    config: JobConfig,
-    source: JobInput,
-    result: dict[str, Any],
-    scheduler: SchedulerInfo,
-    timings: dict[str, float],
-    started_at: str,
-) -> dict[str, Any]:
-    """The content of ``summary.json`` (its ``outputs`` and the write and total times
-    are added by :func:`dasknmf.jobs.outputs.write_outputs`)."""
-    return {
-        "schema_version": SUMMARY_VERSION,
-        "status": "completed",
-        "config_file": _absolute_file(config.source),
-        "config": config.to_dict(),
-        "input": source.description,
-        "result": result,
-        "scheduler": scheduler.to_dict(),
-        "checkpoint": {"every": config.checkpoint.every, "written": 0},
-        "resumed": None,
-        "timings": timings,
-        "versions": versions(),
-        "started_at": started_at,
-    }
-
-
-def _fit(model: NMF, X: Any, resume: FitState | None = None) -> tuple[Any, bool]:
-    """``W`` and whether the ``tol`` rule stopped the fit.
-
-    NMF warns (``ConvergenceWarning``) exactly when ``tol > 0`` and ``max_iter``
-    iterations ran without reaching it; here that warning becomes the ``converged``
-    flag of the summary. Other warnings are passed on.
-    """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        W = model.fit_transform(X, resume=resume)
-    warned = False
-    for w in caught:
-        if issubclass(w.category, ConvergenceWarning):
-            warned = True
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    converged = model.tol > 0 and model.n_iter_ > 0 and not warned
-    return W, bool(getattr(model, "converged_", converged))
-
-
-def _evaluate(model: NMF, source: JobInput) -> dict[str, Any]:
-    """RMSE of a missing-entry model on its training entries, on held-out entries when
-    the job has them (``input.holdout``), and on its validation entries with the
-    iteration whose factors were kept (``model.validation``)."""
-    result: dict[str, Any] = {
-        "train_entries": int(model.n_observed_),
-        "train_rmse": float(model.rmse(source.X)),
-        "holdout_entries": None,
-        "holdout_rmse": None,
-    }
-    if source.holdout is not None:
-        result["holdout_entries"] = int(source.description["holdout_entries"])
-        if result["holdout_entries"]:
-            result["holdout_rmse"] = float(model.rmse(source.holdout))
-    if getattr(model, "validation_rmse_", None) is not None:  # model.validation
-        result["validation_entries"] = int(model.n_validation_)
-        result["validation_rmse"] = float(model.validation_rmse_)
-        result["best_iteration"] = int(model.best_iteration_)
-    return result
-
-
-def _describe_fit(model: NMF, initial: float | None, seconds: float) -> str:
-    """The fit's line: iterations, final error, relative error and initial error."""
-    scale = []
-    if model.relative_error_ is not None:
-        scale.append(f"relative error {model.relative_error_:.4f}")
-    if initial is not None:
-        scale.append(f"initial error {initial:.6e}")
-    within = f" ({', '.join(scale)})" if scale else ""
-    return (
-        f"fit: {model.n_iter_} iterations, error {model.reconstruction_err_:.6e}{within} "
-        f"in {seconds:.1f} s"
-    )
-
-
-def _describe_evaluation(e: dict[str, Any]) -> str:
-    text = f"RMSE: train {e['train_rmse']:.4f} ({e['train_entries']:,} entries)"
-    if e["holdout_rmse"] is not None:
-        text += f", held out {e['holdout_rmse']:.4f} ({e['holdout_entries']:,} entries)"
-    elif e["holdout_entries"] == 0:
-        text += ", held out: no entries"
-    if "validation_rmse" in e:
-        text += (
-            f", validation {e['validation_rmse']:.4f} ({e['validation_entries']:,} entries, "
-            f"best at iteration {e['best_iteration']})"
-        )
-    return text
-
-
 class _ProgressCallback:
     """A :class:`Progress`'s ``iteration`` as a fit callback, which also passes on
     ``‖X‖_F`` (the scale of the relative error) if the progress takes it."""
@@ -638,47 +470,3 @@ class _ProgressCallback:
 def _log_iteration(info: IterationInfo | SweepProgress) -> None:
     error = getattr(info, "error", float("nan"))  # a sweep's progress has no one error
     logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, error, info.elapsed)
-
-
-# -- reporting -------------------------------------------------------------------------
-
-
-def versions() -> dict[str, str | None]:
-    """Versions of Python, dasknmf and the libraries a result depends on."""
-    found: dict[str, str | None] = {
-        "python": platform.python_version(),
-        "dasknmf": dasknmf.__version__,
-    }
-    for name in VERSIONED:
-        try:
-            found[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            found[name] = None
-    return found
-
-
-def _absolute_file(source: str) -> str:
-    """The job file's absolute path (``source`` unchanged for an inline config)."""
-    return os.path.abspath(source) if os.path.isfile(source) else source
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _describe_scheduler(info: SchedulerInfo) -> str:
-    if info.type == "threads":
-        return f"scheduler: threads in this process ({info.threads} threads)"
-    what = "local cluster" if info.type == "local" else "cluster"
-    text = f"scheduler: {what} at {info.address}, {info.workers} workers, {info.threads} threads"
-    if info.dashboard_link:
-        text += f"\ndashboard: {info.dashboard_link}"
-    if info.note:
-        text += f"\nnote: {info.note}"
-    return text
-
-
-def _describe_input(d: dict[str, Any]) -> str:
-    m, n = d["shape"]
-    source = {"example": "built-in example", "file": "ingested from", "store": "store"}[d["kind"]]
-    return f"input: {m:,} x {n:,}, {d['nnz']:,} non-zeros ({source} {d['path']})"

@@ -179,8 +179,11 @@ def test_a_resumed_sweep_ends_as_the_sweep_never_stopped(chunks):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         whole.fit(X)
-        state = states[24]
-        assert state.iteration == 25 and 0 < len(state.active) <= 4
+        # Halfway (random_state=None: how long the sweep runs varies with its seeds;
+        # before its last iteration some replicate is always still running).
+        middle = len(states) // 2
+        state = states[middle - 1]
+        assert state.iteration == middle >= 5 and 0 < len(state.active) <= 4
         resumed = RankSweep([2, 3], **params).fit(X, resume=state)
     # random_state=None: the seeds and held-out rows come from the state.
     np.testing.assert_array_equal(resumed.seeds_, whole.seeds_)
