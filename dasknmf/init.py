@@ -117,7 +117,13 @@ def nndsvd_init(
             * standard_normal(H.shape, H.chunks, seed=seed, stream=STREAM_FILL_H, wide=True)
         )
         W, H = da.where(W == 0, fill_w, W), da.where(H == 0, fill_h, H)
-    return W.astype(dtype), H.astype(dtype)
+    W, H = W.astype(dtype), H.astype(dtype)
+    if isinstance(W, da.Array):
+        # Computed here, so that the factors no longer hold the SVD's m × (k + 10)
+        # sketch, which their graph reads: whoever keeps them during the fit (the
+        # loop's first state) would keep it too (docs/benchmarks.md, peak memory).
+        W, H = dask.persist(W, H)
+    return W, H
 
 
 def _as_factor(X, expected: tuple[int, int], chunks, name: str, dtype: np.dtype) -> da.Array:
