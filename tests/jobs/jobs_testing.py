@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -70,3 +71,13 @@ def run_killed_at_first_checkpoint(job_file: Path, state: Path, timeout: float =
         os.kill(proc.pid, signal.SIGKILL)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill: {err!r}"
+
+
+#: A plain progress line about a phase: its name, then progress, stamped with the time.
+_PHASE_LINE = re.compile(r"^(?!iter ).*  \[\d\d:\d\d:\d\d\]$")
+
+
+def steps(printed: str) -> list[str]:
+    """The lines of a job's output without its phase lines, which appear only for
+    phases that last (2 s or more: on a slow machine, writing the outputs may)."""
+    return [line for line in printed.splitlines() if not _PHASE_LINE.match(line)]

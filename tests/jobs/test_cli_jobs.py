@@ -15,7 +15,7 @@ import dasknmf
 from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
 from dasknmf.datasets import term_document
 from tests.helpers import make_matrix
-from tests.jobs.jobs_testing import CONFIGS, base_job, dense, hidden, tree
+from tests.jobs.jobs_testing import CONFIGS, base_job, dense, hidden, steps, tree
 
 ITER_LINE = re.compile(
     r"^iter\s+(\d+)\s+error\s+(\S+)\s+relative\s+(\S+)\s+(\S+) s\s+(\S+) s/iter"
@@ -231,7 +231,7 @@ def test_dask_config_keys_are_distributeds(monkeypatch):
 def test_run_prints_progress_and_where_the_outputs_are(write_job, matrix_file, tmp_path, capsys):
     path = write_job(base_job(matrix_file, tmp_path / "out"))
     assert main(["run", str(path)]) == EXIT_OK
-    out = capsys.readouterr().out.splitlines()
+    out = steps(capsys.readouterr().out)
     assert out[0] == "scheduler: threads in this process (2 threads)"
     assert out[1].startswith("input: 90 x 40, 1,080 non-zeros (ingested from ")
     iterations = [ITER_LINE.match(line) for line in out if line.startswith("iter")]
@@ -253,7 +253,7 @@ def test_run_prints_progress_and_where_the_outputs_are(write_job, matrix_file, t
 def test_run_says_when_the_tol_rule_stopped_it(write_job, matrix_file, tmp_path, capsys):
     path = write_job(base_job(matrix_file, tmp_path / "out", max_iter=200, tol=1e-3))
     assert main(["run", str(path)]) == EXIT_OK
-    out = capsys.readouterr().out.splitlines()
+    out = steps(capsys.readouterr().out)
     result = json.loads((tmp_path / "out" / "summary.json").read_text())["result"]
     n = result["iterations"]
     assert n < 200 and n % 10 == 0
@@ -279,7 +279,7 @@ def test_run_quiet_prints_the_result_and_the_outputs(write_job, matrix_file, tmp
     # Quiet drops the progress and the steps, never the result.
     path = write_job(base_job(matrix_file, tmp_path / "out"))
     assert main(["run", str(path), "--quiet"]) == EXIT_OK
-    out = capsys.readouterr().out.splitlines()
+    out = steps(capsys.readouterr().out)
     assert len(out) == 3 and out[0].startswith("fit: 15 iterations, error ")
     assert out[1] == "ran all 15 iterations (max_iter)"
     assert out[2] == f"outputs: {tmp_path / 'out'}"
@@ -292,7 +292,7 @@ def test_a_ratings_job_reports_every_rmse_even_quiet(write_job, tmp_path, capsys
     job["model"].update(max_iter=40, tol=1e-3)
     job["input"] = {"path": "example:ratings", "rows": 300, "cols": 100, "holdout": 0.2}
     assert main(["run", str(write_job(job)), "--quiet"]) == EXIT_OK
-    out = capsys.readouterr().out.splitlines()
+    out = steps(capsys.readouterr().out)
     rmse = [line for line in out if line.startswith("RMSE")]
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     evaluation = summary["evaluation"]

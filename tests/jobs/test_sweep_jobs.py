@@ -30,6 +30,7 @@ from tests.jobs.jobs_testing import (
     StopAt,
     hidden,
     run_killed_at_first_checkpoint,
+    steps,
     tree,
 )
 
@@ -169,7 +170,7 @@ def test_a_sweep_job_writes_its_outputs_and_equals_rank_sweep(tmp_path, write_jo
     expected += f"at iteration {lo}" if lo == hi else f"at iterations {lo}-{hi}"
     expected += f"; {ran_all} ran all 40 iterations (max_iter)" if ran_all else ""
     expected += " (set model.tol: 0 to run every iteration)"
-    assert printed.splitlines()[-2] == expected
+    assert steps(printed)[-2] == expected
     summary = json.loads((out / "summary.json").read_text())
     best = summary["sweep"]["best_k"]
     assert summary["sweep"]["consensus_k"] == best == summary["result"]["n_components"]
