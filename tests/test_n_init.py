@@ -10,6 +10,7 @@ import pytest
 from sklearn.exceptions import ConvergenceWarning
 
 import dasknmf
+from dasknmf import inputs
 from dasknmf.errors import InvalidParameterError
 from tests.helpers import make_matrix
 
@@ -98,3 +99,18 @@ def test_verbose_prints_the_starts_progress(capsys):
         "iter    10  running    3 of 3 starts",
         "iter    20  running    0 of 3 starts",
     ]
+
+
+def test_the_statistics_pass_is_made_once_for_all_the_starts(monkeypatch):
+    """One read of X for its statistics, shared by the starts and the fit they end in."""
+    calls = []
+    real = inputs.compute_stats
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(inputs, "compute_stats", counted)
+    X = make_matrix(60, 40, density=0.3)
+    dasknmf.NMF(3, n_init=3, max_iter=10).fit(X)
+    assert len(calls) == 1

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from dataclasses import replace
 from typing import Any, TextIO
 
 from dasknmf.callbacks import PhaseInfo, iteration_line, relative_error, timing
@@ -120,7 +121,7 @@ class ProgressPrinter:
         with self._lock:
             now = time.monotonic()
             if self._phase is None or self._phase.phase != info.phase:
-                self._phase, self._phase_start, self._phase_line = info, now - info.elapsed, None
+                self._phase_start, self._phase_line = now - info.elapsed, None
             self._phase = info
             if self.live:
                 self._phase_bar(info)
@@ -222,10 +223,7 @@ class ProgressPrinter:
                 phase = self._phase
                 if phase is not None and self._due(self._phase_line, now, now - self._phase_start):
                     self._phase_line = now
-                    elapsed = now - self._phase_start
-                    self._stamped(
-                        PhaseInfo(phase.phase, elapsed, False, *_counts(phase)).describe()
-                    )
+                    self._stamped(replace(phase, elapsed=now - self._phase_start).describe())
 
     # -- live bars ------------------------------------------------------------------
 
@@ -255,7 +253,6 @@ class ProgressPrinter:
         if info.total_tasks:
             bar.set_postfix_str(f"tasks {info.tasks}/{info.total_tasks}", refresh=False)
         bar.refresh()
-        self._watch()
 
     def _iteration_bar(self, info: Any, per_iteration: float) -> None:
         bar = self._bar("iterations", desc="iter", total=self.total, unit="it")
@@ -267,7 +264,3 @@ class ProgressPrinter:
         bar.set_postfix_str(f"{status}  {per_iteration:.3f} s/iter", refresh=False)
         bar.update(info.iteration - bar.n)
         self._watch()
-
-
-def _counts(info: PhaseInfo) -> tuple[int, int, int, int]:
-    return info.passes, info.total_passes, info.tasks, info.total_tasks

@@ -380,12 +380,15 @@ class NMF(
         self._check_device()
         # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
         W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
-        if self.n_init > 1:  # the best start continues (and ends) as a resumed fit
-            resume, self.init_errors_, self.init_seeds_ = best_start(self, X, W, H, resume)
+        # With several starts, the best one continues (and ends) as a resumed fit, on
+        # the tiles and statistics the starts were fitted with.
+        starts = best_start(self, X, W, H, resume) if self.n_init > 1 else None
+        if starts is not None:
+            resume, self.init_errors_, self.init_seeds_ = starts.state, starts.errors, starts.seeds
         else:
             self.__dict__.pop("init_errors_", None)
             self.__dict__.pop("init_seeds_", None)
-        V = self._as_tiled(X, reset=True)
+        V = self._as_tiled(X, reset=True) if starts is None else starts.V
         m, n = V.shape
         if resume is not None:
             W, H = check_resume(
@@ -395,7 +398,7 @@ class NMF(
         seed = seed_from(self.random_state)
         first = None if resume is not None else self._first_read(V, W, H, seed)
         with progress.phase("statistics"):
-            stats = self._checked_stats(V, first)
+            stats = self._checked_stats(V, first) if starts is None else starts.stats
         custom = resume is not None or self.init == "custom"
         k = resolve_n_components(self.n_components, m, n, W, H, custom=custom)
         self.persisted_ = keeps_in_memory(V, stats, self.persist, self.device)

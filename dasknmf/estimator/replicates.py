@@ -10,7 +10,8 @@ module sits below the estimators that use it).
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any
 
 import dask
@@ -27,7 +28,7 @@ from dasknmf.sweep import Stack
 from dasknmf.sweep.composite import ReplicateSolvers
 from dasknmf.sweep.loop import ReplicateResult, SweepState, chunked, resume_stacked, run_stacked
 
-__all__ = ["best_start", "fit_replicates", "replicate_seeds"]
+__all__ = ["BestStart", "best_start", "fit_replicates", "replicate_seeds"]
 
 
 def replicate_seeds(random_state: Any, n_replicates: int) -> tuple[int, np.ndarray]:
@@ -116,9 +117,21 @@ def _initial_factors(template: Any, V, stats, starts, init: str) -> tuple[Any, A
     return W, H
 
 
-def best_start(
-    model: Any, X: Any, W: Any, H: Any, resume: Any
-) -> tuple[FitState, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class BestStart:
+    """What :func:`best_start` found: the best start's ``state``, every start's final
+    ``errors`` and ``seeds``, and the tiled input ``V`` with its ``stats`` (the fit
+    that continues the best start reuses them rather than tiling and reading ``X``
+    again)."""
+
+    state: FitState
+    errors: np.ndarray
+    seeds: np.ndarray
+    V: Any
+    stats: Any
+
+
+def best_start(model: Any, X: Any, W: Any, H: Any, resume: Any) -> BestStart:
     """``NMF(n_init=R)``: fit ``R`` random starts of ``model`` together and return the
     state of the one with the lowest final error (for ``fit(X, resume=state)``, which
     then ends at once with that start's factors, iterations and error curve), the
@@ -135,14 +148,14 @@ def best_start(
     k = resolve_n_components(model.n_components, m, n, None, None, custom=False)
     stats = model._checked_stats(V)
     base, seeds = replicate_seeds(model.random_state, model.n_init)
-    progress = [_print_starts] if model.verbose else []
+    progress = [partial(_print_starts, model.check_every)] if model.verbose else []
     init = "random" if model.init is None else model.init
     starts = [(k, int(seed)) for seed in seeds]
     results = fit_replicates(model, V, stats, starts, init=init, base_seed=base, progress=progress)
     errors = np.array([r.error for r in results])
     r = results[int(np.argmin(errors))]
     state = FitState(r.n_iter, r.W, r.H, r.error, r.error_at_init, r.error, r.errors, r.converged)
-    return state, errors, seeds
+    return BestStart(state, errors, seeds, V, stats)
 
 
 def _check_starts(model: Any, W: Any, H: Any, resume: Any) -> None:
@@ -169,8 +182,10 @@ def _check_starts(model: Any, W: Any, H: Any, resume: Any) -> None:
         raise InvalidParameterError(f"The 'n_init' parameter {model.n_init!r}: {why}.")
 
 
-def _print_starts(info: Any) -> None:
-    if info.iteration % 10 == 0 or info.running == 0:
+def _print_starts(every: int, info: Any) -> None:
+    """``verbose``'s line, every ``check_every`` iterations and at the end (as
+    :class:`~dasknmf.RankSweep` prints)."""
+    if info.iteration % every == 0 or info.running == 0:
         print(
             f"iter {info.iteration:5d}  running {info.running:4d} of {info.total} starts  "
             f"{info.seconds_per_iteration:.3g} s/iter",
