@@ -40,8 +40,9 @@ rank sweep (:class:`dasknmf.RankSweep`, run by :mod:`dasknmf.jobs.sweep`):
       holdout: 0.1                  # rows and columns held out (bi-cross-validation)
       consensus_k: null             # the consensus W, H written: best_k by default
 
-The rule of each key (type, range, allowed values) and the checks spanning several
-keys are in :mod:`dasknmf.jobs.sections`. Values are read with ``yaml.safe_load``.
+The rule of each key (type, range, allowed values) is in :mod:`dasknmf.jobs.rules`,
+the checks spanning several keys in :mod:`dasknmf.jobs.sections`, and what a path
+names in :mod:`dasknmf.jobs.paths`. Values are read with ``yaml.safe_load``.
 ``--set key.path=value`` overrides are applied to the parsed mapping before
 validation, their values parsed as YAML too. Every problem of a file is collected and
 reported at once (:class:`JobConfigError`), each with its file and line (or its
@@ -63,9 +64,10 @@ from typing import Any, Literal
 
 import yaml
 
-from dasknmf.jobs import sections
+from dasknmf.jobs import rules, sections
 from dasknmf.jobs.overrides import apply_overrides
-from dasknmf.jobs.sections import CLUSTER_KEYS, input_kind
+from dasknmf.jobs.paths import input_kind
+from dasknmf.jobs.rules import CLUSTER_KEYS
 from dasknmf.jobs.sweep_config import check_sweep
 from dasknmf.jobs.validation import (
     MISSING,
@@ -118,7 +120,7 @@ class InputConfig:
         fsspec options for a store URL.
     rows, cols : int or None
         Shape of the example matrix (``example:`` paths only; default
-        :data:`dasknmf.jobs.sections.EXAMPLE_SHAPE`).
+        :data:`dasknmf.jobs.paths.EXAMPLE_SHAPE`).
     holdout : float, str or None
         Entries scored by RMSE after the fit (needs ``model.missing: ignore``): a
         fraction in (0, 1) of a triplet file's or ``example:ratings``' entries, split
@@ -444,7 +446,7 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
         names = ", ".join(SECTIONS)
         c.error("", f"a job file must be a mapping of sections ({names}); got {show(data)}.")
         c.raise_if_any()
-    data = apply_overrides(sections.expand_shorthands(data), overrides, c)
+    data = apply_overrides(rules.expand_shorthands(data), overrides, c)
     c.known_keys(data, ("version", *SECTIONS))
     version = c.integer(data, "version", low=1, default=CONFIG_VERSION)
     if version is not MISSING and version > CONFIG_VERSION:
@@ -454,7 +456,7 @@ def _parse(data: Any, c: Checker, overrides: Sequence[str], *, check_paths: bool
             f"({CONFIG_VERSION}); upgrade dasknmf.",
         )
     values = {
-        name: sections.read_section(data, c, name, required=name in REQUIRED_SECTIONS)
+        name: rules.read_section(data, c, name, required=name in REQUIRED_SECTIONS)
         for name in SECTIONS
     }
     if values["input"] is not None:

@@ -27,7 +27,7 @@ from dasknmf.jobs.checkpoints import (
 from dasknmf.jobs.config import JobConfig, JobConfigError, parse_config
 from dasknmf.jobs.inputs import JobInput
 from dasknmf.jobs.outputs import SUMMARY, OutputExistsError, check_output_target, is_job_output
-from dasknmf.jobs.sections import CLUSTER_KEYS
+from dasknmf.jobs.rules import CLUSTER_KEYS
 from dasknmf.jobs.validation import Problem
 from dasknmf.jobs.workarea import WorkArea
 

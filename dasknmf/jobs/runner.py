@@ -16,7 +16,7 @@ Order of a run, each step failing before the next costs anything:
    output directory, so that workers that can read the output location can read it
    too), the example built in memory; on a ``distributed`` cluster, what one task
    of the fit needs is compared with the workers' memory limits
-   (:func:`dasknmf.jobs.cluster.check_worker_memory`; not with ``check_memory``
+   (:func:`dasknmf.jobs.worker_memory.check_worker_memory`; not with ``check_memory``
    false, ``--no-memory-check``);
 4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress`` and
    writing a checkpoint to the work area every ``checkpoint.every`` iterations (and
@@ -61,14 +61,7 @@ from dasknmf.estimator.placement import PERSIST_FRACTION
 from dasknmf.fit import IterationInfo
 from dasknmf.inputs import auto_chunks, working_dtype
 from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter, JobStopped
-from dasknmf.jobs.cluster import (
-    SchedulerInfo,
-    TaskNeed,
-    check_worker_memory,
-    connect,
-    lost_workers,
-    task_need,
-)
+from dasknmf.jobs.cluster import SchedulerInfo, connect
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput, open_input
 from dasknmf.jobs.outputs import (
@@ -91,6 +84,7 @@ from dasknmf.jobs.resume import (
 from dasknmf.jobs.single import fit_single
 from dasknmf.jobs.sweep import run_sweep
 from dasknmf.jobs.workarea import FACTORS, WorkArea, work_area
+from dasknmf.jobs.worker_memory import TaskNeed, check_worker_memory, lost_workers, task_need
 from dasknmf.resources import active_client, available_memory
 from dasknmf.sweep.loop import SweepProgress
 
@@ -174,7 +168,7 @@ def run_job(
         kept, whatever ``checkpoint.every``.
     check_memory : bool, default True
         Whether the workers' memory limits are compared with what one task of the fit
-        needs before it starts (:func:`dasknmf.jobs.cluster.check_worker_memory`).
+        needs before it starts (:func:`dasknmf.jobs.worker_memory.check_worker_memory`).
 
     Returns
     -------

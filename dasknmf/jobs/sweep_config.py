@@ -1,7 +1,7 @@
 """What a rank-sweep job may say: ``model.n_components`` as a list of ranks, and the
 checks that tie the ``sweep`` section to the ``model`` and ``input`` sections.
 
-The ``sweep`` keys' own rules are in :data:`dasknmf.jobs.sections.RULES` with every
+The ``sweep`` keys' own rules are in :data:`dasknmf.jobs.rules.RULES` with every
 other key's; this module holds the rule of ``model.n_components`` (an int, or a list
 of distinct ints in a sweep) and :func:`check_sweep`, which refuses what
 :class:`dasknmf.RankSweep` cannot do, naming the key, before anything runs.

@@ -1,6 +1,6 @@
 """Collecting every problem of a job file, each named by file, line and key path.
 
-The rules of :mod:`dasknmf.jobs.sections` read values through a :class:`Checker`: a
+The rules of :mod:`dasknmf.jobs.rules` read values through a :class:`Checker`: a
 value that fails its check is recorded (with the message the estimator would give,
 from :mod:`dasknmf.params`) and parsing goes on, so that one run of ``dasknmf
 validate`` reports all the mistakes of a file at once.

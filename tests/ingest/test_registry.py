@@ -22,7 +22,7 @@ from dasknmf.ingest import (
 from dasknmf.ingest import registry as registry_module
 from dasknmf.ingest.registry import accepted_formats, file_suffixes
 from dasknmf.ingest.values import check_matrix
-from dasknmf.jobs.sections import MATRIX_FILE_SUFFIXES
+from dasknmf.jobs.paths import MATRIX_FILE_SUFFIXES
 from dasknmf.storage import matrix_info, open_matrix, write_matrix
 from tests.ingest.importer_testing import ImporterTests
 

@@ -21,7 +21,7 @@ from dasknmf.jobs.config import (
     load_config,
     parse_config,
 )
-from dasknmf.jobs.sections import RULES
+from dasknmf.jobs.rules import RULES
 from tests.jobs.jobs_testing import CONFIGS, base_job
 
 

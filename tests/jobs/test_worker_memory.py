@@ -25,7 +25,7 @@ from distributed import LocalCluster
 
 import dasknmf
 from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
-from dasknmf.jobs.cluster import task_need
+from dasknmf.jobs.worker_memory import task_need
 from tests.jobs.jobs_testing import hidden
 
 
