@@ -14,6 +14,7 @@ Keeping a state across processes (files, checkpoints) is the caller's business.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -186,7 +187,10 @@ def run(
     """Iterate ``solver`` from ``(W, H)``.
 
     The error is computed only where it is used: at convergence checks, after the
-    last iteration, and after every iteration when there are callbacks. ``V``, ``W``
+    last iteration, and after every iteration when there are callbacks. The initial
+    factors' error comes out of the first iteration's pass over ``V`` where the
+    solver can give it (its ``scores_input``: out of core, the Frobenius solvers'
+    one-pass update), else from a pass of its own before it. ``V``, ``W``
     and ``H`` may be dask arrays or, for a single-tile problem, in-memory arrays (the
     same solver code, run eagerly). How each iteration's graph is run is chosen by
     :func:`stepper`.
@@ -219,6 +223,10 @@ def run(
     def start() -> FitState:
         with single_threaded_blas():
             W_kept, H_kept = _hold(W, H, keepers)
+            if max_iter > 0 and getattr(solver, "scores_input", False):
+                # Out of core a pass over V costs a read of every tile: the first
+                # iteration's pass gives the initial error (see _one_iteration).
+                return FitState(0, W_kept, H_kept, math.nan, math.nan, math.nan)
             error = float(dask.compute(solver.error(W_kept, H_kept))[0])
         return FitState(0, W_kept, H_kept, error, error, error)
 
@@ -310,13 +318,14 @@ def _iterate(
     """
     state = start()
     W, H, error, n_iter = state.W, state.H, state.error, state.iteration
-    error_at_init, converged = state.error_at_init, state.converged
+    converged = state.converged
     errors = list(state.errors)
-    stopping = ToleranceRule(tol, check_every, error_at_init, previous=state.check_error)
+    # error_at_init is NaN until the first iteration has scored its input factors.
+    stopping = ToleranceRule(tol, check_every, state.error_at_init, previous=state.check_error)
     elapsed_before = state.elapsed
     del state  # its factors would stay referenced (and a stored W's generation kept)
     if converged or n_iter >= max_iter:
-        return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+        return FitResult(W, H, n_iter, error, stopping.error_at_init, errors, converged)
     stored = any(keeper is not None for keeper in keepers)
     client = active_client() if isinstance(W, da.Array) and not stored else None
     # Only while V is held in memory: an out-of-core fit's workers need their freed
@@ -342,7 +351,6 @@ def _iterate(
                     stopping,
                     errors,
                     error,
-                    error_at_init,
                     lambda: elapsed_before + time.perf_counter() - started,
                     callbacks,
                     on_host=stored,
@@ -364,12 +372,13 @@ def _iterate(
                 )
                 W, H = planted(client, anchor)
                 n_iter, error = anchor.iteration, anchor.carry["error"]
-                stopping.previous = anchor.carry["check"]
+                check = anchor.carry["check"]
+                stopping.previous = stopping.error_at_init if math.isnan(check) else check
                 errors = list(anchor.carry["errors"])
                 continue
             if converged:
                 break
-    return FitResult(W, H, n_iter, error, error_at_init, errors, converged)
+    return FitResult(W, H, n_iter, error, stopping.error_at_init, errors, converged)
 
 
 def _one_iteration(
@@ -381,16 +390,20 @@ def _one_iteration(
     stopping: ToleranceRule,
     errors: list[tuple[int, float]],
     error: float,
-    error_at_init: float,
     elapsed: Callable[[], float],
     callbacks: Sequence[Callback],
     on_host: bool = False,
 ):
     """Iteration ``n_iter``: the new factors, the error (unchanged when not computed),
-    and whether the ``tol`` rule stops the loop here; callbacks are called."""
+    and whether the ``tol`` rule stops the loop here; callbacks are called. While
+    ``stopping`` has no initial error yet (NaN), the iteration's pass scores its
+    input factors and the rule starts from that."""
     check = stopping.is_check(n_iter)
     want_error = bool(callbacks) or check or n_iter == max_iter
-    W, H, err = advance(W, H, want_error)
+    score_input = math.isnan(stopping.error_at_init)
+    W, H, err, start = advance(W, H, want_error, score_input)
+    if score_input:
+        stopping.error_at_init = stopping.previous = float(start)
     if not want_error:
         return W, H, error, False
     err = float(err)
@@ -403,7 +416,7 @@ def _one_iteration(
         info = IterationInfo(
             n_iter,
             err,
-            error_at_init,
+            stopping.error_at_init,
             elapsed(),
             W,
             H,

@@ -54,17 +54,52 @@ def random_init(
     return W.astype(dtype), H.astype(dtype)
 
 
-def _nndsvd_factor(x: np.ndarray, sign: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    # Column j keeps the positive part of sign_j · x_j (sign 0: |x_j|), scaled.
-    signed = np.where(sign == 0, np.abs(x), np.maximum(sign * x, 0.0))
-    out = signed * scale
-    out[out < NNDSVD_EPS] = 0.0
-    return out
+def _nndsvd_factor(
+    x: np.ndarray, sign: np.ndarray, scale: np.ndarray, fill: float = 0.0, dtype=None
+) -> np.ndarray:
+    """Column ``j`` keeps the positive part of ``sign_j · x_j`` (sign 0: ``|x_j|``),
+    scaled by ``scale_j``; entries below :data:`NNDSVD_EPS` become ``fill``. One pass
+    over the block, in ``x``'s precision, cast to ``dtype`` (default ``x``'s)."""
+    sign, scale = sign.astype(x.dtype), scale.astype(x.dtype)
+    out = np.maximum(x * sign, 0.0)
+    np.copyto(out, np.abs(x), where=sign == 0)
+    out *= scale
+    out[out < NNDSVD_EPS] = fill
+    return out.astype(dtype or x.dtype, copy=False)
 
 
-def _part_norms(X: da.Array, axis: int) -> tuple[da.Array, da.Array]:
-    pos, neg = da.maximum(X, 0.0), da.maximum(-X, 0.0)
-    return da.sqrt((pos * pos).sum(axis=axis)), da.sqrt((neg * neg).sum(axis=axis))
+def _part_squares(x: np.ndarray, axis: int) -> np.ndarray:
+    """Sums of squares of ``x``'s positive and of its negative entries along
+    ``axis``, in float64: a ``2 × k`` array (rows: positive, negative)."""
+    x = x.astype(np.float64)
+    pos = np.maximum(x, 0.0)
+    squares = "ij,ij->j" if axis == 0 else "ij,ij->i"
+    total, positive = np.einsum(squares, x, x), np.einsum(squares, pos, pos)
+    return np.stack([positive, np.maximum(total - positive, 0.0)])
+
+
+def _part_norms(X, axis: int) -> tuple[np.ndarray, np.ndarray]:
+    """Norms of the positive and of the negative parts of ``X``'s columns
+    (``axis=0``) or rows (``axis=1``), in float64, one pass over ``X``."""
+    if not isinstance(X, da.Array):
+        squares = _part_squares(np.asarray(X), axis)
+    elif axis == 0:
+        # A 2 × k block of sums per row block, added up here (a few kilobytes).
+        partials = X.map_blocks(
+            _part_squares, 0, chunks=((2,) * X.numblocks[0], X.shape[1:]), dtype=np.float64
+        )
+        squares = np.asarray(partials.compute()).reshape(-1, 2, X.shape[1]).sum(axis=0)
+    else:
+        squares = _part_squares(np.asarray(X.compute()), 1)
+    return np.sqrt(squares[0]), np.sqrt(squares[1])
+
+
+def _map(X, fn, *args):
+    """``fn(block, *args)`` over a dask array's blocks (dtype: the last argument), or
+    on an in-memory array."""
+    if not isinstance(X, da.Array):
+        return fn(X, *args)
+    return X.map_blocks(fn, *args, dtype=args[-1])
 
 
 def nndsvd_init(
@@ -90,7 +125,6 @@ def nndsvd_init(
     )
     xp, xn = _part_norms(U, axis=0)
     yp, yn = _part_norms(Vt, axis=1)
-    xp, xn, yp, yn = (np.asarray(a, dtype=np.float64) for a in dask.compute(xp, xn, yp, yn))
 
     use_pos = xp * yp > xn * yn
     sigma = np.where(use_pos, xp * yp, xn * yn)
@@ -103,11 +137,12 @@ def nndsvd_init(
     sign[0], w_scale[0], h_scale[0] = 0.0, math.sqrt(s[0]), math.sqrt(s[0])
     w_scale, h_scale = np.nan_to_num(w_scale), np.nan_to_num(h_scale)
 
-    W = U.map_blocks(_nndsvd_factor, sign[None, :], w_scale[None, :], dtype=np.float64)
-    H = Vt.map_blocks(_nndsvd_factor, sign[:, None], h_scale[:, None], dtype=np.float64)
-    if variant == "nndsvda":
-        W, H = da.where(W == 0, mean, W), da.where(H == 0, mean, H)
-    elif variant == "nndsvdar":
+    # nndsvda's fill goes in with the factor (one pass over U); nndsvdar's random
+    # fill replaces the zeros after.
+    fill = mean if variant == "nndsvda" else 0.0
+    W = _map(U, _nndsvd_factor, sign[None, :], w_scale[None, :], fill, dtype)
+    H = _map(Vt, _nndsvd_factor, sign[:, None], h_scale[:, None], fill, dtype)
+    if variant == "nndsvdar":
         fill_w = abs(
             mean / 100 * standard_normal(W.shape, W.chunks, seed=seed, stream=STREAM_FILL_W)
         )
@@ -116,8 +151,8 @@ def nndsvd_init(
             / 100
             * standard_normal(H.shape, H.chunks, seed=seed, stream=STREAM_FILL_H, wide=True)
         )
-        W, H = da.where(W == 0, fill_w, W), da.where(H == 0, fill_h, H)
-    W, H = W.astype(dtype), H.astype(dtype)
+        W = da.where(W == 0, fill_w, W).astype(dtype)
+        H = da.where(H == 0, fill_h, H).astype(dtype)
     if isinstance(W, da.Array):
         # Computed here, so that the factors no longer hold the SVD's m × (k + 10)
         # sketch, which their graph reads: whoever keeps them during the fit (the

@@ -264,6 +264,19 @@ def randomized_svd(
     return U, s, da.from_array(Vt, chunks=((rank,), col_chunks))
 
 
+def _left_singular(B: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Left singular vectors and the singular values of a wide float64 ``B``
+    (``l × n``, ``l ≪ n``), those above ``√eps`` of the largest only, from the
+    eigendecomposition of ``B Bᵀ``: an ``l × l`` problem where LAPACK's SVD of ``B``
+    works on all ``n`` columns (5× the time at ``l = 32``, ``n = 50,000``).
+    Squaring costs accuracy only in directions below ``√eps`` of the largest,
+    which are dropped (as :func:`_factor` drops them in ``YᵀY``)."""
+    lam, Ub = np.linalg.eigh(B @ B.T)
+    lam, Ub = lam[::-1], Ub[:, ::-1]
+    keep = lam > max(lam[0], 0.0) * np.finfo(np.float64).eps
+    return Ub[:, keep], np.sqrt(lam[keep])
+
+
 def _factor(Y, Zt: np.ndarray, G: np.ndarray, rank: int):
     """``U, s, Vt`` from ``Y = V Z``, ``Zᵀ = (Vᵀ Y)ᵀ`` and ``G = YᵀY``.
 
@@ -279,12 +292,14 @@ def _factor(Y, Zt: np.ndarray, G: np.ndarray, rank: int):
     lam, E = lam[keep], E[:, keep]
     scale = E / np.sqrt(lam)
     B = scale.T @ Zt.astype(np.float64)
-    Ub, s, Vbt = np.linalg.svd(B, full_matrices=False)
+    Ub, s = _left_singular(B)
     r = min(rank, s.size)
     mix = np.zeros((G.shape[0], rank))
     mix[:, :r] = scale @ Ub[:, :r]
     s_out, Vt = np.zeros(rank), np.zeros((rank, Zt.shape[1]))
-    s_out[:r], Vt[:r] = s[:r], Vbt[:r]
+    s_out[:r] = s[:r]
+    # Bᵀ's singular vectors from the left ones: Vᵀ = Σ⁻¹ Uᵀ B, for the r kept only.
+    Vt[:r] = (Ub[:, :r] / s[:r]).T @ B
     mix = mix.astype(Y.dtype)
     U = products.times_small(Y, da.from_array(mix)) if products.is_lazy(Y) else Y @ mix
     return U, s_out, Vt

@@ -107,12 +107,13 @@ def row_block_pass(
     G: da.Array | None = None,
     small_shape: tuple[int, int] | None = None,
     partial_rows: int | None = None,
-) -> tuple[da.Array, da.Array, da.Array]:
+    scored: bool = False,
+) -> tuple[da.Array, ...]:
     """One task per row block ``i`` running ``fn(W_i, [V_ij]_j, [H_j]_j, G)``, which
     returns a new ``W_i``, one ``k × c_j`` partial per tile and one small matrix
     (``k × k`` unless ``small_shape`` says otherwise; partials have ``k`` rows unless
-    ``partial_rows`` says otherwise). ``H`` and ``G`` are optional (``fn`` then
-    receives ``None`` for them).
+    ``partial_rows`` says otherwise), and, when ``scored``, a ``1 × 1`` float64
+    score. ``H`` and ``G`` are optional (``fn`` then receives ``None`` for them).
 
     This is the single pass over ``V`` of an iteration: each row of tiles is read
     once and everything the iteration needs from it comes out of the same task.
@@ -125,10 +126,12 @@ def row_block_pass(
         ``(row blocks, k, n)``, chunked ``(1, k, C)``: sum over axis 0 for ``Σ_i P_ij``.
     smalls : dask.array.Array
         ``(row blocks, k, k)``: sum over axis 0 for ``Σ_i S_i``.
+    score : dask.array.Array
+        Only when ``scored``: the 0-d float64 sum of the row blocks' scores.
     """
     if not is_lazy(V, W, H, G):
-        w, parts, small = fn(W, [V], None if H is None else [H], G)
-        return w, parts[0][None], small[None]
+        w, parts, small, *score = fn(W, [V], None if H is None else [H], G)
+        return (w, parts[0][None], small[None], *(np.asarray(x.sum()) for x in score))
     k = W.shape[1]
     n_rows, n_cols = V.numblocks
     token = tokenize(fn, V, W, H, G)
@@ -173,7 +176,16 @@ def row_block_pass(
         chunks=((1,) * n_rows, *((d,) for d in (small_shape or (k, k)))),
         meta=_meta3(W.dtype),
     )
-    return W_new, partials, smalls
+    if not scored:
+        return W_new, partials, smalls
+    c_name = f"row-pass-c-{token}"
+    scores = da.Array(
+        output(c_name, {(c_name, i, 0): (operator.getitem, (base, i), 3) for i in range(n_rows)}),
+        c_name,
+        chunks=((1,) * n_rows, (1,)),
+        meta=np.empty((0, 0), dtype=np.float64),
+    )
+    return W_new, partials, smalls, scores.sum()
 
 
 def _pass_partial(result, j):

@@ -62,7 +62,8 @@ class FactorKeeper(Protocol):
         ...
 
 
-Advance = Callable[[da.Array, da.Array, bool], tuple[da.Array, da.Array, np.ndarray | None]]
+#: ``advance(W, H, want_error, score_input=False) -> (W, H, error, input_error)``.
+Advance = Callable[..., tuple[da.Array, da.Array, np.ndarray | None, np.ndarray | None]]
 
 
 def stepper(solver: Solver, W: da.Array, H: da.Array, keepers: Keepers = (None, None)) -> Advance:
@@ -72,10 +73,12 @@ def stepper(solver: Solver, W: da.Array, H: da.Array, keepers: Keepers = (None, 
     with each iteration's factors substituted: building and scheduling a graph costs
     milliseconds, a tenth of an in-memory iteration on 2 cores.
 
-    The returned ``advance(W, H, want_error)`` gives the next factors (persisted) and,
-    when asked, the error as a float64 NumPy array (0-d, or one per replicate of a
-    stacked solver), else ``None``. With ``keepers`` (for ``W`` and ``H``; ``None``:
-    memory), stored factors are kept there (:class:`StoredStep`).
+    The returned ``advance(W, H, want_error, score_input=False)`` gives the next
+    factors (persisted) and, when asked, the error as a float64 NumPy array (0-d, or
+    one per replicate of a stacked solver), else ``None``; with ``score_input`` (for
+    a solver whose ``scores_input`` holds), also the error at the ``W``, ``H`` given,
+    from the same pass over ``V``, else ``None``. With ``keepers`` (for ``W`` and
+    ``H``; ``None``: memory), stored factors are kept there (:class:`StoredStep`).
     """
     if any(keeper is not None for keeper in keepers):
         return StoredStep(solver, keepers, (W.chunks, H.chunks))
@@ -85,15 +88,33 @@ def stepper(solver: Solver, W: da.Array, H: da.Array, keepers: Keepers = (None, 
     return _CompiledStep(solver, W, H)
 
 
-def _persist_step(solver: Solver, W, H, want_error: bool):
-    step = solver.step(W, H)
+def _step(solver: Solver, W, H, score_input: bool):
+    """The solver's step from ``(W, H)``, scoring its input when asked."""
+    return solver.scored_step(W, H) if score_input else solver.step(W, H)
+
+
+def _errors(step, want_error: bool, score_input: bool) -> list:
+    """The error graphs asked for: the new factors' error, then the input's."""
+    return ([step.error()] if want_error else []) + ([step.input_error()] if score_input else [])
+
+
+def _split_errors(values, want_error: bool, score_input: bool):
+    """``(error, input_error)`` from the computed :func:`_errors` (``None`` where not
+    asked), as float64 NumPy arrays."""
+    values = iter(np.asarray(v, dtype=np.float64) for v in values)
+    error = next(values) if want_error else None
+    return error, (next(values) if score_input else None)
+
+
+def _persist_step(solver: Solver, W, H, want_error: bool, score_input: bool = False):
+    step = _step(solver, W, H, score_input)
     # The solvers fuse their tasks themselves; dask's graph optimisation would only
     # add milliseconds to every iteration.
-    if not want_error:
-        W, H = dask.persist(step.W, step.H, optimize_graph=False)
-        return W, H, None
-    W, H, err = dask.persist(step.W, step.H, step.error(), optimize_graph=False)
-    return W, H, np.asarray(dask.compute(err)[0], dtype=np.float64)
+    W, H, *errors = dask.persist(
+        step.W, step.H, *_errors(step, want_error, score_input), optimize_graph=False
+    )
+    values = dask.compute(*errors) if errors else ()
+    return W, H, *_split_errors(values, want_error, score_input)
 
 
 class _CompiledStep:
@@ -106,6 +127,7 @@ class _CompiledStep:
     """
 
     def __init__(self, solver: Solver, W: da.Array, H: da.Array) -> None:
+        self._solver = solver
         step = solver.step(W, H)
         error = step.error()
         self._inputs = _keys(W) + _keys(H)
@@ -118,7 +140,10 @@ class _CompiledStep:
         self._layouts = _Layout.of(W), _Layout.of(H)
         self._count = 0
 
-    def __call__(self, W: da.Array, H: da.Array, want_error: bool):
+    def __call__(self, W: da.Array, H: da.Array, want_error: bool, score_input: bool = False):
+        if score_input:
+            # Once per fit (the first iteration): not worth a graph of its own.
+            return _persist_step(self._solver, W, H, want_error, score_input)
         graph = dict(self._graphs[want_error])
         graph.update(zip(self._inputs, _blocks(W) + _blocks(H), strict=True))
         outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
@@ -127,7 +152,7 @@ class _CompiledStep:
         W_new = self._layouts[0].array(results[0], f"fit-W-{self._count}")
         H_new = self._layouts[1].array(results[1], f"fit-H-{self._count}")
         error = np.asarray(results[2], dtype=np.float64) if want_error else None
-        return W_new, H_new, error
+        return W_new, H_new, error, None
 
 
 def _keys(X: da.Array) -> list:
@@ -177,15 +202,16 @@ class StoredStep:
         self.chunks = chunks
         self._count = itertools.count(1)
 
-    def __call__(self, W: da.Array, H: da.Array, want_error: bool):
-        step = self.solver.step(W, H)
-        error = step.error() if want_error else None
+    def __call__(self, W: da.Array, H: da.Array, want_error: bool, score_input: bool = False):
+        step = _step(self.solver, W, H, score_input)
         pending = [
             None if keeper is None else (keeper.pending_for(X) or keeper.write(X))
             for keeper, X in zip(self.keepers, (step.W, step.H), strict=True)
         ]
         work = [X if p is None else p.task for X, p in zip((step.W, step.H), pending, strict=True)]
-        *computed, err = dask.compute(*work, error, optimize_graph=False)
+        errors = _errors(step, want_error, score_input)
+        results = dask.compute(*work, *errors, optimize_graph=False)
+        computed, values = results[:2], results[2:]
         label = next(self._count)
         W_new, H_new = (
             held(X, chunks, label) if p is None else keeper.commit(p)
@@ -193,7 +219,7 @@ class StoredStep:
                 computed, pending, self.keepers, self.chunks, strict=True
             )
         )
-        return W_new, H_new, None if err is None else np.asarray(err, dtype=np.float64)
+        return W_new, H_new, *_split_errors(values, want_error, score_input)
 
 
 #: Where each factor is kept: ``(W's keeper, H's keeper)``, ``None`` for memory.

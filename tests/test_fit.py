@@ -68,9 +68,38 @@ def test_out_of_core_tiles_are_read_again_every_iteration():
     _, _, _, solver, W, H = setup(in_memory=False, counter=reads)
     n_tiles = solver.V.npartitions
     fit.run(solver, W, H, max_iter=5, tol=0)
-    # one pass for the initial error, then one pass per iteration (the last one also
-    # computes the error from the same pass's products)
-    assert len(reads) == n_tiles * (1 + 5)
+    # one pass per iteration: the first also gives the initial factors' error, the
+    # last the final error, from the same pass's products (docs/benchmarks.md)
+    assert len(reads) == n_tiles * 5
+
+
+def test_zero_iterations_out_of_core_read_v_once_for_the_initial_error():
+    reads: list[int] = []
+    _, _, _, solver, W, H = setup(in_memory=False, counter=reads)
+    result = fit.run(solver, W, H, max_iter=0, tol=0)
+    assert len(reads) == solver.V.npartitions
+    assert result.error == result.error_at_init
+
+
+@pytest.mark.parametrize("callbacks", [False, True])
+def test_the_first_pass_scores_the_initial_factors_as_a_pass_of_its_own_would(callbacks):
+    """Out of core the initial error comes from the first iteration's pass: the same
+    number as the error computed on its own, the same stopping decisions and, for
+    callbacks, the same ``error_at_init`` from the first iteration on."""
+    X, W0, H0, solver, W, H = setup(in_memory=False)
+    assert solver.scores_input
+    seen: list = []
+    options = dict(max_iter=60, tol=1e-3, check_every=2, callbacks=[seen.append] * callbacks)
+    folded = fit.run(solver, W, H, **options)
+    separate = fit.run(Rebuilt(solver), W, H, **options)
+    dense = np.linalg.norm(X.toarray() - W0 @ H0)
+    np.testing.assert_allclose(folded.error_at_init, dense, rtol=1e-12)
+    np.testing.assert_allclose(folded.error_at_init, separate.error_at_init, rtol=1e-12)
+    assert folded.n_iter == separate.n_iter < 60 and folded.converged
+    assert [i for i, _ in folded.errors] == [i for i, _ in separate.errors]
+    np.testing.assert_array_equal(folded.H.compute(), separate.H.compute())
+    if callbacks:
+        assert {info.error_at_init for info in seen} == {folded.error_at_init}
 
 
 def test_callbacks_see_every_iteration_and_the_factors():

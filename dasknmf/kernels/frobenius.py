@@ -14,7 +14,7 @@ import numpy as np
 from dasknmf.devices import array_module, block_to_host
 from dasknmf.kernels.penalty import NO_PENALTY, Penalty
 from dasknmf.kernels.steps import mu_step
-from dasknmf.kernels.tiles import Array, Tile, gram_rows, tile_times_ht, wt_times_tile
+from dasknmf.kernels.tiles import Array, Tile, gram_rows, inner, tile_times_ht, wt_times_tile
 
 
 def mu_rule(x: Array, xht: Array, g: Array, penalty: Penalty = NO_PENALTY) -> Array:
@@ -54,10 +54,15 @@ def update_rows(
     One task per row block, so the row block's products and update run back to back
     on one worker without intermediate results crossing the scheduler.
     """
-    numerator = tile_times_ht(tiles[0], hs[0])
+    return rule(w, row_times_ht(tiles, hs), hht, penalty)
+
+
+def row_times_ht(tiles: list[Tile], hs: list[Array]) -> Array:
+    """``V_i Hᵀ = Σ_j V_ij H_jᵀ`` of one row block of tiles."""
+    product = tile_times_ht(tiles[0], hs[0])
     for tile, h in zip(tiles[1:], hs[1:], strict=True):
-        numerator += tile_times_ht(tile, h)
-    return rule(w, numerator, hht, penalty)
+        product += tile_times_ht(tile, h)
+    return product
 
 
 def row_pass(
@@ -77,6 +82,23 @@ def row_pass(
     the two-pass order, so the result is the same update sequence.
     """
     return h_update_terms(update_rows(rule, penalty, w, tiles, hs, hht), tiles, gram=gram)
+
+
+def scored_row_pass(
+    rule, penalty: Penalty, w: Array, tiles: list[Tile], hs: list[Array], hht: Array
+) -> tuple[Array, list[Array], Array, np.ndarray]:
+    """:func:`row_pass`, and the row block's share of the input factors' error.
+
+    The share is ``Σ (W_iᵀ W_i) ∘ (H Hᵀ) − 2 Σ W_i ∘ (V_i Hᵀ)`` in float64 (a
+    ``1 × 1`` array); summed over row blocks and added to ``‖V‖²`` it is
+    ``‖V − WH‖²`` at the ``W``, ``H`` this pass starts from. ``V_i Hᵀ`` is the
+    product the W update makes anyway, so the first iteration of a fit gives the
+    initial factors' error without a read of ``V`` of its own.
+    """
+    vht = row_times_ht(tiles, hs)
+    share = float(inner(gram_rows(w), hht)) - 2.0 * float(inner(w, vht))
+    w_new, partials, gram = h_update_terms(rule(w, vht, hht, penalty), tiles)
+    return w_new, partials, gram, np.full((1, 1), share)
 
 
 def h_update_terms(

@@ -64,11 +64,16 @@ class Step:
         graph of the reconstruction error at the new ``(W, H)``, reusing this step's
         intermediate products, in the units of scikit-learn's ``reconstruction_err_``
         (``‖V − WH‖_F`` for the Frobenius loss).
+    input_error : callable, optional
+        Builds the 0-d graph of the error at the factors this step started from, out
+        of the step's own pass over ``V`` (a solver's ``scored_step``); ``None``
+        where the step does not make it.
     """
 
     W: da.Array
     H: da.Array
     error: Callable[[], da.Array]
+    input_error: Callable[[], da.Array] | None = None
 
 
 class Solver(Protocol):
@@ -79,6 +84,12 @@ class Solver(Protocol):
     ``transform_start`` says where :meth:`transform_w` should start ``W``:
     ``'mean'`` (a constant scaled to ``V``'s mean; multiplicative updates cannot
     leave zeros) or ``'zero'``.
+
+    A solver whose step can also give the error at the factors it starts from, out
+    of the same read of ``V``, has a true ``scores_input`` attribute and a
+    ``scored_step(W, H)`` method returning a :class:`Step` with ``input_error``; the
+    fit loop then makes no read of ``V`` for the initial error (see
+    :func:`dasknmf.fit.run`).
     """
 
     reusable: bool

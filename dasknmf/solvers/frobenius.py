@@ -27,7 +27,13 @@ import numpy as np
 
 from dasknmf import products
 from dasknmf.devices import array_module
-from dasknmf.kernels.frobenius import mu_rule, row_pass, update_cols, update_rows
+from dasknmf.kernels.frobenius import (
+    mu_rule,
+    row_pass,
+    scored_row_pass,
+    update_cols,
+    update_rows,
+)
 from dasknmf.kernels.penalty import NO_PENALTY, Penalty
 from dasknmf.kernels.stack import Stack, StackedRule
 from dasknmf.kernels.tiles import inner, is_sparse
@@ -95,19 +101,27 @@ def one_pass(
     rule: Rule,
     penalty: Penalty = NO_PENALTY,
     stack: Stack | None = None,
-) -> tuple[da.Array, da.Array, da.Array]:
+    *,
+    scored: bool = False,
+) -> tuple[da.Array, ...]:
     """The W update and the sums the H update needs, in one pass over ``V``.
 
     Returns the new ``W`` with ``WᵀV`` and ``WᵀW`` computed from it, exactly as
     :func:`update_w` followed by the products of :func:`update_h`, but reading each
-    row of tiles once. Needs :func:`products.few_column_tiles`.
+    row of tiles once. Needs :func:`products.few_column_tiles`. With ``scored`` (no
+    ``stack``), also ``‖V − WH‖² − ‖V‖²`` at the ``W``, ``H`` given, from the same
+    pass (:func:`~dasknmf.kernels.frobenius.scored_row_pass`).
     """
+    hht = products.gram_cols(H, stack)
+    if scored:
+        fn = partial(scored_row_pass, rule, penalty)
+        W, partials, grams, score = products.row_block_pass(fn, V, W, H, hht, scored=True)
+        return W, products.sum_blocks(partials), products.sum_blocks(grams), score
     if stack is None:
         fn, small = partial(row_pass, rule, penalty), None
     else:
         fn = partial(row_pass, StackedRule(rule, stack), penalty, gram=stack.gram_rows)
         small = stack.packed_shape
-    hht = products.gram_cols(H, stack)
     W, partials, grams = products.row_block_pass(fn, V, W, H, hht, small_shape=small)
     return W, products.sum_blocks(partials), products.sum_blocks(grams)
 
@@ -182,9 +196,29 @@ class AlternatingFrobenius:
         (not when :meth:`step` runs the W update as a graph of its own)."""
         return self.in_memory or products.few_column_tiles(self.V)
 
+    @property
+    def scores_input(self) -> bool:
+        """Whether :meth:`scored_step` can give the error at its input factors from
+        its own pass over ``V``: out of core, in one pass, for one model."""
+        return self._one_pass and self.stack is None
+
+    @property
+    def _one_pass(self) -> bool:
+        return not self.in_memory and products.few_column_tiles(self.V)
+
+    def scored_step(self, W: da.Array, H: da.Array) -> Step:
+        """:meth:`step`, with the error at ``(W, H)`` (its ``input_error``) from the
+        same read of ``V``; only where :attr:`scores_input`."""
+        if not self.scores_input:
+            raise ValueError("this solver's step cannot score its input factors")
+        W, wtv, wtw, score = one_pass(self.V, W, H, self.rule, self.penalty_w, scored=True)
+        H = update_h_from(H, wtv, wtw, self.rule, self.penalty_h)
+        start = da.sqrt(da.maximum(score + self.norm_v2, 0.0))
+        return Step(W, H, lambda: self._error_from(H, wtv, wtw), input_error=lambda: start)
+
     def step(self, W: da.Array, H: da.Array) -> Step:
         stack = self.stack
-        if not self.in_memory and products.few_column_tiles(self.V):
+        if self._one_pass:
             W, wtv, wtw = one_pass(self.V, W, H, self.rule, self.penalty_w, stack)
             H = update_h_from(H, wtv, wtw, _stacked(self.rule, stack), self.penalty_h)
         else:

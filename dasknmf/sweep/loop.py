@@ -253,7 +253,7 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
             iteration += 1
             check = tol > 0 and iteration % check_every == 0
             want = check or iteration == max_iter
-            W, H, err = advance(W, H, want)
+            W, H, err, _ = advance(W, H, want)
             stopped: list[int] = []  # positions in the current stack
             if want:
                 err = np.atleast_1d(err)
