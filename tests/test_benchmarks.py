@@ -8,6 +8,7 @@ import pytest
 
 from benchmarks import (
     bench_factors,
+    bench_fit,
     bench_gpu,
     bench_masked,
     bench_mu,
@@ -29,6 +30,7 @@ from benchmarks import (
         (bench_gpu, "| implementation | s / iteration | ratio to the floor |"),
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_time_to_answer, "| in memory | dasknmf wall s | scikit-learn wall s | wall ratio"),
+        (bench_fit, "| fit | library | input | statistics | initialisation |"),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile shape | tiles | CSR MiB per tile | mode | s / iteration |"),
         # --smoke never starts Spark (pyspark is optional; the ratios are then n/a).
@@ -64,3 +66,41 @@ def test_benchmark_prints_its_table(module, header, capsys):
     rows = [row for row in rows if not row.startswith("| ---")]
     # Every table row below a header carries numbers (times, ratios).
     assert len(rows) >= 2 and all(re.search(r"\d\.\d", row) for row in rows)
+
+
+def _dictd_number(value: int) -> str:
+    digits = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    out = ""
+    while True:
+        value, rest = divmod(value, 64)
+        out = digits[rest] + out
+        if not value:
+            return out
+
+
+def test_the_dictd_reader_gives_each_entry_once(tmp_path):
+    """benchmarks.corpora reads a dictd dictionary (index of base-64 offsets and
+    lengths into a gzip'd text) as Debian's dict-gcide installs it."""
+    import gzip
+
+    from benchmarks.corpora import dictd_entries
+
+    entries = [
+        "00-database-short\n   A test dictionary\n",
+        "Apple\n   a fruit\n",
+        "Pear\n   another\n",
+    ]
+    text = "".join(entries)
+    starts = [text.index(e) for e in entries]
+    lines = [
+        f"00-database-short\t{_dictd_number(starts[0])}\t{_dictd_number(len(entries[0]))}",
+        f"apple\t{_dictd_number(starts[1])}\t{_dictd_number(len(entries[1]))}",
+        f"Malus\t{_dictd_number(starts[1])}\t{_dictd_number(len(entries[1]))}",  # same entry
+        f"pear\t{_dictd_number(starts[2])}\t{_dictd_number(len(entries[2]))}",
+    ]
+    (tmp_path / "d.index").write_text("\n".join(lines) + "\n")
+    with gzip.open(tmp_path / "d.dict.dz", "wb") as file:
+        file.write(text.encode())
+    assert dictd_entries(tmp_path / "d") == entries[1:]
+    with pytest.raises(FileNotFoundError, match="apt-get install dict-gcide"):
+        dictd_entries(tmp_path / "missing")
