@@ -380,7 +380,7 @@ def test_the_graph_covers_the_package(graph):
     # Guards the checks below against passing on an empty or unresolved graph.
     assert {"dasknmf", "dasknmf.estimator", "dasknmf.fit", "dasknmf.cli"} <= set(graph)
     assert "dasknmf.estimator" in graph["dasknmf"]
-    assert "dasknmf.fit" in graph["dasknmf.estimator.nmf"]
+    assert "dasknmf.fit" in graph["dasknmf.estimator.fitting"]
 
 
 def test_no_import_cycle(graph):

@@ -1,8 +1,11 @@
 """The scikit-learn estimator, :class:`~dasknmf.estimator.nmf.NMF`, over tiled dask
 matrices.
 
-- :mod:`~dasknmf.estimator.nmf`: the estimator: ``fit``, ``transform`` and the steps
-  between the user's input and the fit loop;
+- :mod:`~dasknmf.estimator.nmf`: the estimator, its parameters and methods;
+- :mod:`~dasknmf.estimator.fitting`: ``fit_transform`` and ``transform`` step by
+  step, between the user's input and the fit loop;
+- :mod:`~dasknmf.estimator.preparation`: what they need from the input and the
+  parameters: tiles, statistics, initialisation, solver, factor stores;
 - :mod:`~dasknmf.estimator.parameters`: the rule table of its parameters, checked
   once at the edge, and the checks that need the input;
 - :mod:`~dasknmf.estimator.placement`: in memory or out of core, host or GPU, and

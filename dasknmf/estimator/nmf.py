@@ -2,53 +2,16 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-
-import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils.validation import check_array, check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted
 
-from dasknmf import devices, inputs, validation
-from dasknmf import fit as fit_loop
-from dasknmf.callbacks import PrintProgress, phase_reporter, relative_error, tell_norm
-from dasknmf.errors import InvalidInputError, warn_user
-from dasknmf.estimator.parameters import (
-    check_parameters,
-    check_resume,
-    resolve_n_components,
-    solver_for,
-)
-from dasknmf.estimator.placement import (
-    as_result,
-    components_like,
-    factor_stores,
-    is_lazy,
-    keeps_in_memory,
-    on_device,
-    runs_eagerly,
-    zero_missing,
-)
-from dasknmf.estimator.ratings import RatingsMixin, warn_underdetermined
-from dasknmf.estimator.replicates import best_start
+from dasknmf import devices
+from dasknmf.estimator import fitting
+from dasknmf.estimator.ratings import RatingsMixin
 from dasknmf.estimator.validating import ValidationMixin
-from dasknmf.init import NNDSVD_METHODS, first_read, initialize
-from dasknmf.linalg import FirstPass
-from dasknmf.random import seed_from
-from dasknmf.resources import active_client, blas_guarded, total_threads
-from dasknmf.solvers import (
-    Penalty,
-    Problem,
-    Solver,
-    beta_of,
-    canonical_solver,
-    elastic_net,
-    weighted_lambda,
-)
-from dasknmf.storage import FactorStore
+from dasknmf.resources import blas_guarded
 
 __all__ = ["NMF"]
 
@@ -376,112 +339,7 @@ class NMF(
             A NumPy array for in-memory ``X``; a (persisted) dask array chunked like
             ``X``'s rows when ``X`` is a dask array or a store path.
         """
-        check_parameters(self.get_params())
-        self._check_device()
-        # Nested lists are accepted for W and H, as by scikit-learn (never copied here).
-        W, H = (f if f is None or isinstance(f, da.Array) else np.asarray(f) for f in (W, H))
-        # With several starts, the best one continues (and ends) as a resumed fit, on
-        # the tiles and statistics the starts were fitted with.
-        starts = best_start(self, X, W, H, resume) if self.n_init > 1 else None
-        if starts is not None:
-            resume, self.init_errors_, self.init_seeds_ = starts.state, starts.errors, starts.seeds
-        else:
-            self.__dict__.pop("init_errors_", None)
-            self.__dict__.pop("init_seeds_", None)
-        V = self._as_tiled(X, reset=True) if starts is None else starts.V
-        m, n = V.shape
-        if resume is not None:
-            W, H = check_resume(
-                resume, W, H, m, n, max_iter=self.max_iter, n_components=self.n_components
-            )
-        progress = phase_reporter(self.callbacks, self.verbose)
-        seed = seed_from(self.random_state)
-        first = None if resume is not None else self._first_read(V, W, H, seed)
-        with progress.phase("statistics"):
-            stats = self._checked_stats(V, first) if starts is None else starts.stats
-        custom = resume is not None or self.init == "custom"
-        k = resolve_n_components(self.n_components, m, n, W, H, custom=custom)
-        self.persisted_ = keeps_in_memory(V, stats, self.persist, self.device)
-        self._ratings = V  # lazy: the rated items that recommend() leaves out
-        V, V_valid = self._hold_validation(V, seed)
-        if self.persisted_ and self.device == "cpu":
-            (V,) = dask.persist(V)
-
-        method = "custom" if resume is not None else self._resolve_init(W, H)
-        with progress.phase(f"initialization ({method})"):
-            W0, H0 = initialize(
-                zero_missing(V) if self._masked else V,
-                k,
-                method,
-                mean=self._scale_mean(stats),
-                seed=seed,
-                dtype=V.dtype,
-                W=W,
-                H=H,
-                in_memory=self.persisted_,
-                on_pass=progress.passes,
-                first=first,
-            )
-            stores = self._factor_stores(V, stats, {"W": (m, k), "H": (k, n)})
-            keepers = (stores["W"], stores["H"])
-            if runs_eagerly(V) and keepers == (None, None):
-                V, W0, H0, V_valid = dask.compute(V, W0, H0, V_valid)
-        V, W0, H0 = on_device(V, W0, H0, device=self.device, persist=self.persisted_)
-        callbacks = list(self.callbacks or [])
-        if self.verbose:
-            callbacks.append(PrintProgress())
-        frobenius = beta_of(self.beta_loss) == 2 and V_valid is None
-        self._x_norm = math.sqrt(stats.norm2) if frobenius else None
-        tell_norm(callbacks, self._x_norm)  # for the relative error on progress lines
-        self.rating_range_ = (stats.observed_min, stats.observed_max)
-        stopper = self._early_stopping(V_valid)
-        if stopper is not None:
-            callbacks.append(stopper)  # last: the others see the iteration it stops at
-        options = dict(
-            max_iter=self.max_iter,
-            tol=self.tol,
-            check_every=self.check_every,
-            callbacks=callbacks,
-            keepers=keepers,
-        )
-        solver = self._solver(V, stats, in_memory=self.persisted_, w_store=stores["W"])
-        warn_underdetermined(V, k, solver)
-        try:
-            if resume is not None:
-                result = fit_loop.resume(solver, replace(resume, W=W0, H=H0), **options)
-            else:
-                result = fit_loop.run(solver, W0, H0, **options)
-        except validation.ValidationStop:
-            result = None
-        if stopper is not None:
-            result = self._keep_best(stopper, result)
-        if self.tol > 0 and not result.converged and self.max_iter > 0:
-            warn_user(
-                f"Maximum number of iterations {self.max_iter} reached. Increase it to "
-                "improve convergence.",
-                ConvergenceWarning,
-            )
-        self.factors_stored_ = tuple(name for name, store in stores.items() if store)
-        if stores["H"] is not None:
-            self.components_ = result.H  # a dask array reading the store
-        else:
-            H = as_result(result.H, lazy=False, device=self.device, output="numpy")
-            H = np.ascontiguousarray(H)
-            self.components_ = H if self.output == "numpy" else devices.to_device(H, "cuda")
-        self.n_components_ = k
-        self.n_iter_ = result.n_iter
-        self.reconstruction_err_ = result.error
-        self.relative_error_ = relative_error(result.error, self._x_norm)
-        self.error_curve_ = result.errors
-        self.n_observed_ = stats.n_observed if self._masked else m * n
-        self.converged_ = bool(result.converged)
-        if stopper is not None:
-            self.n_observed_ -= stopper.count
-        if self._masked and self.verbose:
-            self._print_rmse(stopper)
-        lazy = is_lazy(X) or stores["W"] is not None
-        self.W_ = as_result(result.W, lazy=lazy, device=self.device, output=self.output)
-        return self.W_
+        return fitting.fit_transform(self, X, W, H, resume)
 
     @blas_guarded
     def transform(self, X):
@@ -502,28 +360,7 @@ class NMF(
             stored ``W``.
         """
         check_is_fitted(self)
-        self._check_device()
-        V = self._as_tiled(X, reset=False)
-        stats = self._checked_stats(V)
-        k = self.n_components_
-        H = components_like(self.components_, V)
-        # scikit-learn's starts: MU cannot move away from zeros, coordinate descent can.
-        mean_start = self._solver_class().transform_start == "mean"
-        start = math.sqrt(self._scale_mean(stats) / k) if mean_start else 0.0
-        W0 = da.full((V.shape[0], k), start, dtype=V.dtype, chunks=(V.chunks[0], (k,)))
-        store = self._factor_stores(V, stats, {"transform": (V.shape[0], k)}, persisted=False)
-        store = store["transform"]
-        if runs_eagerly(V) and store is None:
-            V, H, W0 = dask.compute(V, H, W0)
-        V, W0, H = on_device(V, W0, H, device=self.device, persist=False)
-        solver = self._solver(V, stats, in_memory=False)
-        W = solver.transform_w(
-            H, W0, max_iter=self.max_iter, tol=self.tol, check_every=self.check_every
-        )
-        # Computed here, under this method's BLAS limit.
-        W = dask.persist(W)[0] if store is None else store.put(W)
-        lazy = is_lazy(X) or store is not None
-        return as_result(W, lazy=lazy, device=self.device, output=self.output)
+        return fitting.transform(self, X)
 
     def inverse_transform(self, X):
         """``W @ components_``: the data approximated from its transform.
@@ -549,154 +386,6 @@ class NMF(
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _check_device(self) -> None:
-        """Raise unless :attr:`device` and :attr:`output` are valid and usable by the
-        scheduler in use (called by ``fit`` and ``transform``)."""
-        check_parameters(self.get_params(), ("device", "output"))
-        if self.device == "cuda":
-            devices.require_gpu(active_client())
-        elif self.output == "cupy":
-            devices.require_gpu(None)  # the results are moved to this process's GPU
-
-    def _solver_class(self) -> type[Solver]:
-        """The registry's solver for :attr:`beta_loss`, :attr:`solver`, :attr:`missing`."""
-        return solver_for(self.get_params())
-
-    def _solver(
-        self,
-        V: da.Array,
-        stats: inputs.MatrixStats,
-        *,
-        in_memory: bool,
-        w_store: FactorStore | None = None,
-    ) -> Solver:
-        penalty_w, penalty_h = self._penalties(*V.shape)
-        problem = Problem(
-            V,
-            beta=beta_of(self.beta_loss),
-            norm2=stats.norm2,
-            total=stats.total,
-            in_memory=in_memory,
-            penalty_w=penalty_w,
-            penalty_h=penalty_h,
-            hold_w=None if w_store is None else w_store.hold,
-        )
-        return self._solver_class().build(problem)
-
-    def _factor_stores(
-        self,
-        V: da.Array,
-        stats: inputs.MatrixStats,
-        shapes: dict[str, tuple[int, int]],
-        *,
-        persisted: bool | None = None,
-    ) -> dict[str, FactorStore | None]:
-        """Where each factor of ``shapes`` is kept (``None``: in memory); see
-        ``factors``."""
-        persisted = self.persisted_ if persisted is None else persisted
-        v_bytes = inputs.in_memory_bytes(V, stats) if persisted else 0
-        return factor_stores(
-            self.factors,
-            self.factor_store,
-            shapes,
-            dtype=V.dtype,
-            v_bytes=v_bytes,
-            device=self.device,
-        )
-
     @property
     def _masked(self) -> bool:
         return self.missing == "ignore"
-
-    def _scale_mean(self, stats: inputs.MatrixStats) -> float:
-        """The mean that scales starting factors: over observed entries when some are
-        missing, else over all ``m · n``."""
-        return stats.observed_mean if self._masked else stats.mean
-
-    def _penalties(self, m: int, n: int) -> tuple[Penalty, Penalty]:
-        """The penalties of ``W`` and ``H`` for an ``m × n`` input."""
-        alpha_h = self.alpha_W if self.alpha_H == "same" else self.alpha_H
-        penalties = elastic_net(self.alpha_W, alpha_h, self.l1_ratio, m, n)
-        return weighted_lambda(*penalties, self.alpha_weighted, m, n, masked=self._masked)
-
-    def _as_tiled(self, X, *, reset: bool) -> da.Array:
-        if is_lazy(X):
-            V = inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
-            inputs.check_shape(V.shape)
-            if reset:
-                self.n_features_in_ = V.shape[1]
-                if hasattr(self, "feature_names_in_"):
-                    del self.feature_names_in_
-            elif V.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {V.shape[1]} features, but NMF is expecting "
-                    f"{self.n_features_in_} features as input."
-                )
-            return V
-        # A CuPy input is checked and tiled like any other, on the host: the checks and
-        # the tiling are NumPy/SciPy code, and the tiles go back to the GPU afterwards.
-        X = devices.block_to_host(X)
-        # dtype="numeric": keep what NumPy infers (a list of floats is float64, which
-        # is preserved); as_tiled then casts everything but float64 to float32.
-        X = validate_data(
-            self,
-            X,
-            accept_sparse=("csr", "csc", "coo"),
-            dtype="numeric",
-            ensure_all_finite=False,
-            reset=reset,
-        )
-        if self.device == "cpu":
-            return inputs.as_tiled(X, chunks=self.chunks, threads=total_threads())
-        # A GPU gains nothing from splitting a tile among threads; one tile per worker
-        # (per GPU) up to GPU_SINGLE_TILE_BYTES runs the fewest, largest kernels.
-        client = active_client()
-        gpus = 1 if client is None else len(client.nthreads())
-        return inputs.as_tiled(
-            X,
-            chunks=self.chunks,
-            threads=gpus,
-            single_tile_bytes=devices.GPU_SINGLE_TILE_BYTES if gpus == 1 else 0,
-        )
-
-    def _first_read(self, V: da.Array, W, H, seed: int) -> FirstPass | None:
-        """The nndsvd* initialisation's first read of ``V``, to be made by the
-        statistics pass (where the init reads the ``V`` the statistics read)."""
-        method = self.init or "nndsvda"
-        if self._masked or method not in NNDSVD_METHODS:
-            return None
-        try:
-            k = resolve_n_components(self.n_components, *V.shape, W, H, custom=False)
-        except ValueError:
-            return None  # raised again, in its turn, after the input's own checks
-        return first_read(V, k, method, seed=seed)
-
-    def _checked_stats(self, V: da.Array, first: FirstPass | None = None) -> inputs.MatrixStats:
-        inputs.check_shape(V.shape)
-        alongside = () if first is None else [(first.lazy, first.receive)]
-        stats = inputs.compute_stats(V, nan_is_missing=self._masked, alongside=alongside)
-        inputs.check_stats(stats)
-        if self._masked and beta_of(self.beta_loss) <= 0 and stats.n_observed_zeros:
-            raise InvalidInputError(
-                f"X has {stats.n_observed_zeros} observed zero(s): with missing='ignore' "
-                f"and beta_loss={self.beta_loss!r} (β ≤ 0) the divergence at a zero is "
-                "infinite. Use a positive beta_loss, or leave zeros unobserved."
-            )
-        return stats
-
-    def _resolve_init(self, W, H) -> str:
-        if self.init != "custom" and (W is not None or H is not None):
-            warn_user(
-                "When init!='custom', provided W or H are ignored. Set init='custom' to "
-                "use them as initialization.",
-                RuntimeWarning,
-            )
-        solver = canonical_solver(self.solver, beta_of(self.beta_loss), self._masked)
-        if self.init == "nndsvd" and solver == "mu":
-            warn_user(
-                "The multiplicative update solver cannot update zeros present in the "
-                "initialization, and so leads to poorer results when used jointly with "
-                "init='nndsvd'. You may try init='nndsvda' or init='nndsvdar' instead.",
-                UserWarning,
-            )
-        return self.init or ("random" if self._masked else "nndsvda")

@@ -16,6 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from dasknmf import devices, inputs
 from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.estimator.placement import components_like, components_on_host
+from dasknmf.estimator.preparation import as_tiled
 from dasknmf.recommend import top_items, top_items_by_row_block
 from dasknmf.resources import blas_guarded
 from dasknmf.solvers import Solver, masked
@@ -49,8 +50,8 @@ def warn_underdetermined(V, k: int, solver: Solver) -> None:
 class RatingsMixin:
     """:meth:`predict`, :meth:`rmse`, :meth:`score`, :meth:`recommend` and
     :meth:`recommend_all` of a fitted ``missing='ignore'`` model (``W_``,
-    ``components_``, ``rating_range_``, ``clip``; ``_masked``, ``_as_tiled`` and
-    ``_ratings``, the training matrix, come from the estimator)."""
+    ``components_``, ``rating_range_``, ``clip``; ``_masked`` and ``_ratings``, the
+    training matrix, come from the estimator)."""
 
     @available_if(lambda self: self._masked)
     def predict(self, rows, cols=None):
@@ -128,7 +129,7 @@ class RatingsMixin:
             if values.size == 0:
                 raise InvalidParameterError("rmse: no (row, col, value) entries given.")
             return float(np.sqrt(np.mean((values - pred) ** 2)))
-        V = self._as_tiled(X, reset=False)
+        V = as_tiled(self, X, reset=False)
         if V.shape[0] != self.W_.shape[0]:
             raise ValueError(
                 f"X has {V.shape[0]} rows, but NMF was fitted on {self.W_.shape[0]}: rmse "

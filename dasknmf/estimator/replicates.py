@@ -21,6 +21,7 @@ import numpy as np
 from dasknmf.errors import InvalidParameterError
 from dasknmf.estimator.parameters import resolve_n_components
 from dasknmf.estimator.placement import keeps_in_memory, runs_eagerly, zero_missing
+from dasknmf.estimator.preparation import as_tiled, build_solver, checked_stats, scale_mean
 from dasknmf.fit import FitState
 from dasknmf.init import initialize
 from dasknmf.random import seed_from
@@ -61,7 +62,8 @@ def fit_replicates(
         Its loss, solver, penalties, mask, ``max_iter``, ``tol``, ``check_every`` and
         ``persist`` apply to every start.
     V : dask.array.Array
-        The tiled input (``template._as_tiled``), ``stats`` its statistics.
+        The tiled input (:func:`~dasknmf.estimator.preparation.as_tiled`), ``stats``
+        its statistics.
     starts : list of (int, int)
         Each start's rank and seed, in the order of the results.
     init : {'random', 'nndsvdar'}
@@ -90,7 +92,7 @@ def fit_replicates(
         H0 = chunked(resume.H, (-1, V.chunks[1]))
     if runs_eagerly(V):
         V, W0, H0 = dask.compute(V, W0, H0)
-    solver = template._solver(V, stats, in_memory=persisted)
+    solver = build_solver(template, V, stats, in_memory=persisted)
 
     def build(st):
         # Stacked in the kernels where the solver can; else side by side.
@@ -108,7 +110,7 @@ def _initial_factors(template: Any, V, stats, starts, init: str) -> tuple[Any, A
     Ws, Hs = [], []
     for k, seed in starts:
         W, H = initialize(
-            source, k, init, mean=template._scale_mean(stats), seed=int(seed), dtype=V.dtype
+            source, k, init, mean=scale_mean(template, stats), seed=int(seed), dtype=V.dtype
         )
         Ws.append(W)
         Hs.append(H)
@@ -143,10 +145,10 @@ def best_start(model: Any, X: Any, W: Any, H: Any, resume: Any) -> BestStart:
         A parameter that a multi-start fit cannot honour (named with the reason).
     """
     _check_starts(model, W, H, resume)
-    V = model._as_tiled(X, reset=True)
+    V = as_tiled(model, X, reset=True)
     m, n = V.shape
     k = resolve_n_components(model.n_components, m, n, None, None, custom=False)
-    stats = model._checked_stats(V)
+    stats = checked_stats(model, V)
     base, seeds = replicate_seeds(model.random_state, model.n_init)
     progress = [partial(_print_starts, model.check_every)] if model.verbose else []
     init = "random" if model.init is None else model.init

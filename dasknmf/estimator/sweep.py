@@ -15,7 +15,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from dasknmf.errors import InvalidParameterError, warn_user
 from dasknmf.estimator.nmf import NMF
-from dasknmf.estimator.parameters import PARAMETER_RULES
+from dasknmf.estimator.parameters import PARAMETER_RULES, solver_for
+from dasknmf.estimator.preparation import as_tiled, checked_stats
 from dasknmf.estimator.replicates import fit_replicates, replicate_seeds
 from dasknmf.params import check_int, check_real
 from dasknmf.resources import blas_guarded
@@ -253,7 +254,7 @@ class RankSweep(BaseEstimator):
                 f"The 'init' parameter of RankSweep must be 'random' or 'nndsvdar' "
                 f"(replicates differ only by their seed); got {self.init!r}."
             )
-        self._nmf()._solver_class()  # the loss, solver and mask go together
+        solver_for(self._nmf().get_params())  # the loss, solver and mask go together
 
     @blas_guarded
     def fit(self, X, y=None, *, resume=None):
@@ -277,10 +278,10 @@ class RankSweep(BaseEstimator):
         """
         self._check_parameters()
         template = self._nmf()
-        V = template._as_tiled(X, reset=True)
+        V = as_tiled(template, X, reset=True)
         m, n = V.shape
         self.n_features_in_ = n
-        stats = template._checked_stats(V)
+        stats = checked_stats(template, V)
         if resume is not None:
             self._check_resume(resume)
         random_state = self.random_state if resume is None else resume.seed
@@ -294,7 +295,7 @@ class RankSweep(BaseEstimator):
             else:
                 cv = BiCrossValidation.draw(m, n, fraction=self.holdout, seed=base)
             train = cv.train(V)
-            train_stats = template._checked_stats(train)
+            train_stats = checked_stats(template, train)
         self._check_ranks(train.shape, cv)
         progress = list(self.callbacks or []) + ([self._print_progress] if self.verbose else [])
         starts = [(k, int(seed)) for k in self.ranks for seed in self.seeds_]
