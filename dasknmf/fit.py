@@ -218,19 +218,33 @@ def run(
     -------
     FitResult
     """
+    handed = [W, H]
+    del W, H  # this frame would hold the initial W to the end of the loop
+    return run_handed(
+        solver, handed, max_iter=max_iter, tol=tol, check_every=check_every,
+        callbacks=callbacks, keepers=keepers,
+    )  # fmt: skip
+
+
+def run_handed(solver: Solver, handed: list, **options) -> FitResult:
+    """:func:`run` from ``handed = [W, H]``, which it empties: the loop then owns the
+    initial factors, and once it has moved past them nothing keeps them (a caller's
+    frame holding them for the whole loop would hold a whole extra ``W``;
+    docs/benchmarks.md, peak memory out of core). ``options`` are :func:`run`'s."""
     started = time.perf_counter()
+    iterates = options["max_iter"] > 0
 
     def start() -> FitState:
         with single_threaded_blas():
-            W_kept, H_kept = _hold(W, H, keepers)
-            if max_iter > 0 and getattr(solver, "scores_input", False):
+            W_kept, H_kept = _hold(*_take(handed), options.get("keepers", (None, None)))
+            if iterates and getattr(solver, "scores_input", False):
                 # Out of core a pass over V costs a read of every tile: the first
                 # iteration's pass gives the initial error (see _one_iteration).
                 return FitState(0, W_kept, H_kept, math.nan, math.nan, math.nan)
             error = float(dask.compute(solver.error(W_kept, H_kept))[0])
         return FitState(0, W_kept, H_kept, error, error, error)
 
-    return _iterate(solver, start, started, max_iter, tol, check_every, callbacks, keepers)
+    return _iterate(solver, start, started, **options)
 
 
 def resume(
@@ -267,18 +281,36 @@ def resume(
     -------
     FitResult
     """
-    if state.iteration > max_iter:
-        raise ValueError(
-            f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
-        )
+    handed = [state]
+    del state  # as run(): the loop owns the state's factors
+    return resume_handed(
+        solver, handed, max_iter=max_iter, tol=tol, check_every=check_every,
+        callbacks=callbacks, keepers=keepers,
+    )  # fmt: skip
+
+
+def resume_handed(solver: Solver, handed: list, **options) -> FitResult:
+    """:func:`resume` from ``handed = [state]``, which it empties (as
+    :func:`run_handed`). ``options`` are :func:`resume`'s."""
+    iteration, max_iter = handed[0].iteration, options["max_iter"]
+    if iteration > max_iter:
+        raise ValueError(f"cannot resume at iteration {iteration} a loop of max_iter={max_iter}")
     started = time.perf_counter()
 
     def start() -> FitState:
+        (resumed,) = _take(handed)
         with single_threaded_blas():
-            W, H = _hold(state.W, state.H, keepers)
-        return replace(state, W=W, H=H)
+            W, H = _hold(resumed.W, resumed.H, options.get("keepers", (None, None)))
+        return replace(resumed, W=W, H=H)
 
-    return _iterate(solver, start, started, max_iter, tol, check_every, callbacks, keepers)
+    return _iterate(solver, start, started, **options)
+
+
+def _take(holder: list) -> list:
+    """The items of ``holder``, which is left empty (ownership passes to the caller)."""
+    items = list(holder)
+    holder.clear()
+    return items
 
 
 def _hold(W, H, keepers: Keepers):
@@ -300,10 +332,11 @@ def _iterate(
     solver: Solver,
     start: Callable[[], FitState],
     started: float,
+    *,
     max_iter: int,
     tol: float,
-    check_every: int,
-    callbacks: Sequence[Callback],
+    check_every: int = 10,
+    callbacks: Sequence[Callback] = (),
     keepers: Keepers = (None, None),
 ) -> FitResult:
     """The loop from ``start()`` (a state of kept factors) to ``max_iter`` or

@@ -135,6 +135,11 @@ class _CompiledStep:
         (self._error_key,) = _keys(error)
         plain = {**step.W.__dask_graph__(), **step.H.__dask_graph__()}
         self._graphs = {False: plain, True: {**plain, **error.__dask_graph__()}}
+        # The inputs' blocks are put in at each call: the graphs must not keep the
+        # initial factors' blocks alive (a whole W) for the fit's lifetime.
+        for graph in self._graphs.values():
+            for key in self._inputs:
+                graph.pop(key, None)
         self._get = get_scheduler(collections=[step.W])
         # Only the layout of the initial factors is kept, not their blocks.
         self._layouts = _Layout.of(W), _Layout.of(H)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
+import weakref
 from dataclasses import dataclass
 
 import dask.array as da
 import numpy as np
 import pytest
+from dask.core import flatten
 
 from dasknmf import fit
 from dasknmf.solvers.mu import FrobeniusMU
@@ -100,6 +103,27 @@ def test_the_first_pass_scores_the_initial_factors_as_a_pass_of_its_own_would(ca
     np.testing.assert_array_equal(folded.H.compute(), separate.H.compute())
     if callbacks:
         assert {info.error_at_init for info in seen} == {folded.error_at_init}
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_the_loop_lets_go_of_the_initial_factors(in_memory):
+    """Handed over, the initial W is freed once the loop has moved past it: no frame
+    or compiled graph keeps a whole extra W for the rest of the fit (both did)."""
+    _, W0, _, solver, W, H = setup(in_memory=in_memory)
+    W = da.from_array(W0.copy(), chunks=W.chunks).persist()
+    (key, *_) = flatten(W.__dask_keys__())
+    ref = weakref.ref(W.__dask_graph__()[key])
+    handed = [W, H]
+    del W
+    alive = []
+
+    def check(info):
+        gc.collect()
+        alive.append(ref() is not None)
+
+    fit.run_handed(solver, handed, max_iter=3, tol=0, callbacks=[check])
+    # During an iteration its old and new W coexist; after it, the old one is gone.
+    assert handed == [] and alive[1:] == [False, False]
 
 
 def test_callbacks_see_every_iteration_and_the_factors():

@@ -59,11 +59,14 @@ from dasknmf.storage import FactorStore
 __all__ = ["Start", "fit_transform", "transform"]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Start:
     """Where a fit starts: the tiles ``V`` it fits (``V_valid``: the held-out entries,
     or ``None``), their ``stats``, the rank ``k``, the initial factors, each factor's
-    store (``None``: in memory), and the state it resumes (``None``: none)."""
+    store (``None``: in memory), and the state it resumes (``None``: none).
+
+    The fit loop takes the initial factors (:meth:`take_factors`), so that no frame
+    here keeps a whole ``W`` alive while it iterates."""
 
     V: Any
     V_valid: Any
@@ -73,6 +76,12 @@ class Start:
     H0: Any
     stores: dict[str, FactorStore | None]
     resume: fit_loop.FitState | None
+
+    def take_factors(self) -> tuple[Any, Any]:
+        """``(W0, H0)``, no longer held by this start."""
+        factors = self.W0, self.H0
+        self.W0 = self.H0 = None
+        return factors
 
 
 def fit_transform(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None) -> Any:
@@ -174,16 +183,21 @@ def _loop(
         callbacks=callbacks,
         keepers=(start.stores["W"], start.stores["H"]),
     )
-    V, W0, H0 = start.V, start.W0, start.H0
+    V = start.V
     solver = build_solver(
         model, V, start.stats, in_memory=model.persisted_, w_store=start.stores["W"]
     )
     warn_underdetermined(V, start.k, solver)
     try:
+        # Handed over in lists the loop empties: nothing here holds the initial W
+        # while it iterates (fit_loop.run_handed).
         if start.resume is not None:
-            result = fit_loop.resume(solver, replace(start.resume, W=W0, H=H0), **options)
+            handed = [replace(start.resume, W=start.W0, H=start.H0)]
+            start.take_factors()
+            start.resume = None
+            result = fit_loop.resume_handed(solver, handed, **options)
         else:
-            result = fit_loop.run(solver, W0, H0, **options)
+            result = fit_loop.run_handed(solver, list(start.take_factors()), **options)
     except validation.ValidationStop:
         result = None
     if stopper is not None:
