@@ -22,6 +22,11 @@ The baseline of each process (interpreter, imports and, in memory, the input mat
 loaded) is printed, so that the peak's growth is the fit's own. Medians of
 ``--repeats`` interleaved repeats; ratios are dasknmf / scikit-learn.
 
+``--memory-rows N`` runs only a study of peak memory out of core instead: a store of
+N × 50,000 (2,000,000 rows: 50M non-zeros), fitted by ``NMF(persist=False)`` with
+nndsvda or random factors and ``W`` kept in memory or in a factor store, each in a
+fresh process.
+
 Run: ``python -m benchmarks.bench_fit`` (``--corpus gcide`` for the real dictionary
 corpus of :mod:`benchmarks.corpora`; ``--smoke`` for a tiny check).
 """
@@ -99,7 +104,14 @@ def child(spec: dict) -> dict:
     times: dict[str, float] = {}
     baseline = _vm("VmRSS")
     start = time.perf_counter()
-    if library == "dasknmf" and where == "memory":
+    if where == "large store":
+        _recording_phases(times)
+        model = DaskNMF(
+            k, init=spec["init"], factors=spec["factors"], persist=False, max_iter=10,
+            tol=0, random_state=0,
+        ).fit(spec["store"])  # fmt: skip
+        error, n_iter = model.reconstruction_err_, model.n_iter_
+    elif library == "dasknmf" and where == "memory":
         _recording_phases(times)
         model = DaskNMF(k, random_state=0, solver=solver).fit(X)
         error, n_iter = model.reconstruction_err_, model.n_iter_
@@ -160,6 +172,44 @@ def _run_child(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def memory_study(rows: int, k: int, directory: Path, tile_rows: int | None = None) -> list[str]:
+    """Peak memory of out-of-core fits of a ``rows × 50,000`` store (10 iterations,
+    ``tol=0``), by initialisation and by where ``W`` is kept, each in a fresh process:
+    the design's bound is W + H + a few tiles and their decode buffers + a fixed
+    process cost (docs/benchmarks.md)."""
+    import dasknmf
+    from dasknmf.datasets import lazy_term_document
+
+    store = directory / "large.zarr"
+    V = lazy_term_document(rows, 50_000)
+    dasknmf.write_matrix(V, store, chunks=None if tile_rows is None else (tile_rows, 50_000))
+    w_mib = rows * k * 4 / 2**20
+    lines = [
+        f"store: {rows:,} × 50,000 term-document, {dasknmf.open_matrix(store).chunks[0][0]:,} "
+        f"rows a tile; k = {k}, W = {w_mib:.0f} MiB in float32; dask's threaded scheduler",
+        "",
+        "| init | factors | statistics s | initialisation s | iterations and the rest s "
+        "| baseline MiB | peak MiB | peak − baseline, in W's |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for init in ("nndsvda", "random"):
+        for factors in ("memory", "store"):
+            spec = dict(
+                k=k, library="dasknmf", where="large store", solver="mu", init=init,
+                factors=factors, store=str(store), npz="",
+            )  # fmt: skip
+            r = _run_child(spec)
+            t = r["times"]
+            growth = (r["peak"] - r["baseline"]) / 2**20
+            lines.append(
+                f"| {init} | {factors} | {t.get('statistics', 0.0):.1f} | "
+                f"{t.get('initialisation', 0.0):.1f} | {t['iterations and the rest']:.1f} | "
+                f"{r['baseline'] / 2**20:.0f} | {r['peak'] / 2**20:.0f} | "
+                f"{growth / w_mib:.2f} |"
+            )
+    return lines
+
+
 def table(results: dict[tuple, list[dict]]) -> list[str]:
     lines = [
         "| fit | library | " + " | ".join(PHASES) + " | total s | ratio | error (iterations) "
@@ -197,6 +247,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a tiny run checking the script")
+    parser.add_argument(
+        "--memory-rows",
+        type=int,
+        default=0,
+        help="only the out-of-core peak-memory study, on a store of this many rows "
+        "(2,000,000: 50M non-zeros, 114 MiB on disk)",
+    )
+    parser.add_argument(
+        "--tile-rows", type=int, help="rows a tile of the study's store (default: write_matrix's)"
+    )
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -205,6 +265,12 @@ def main(argv: list[str] | None = None) -> None:
     from benchmarks.corpora import gcide
     from dasknmf.datasets import term_document
 
+    if args.memory_rows:
+        print(machine("numpy", "scipy"))
+        with tempfile.TemporaryDirectory() as tmp:
+            lines = memory_study(args.memory_rows, args.k, Path(tmp), args.tile_rows)
+            print("\n".join(lines))
+        return
     if args.smoke:
         X, args.repeats, args.k = term_document(2_000, 500), 1, 5
     elif args.corpus == "gcide":

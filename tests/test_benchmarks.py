@@ -104,3 +104,11 @@ def test_the_dictd_reader_gives_each_entry_once(tmp_path):
     assert dictd_entries(tmp_path / "d") == entries[1:]
     with pytest.raises(FileNotFoundError, match="apt-get install dict-gcide"):
         dictd_entries(tmp_path / "missing")
+
+
+@pytest.mark.slow
+def test_the_memory_study_prints_a_peak_per_setting(capsys):
+    bench_fit.main(["--memory-rows", "2000", "--k", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    rows = [line for line in lines if line.startswith(("| nndsvda |", "| random |"))]
+    assert len(rows) == 4 and all(re.search(r"\| \d+ \| \d+ \| \d+\.\d\d \|$", r) for r in rows)
