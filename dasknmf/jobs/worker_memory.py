@@ -226,11 +226,15 @@ def check_worker_memory(client: Any, need: TaskNeed, *, chunks_key: str) -> None
 
 def _process_memory() -> int:
     """On a worker: its process's memory once it has imported what the fit's tasks
-    import (a fresh worker's heartbeat figure is far below what it uses then)."""
+    import (a fresh worker's heartbeat figure is far below what it uses then): the
+    storage layer (zarr), the products and the solvers' kernels (SciPy). ``import
+    dasknmf`` alone imports almost nothing (its modules load on first use)."""
+    import importlib
+
     import psutil
 
-    import dasknmf  # noqa: F401  (the import is the point)
-
+    for module in ("dasknmf.storage", "dasknmf.products", "dasknmf.solvers"):
+        importlib.import_module(module)  # the import is the point
     return int(psutil.Process().memory_info().rss)
 
 
