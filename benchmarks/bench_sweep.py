@@ -38,6 +38,7 @@ from sklearn.exceptions import ConvergenceWarning
 import dasknmf
 from benchmarks.common import machine
 from dasknmf.datasets import term_document
+from dasknmf.estimator.replicates import replicate_seeds
 
 
 class PeakMemory:
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
         print("| --- | --- | --- | --- | --- |")
         for name, (data, extra) in cases.items():
             options = {**params, **extra}
-            sweep_seeds = dasknmf.estimator.sweep.replicate_seeds(0, args.replicates)[1]
+            sweep_seeds = replicate_seeds(0, args.replicates)[1]
             t_alone, m_alone = timed(partial(one_by_one, data, args.ranks, sweep_seeds, options))
             t_sweep, m_sweep = timed(partial(together, data, args.ranks, args.replicates, options))
             print(
