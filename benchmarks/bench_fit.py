@@ -220,7 +220,6 @@ def table(results: dict[tuple, list[dict]]) -> list[str]:
     ]
     for label in dict.fromkeys(case[0] for case in CASES):
         runs = {lib: results[(label, lib)] for lib in ("scikit-learn", "dasknmf")}
-        ref_total = statistics.median(r["total"] for r in runs["scikit-learn"])
         ref_peak = statistics.median(r["peak"] for r in runs["scikit-learn"])
         for lib, rs in runs.items():
             phases = [statistics.median(r["times"].get(p, 0.0) for r in rs) for p in PHASES]
@@ -236,7 +235,6 @@ def table(results: dict[tuple, list[dict]]) -> list[str]:
                 f"{statistics.median(r['baseline'] for r in rs) / 2**20:.0f} | "
                 f"{peak / 2**20:.0f} | {peak / ref_peak:.2f} |"
             )
-        del ref_total
     return lines
 
 

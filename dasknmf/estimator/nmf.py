@@ -8,7 +8,8 @@ from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, Transfo
 from sklearn.utils.validation import check_array, check_is_fitted
 
 from dasknmf import devices
-from dasknmf.estimator import fitting
+from dasknmf.estimator.fitting import fit_transform as fit_model
+from dasknmf.estimator.fitting import transform as transform_rows
 from dasknmf.estimator.ratings import RatingsMixin
 from dasknmf.estimator.validating import ValidationMixin
 from dasknmf.resources import blas_guarded
@@ -339,7 +340,7 @@ class NMF(
             A NumPy array for in-memory ``X``; a (persisted) dask array chunked like
             ``X``'s rows when ``X`` is a dask array or a store path.
         """
-        return fitting.fit_transform(self, X, W, H, resume)
+        return fit_model(self, X, W, H, resume)
 
     @blas_guarded
     def transform(self, X):
@@ -360,7 +361,7 @@ class NMF(
             stored ``W``.
         """
         check_is_fitted(self)
-        return fitting.transform(self, X)
+        return transform_rows(self, X)
 
     def inverse_transform(self, X):
         """``W @ components_``: the data approximated from its transform.
