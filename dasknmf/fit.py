@@ -25,7 +25,7 @@ import dask.array as da
 
 from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
-from dasknmf.resources import active_client, reusing_worker_heap, single_threaded_blas
+from dasknmf.resources import active_client, reusing_worker_heap, task_threads
 from dasknmf.solvers.base import Solver
 from dasknmf.steppers import Keepers, held, stepper
 from dasknmf.stopping import ToleranceRule
@@ -235,7 +235,7 @@ def run_handed(solver: Solver, handed: list, **options) -> FitResult:
     iterates = options["max_iter"] > 0
 
     def start() -> FitState:
-        with single_threaded_blas():
+        with task_threads():
             W_kept, H_kept = _hold(*_take(handed), options.get("keepers", (None, None)))
             if iterates and getattr(solver, "scores_input", False):
                 # Out of core a pass over V costs a read of every tile: the first
@@ -299,7 +299,7 @@ def resume_handed(solver: Solver, handed: list, **options) -> FitResult:
 
     def start() -> FitState:
         (resumed,) = _take(handed)
-        with single_threaded_blas():
+        with task_threads():
             W, H = _hold(resumed.W, resumed.H, options.get("keepers", (None, None)))
         return replace(resumed, W=W, H=H)
 
@@ -364,7 +364,7 @@ def _iterate(
     # Only while V is held in memory: an out-of-core fit's workers need their freed
     # memory back for the tiles they read (and gain little: decoding dominates).
     heap_client = client if getattr(solver, "in_memory", False) else None
-    with single_threaded_blas(), reusing_worker_heap(heap_client):
+    with task_threads(), reusing_worker_heap(heap_client):
         anchor, replays = None, 0
         if client is not None:
             anchor = take_anchor(

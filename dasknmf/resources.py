@@ -11,9 +11,12 @@ import ctypes
 import ctypes.util
 import functools
 import os
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
+import dask.config
+import dask.threaded
 import psutil
 from threadpoolctl import threadpool_limits
 
@@ -21,13 +24,17 @@ F = TypeVar("F", bound=Callable)
 
 
 def active_client():
-    """The current ``distributed.Client``, or ``None`` when dask runs in-process."""
-    try:
-        from distributed import get_client
-    except ImportError:  # pragma: no cover - distributed is a dependency
+    """The current ``distributed.Client``, or ``None`` when dask runs in-process.
+
+    A client exists only where ``distributed`` was imported; importing it just to ask
+    would add its start-up (a quarter of a second, docs/benchmarks.md) to every fit of
+    a script that never uses a cluster.
+    """
+    module = sys.modules.get("distributed")
+    if module is None:
         return None
     try:
-        return get_client()
+        return module.get_client()
     except ValueError:
         return None
 
@@ -55,28 +62,42 @@ def total_threads() -> int:
 
 
 @contextlib.contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """Limit BLAS to one thread while tasks run in this process's thread pool.
+def task_threads() -> Iterator[None]:
+    """Run dask's tasks in this process's thread pool, the way a fit wants them.
 
-    Dask already runs one task per core; a multi-threaded BLAS call inside each task
-    oversubscribes the cores, which slows an MU iteration and the randomized SVD's QR
-    factorisations several times over (docs/benchmarks.md). Workers of a
-    ``distributed`` cluster run in other processes and set this through their own
-    environment, so nothing is changed when a client is active.
+    - BLAS is limited to one thread: dask already runs one task per core, and a
+      multi-threaded BLAS call inside each task oversubscribes the cores, which slows
+      an MU iteration and the randomized SVD's QR factorisations several times over
+      (docs/benchmarks.md).
+    - dask's threaded scheduler (as a function: a name makes dask check it against
+      ``distributed``) and task-based rechunking are set, unless a scheduler is
+      configured: otherwise every ``dask.compute`` and rechunk imports
+      ``distributed`` to look for a client, whose start-up then counts in a laptop's
+      first fit. No client can exist while ``distributed`` was never imported, so
+      these are the choices dask would make.
+
+    Workers of a ``distributed`` cluster run in other processes and set their BLAS
+    threads through their own environment, so nothing is changed when a client is
+    active.
     """
     if active_client() is not None:
         yield
         return
-    with threadpool_limits(limits=1, user_api="blas"):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(threadpool_limits(limits=1, user_api="blas"))
+        if "distributed" not in sys.modules and dask.config.get("scheduler", None) is None:
+            # What dask would choose without a client, said so that it does not look.
+            local = {"scheduler": dask.threaded.get, "array.rechunk.method": "tasks"}
+            stack.enter_context(dask.config.set(local))
         yield
 
 
-def blas_guarded(fn: F) -> F:
-    """Run ``fn`` inside :func:`single_threaded_blas` (for the estimator's methods)."""
+def in_task_threads(fn: F) -> F:
+    """Run ``fn`` inside :func:`task_threads` (for the estimator's methods)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with single_threaded_blas():
+        with task_threads():
             return fn(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]

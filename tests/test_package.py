@@ -32,6 +32,17 @@ def test_import_dasknmf_loads_no_array_library():
     assert "dask" in loaded_after("import dasknmf; dasknmf.NMF")
 
 
+def test_a_fit_without_a_cluster_never_loads_distributed():
+    # Asking whether a client is active must not import distributed (its start-up
+    # would be part of every laptop fit's time).
+    fit = (
+        "import numpy as np, dasknmf; "
+        "dasknmf.NMF(2, max_iter=3, random_state=0).fit(np.random.default_rng(0).random((30, 20)))"
+    )
+    assert "distributed" not in loaded_after(fit)
+    assert "distributed" in loaded_after("import distributed")
+
+
 def test_every_public_name_resolves():
     for name in dasknmf.__all__:
         assert getattr(dasknmf, name) is not None, name

@@ -12,7 +12,7 @@ from dasknmf.estimator.fitting import fit_transform as fit_model
 from dasknmf.estimator.fitting import transform as transform_rows
 from dasknmf.estimator.ratings import RatingsMixin
 from dasknmf.estimator.validating import ValidationMixin
-from dasknmf.resources import blas_guarded
+from dasknmf.resources import in_task_threads
 
 __all__ = ["NMF"]
 
@@ -311,7 +311,7 @@ class NMF(
         self.fit_transform(X, W=W, H=H, resume=resume)
         return self
 
-    @blas_guarded
+    @in_task_threads
     def fit_transform(self, X, y=None, W=None, H=None, *, resume=None):
         """Learn the factorisation and return ``W``.
 
@@ -342,7 +342,7 @@ class NMF(
         """
         return fit_model(self, X, W, H, resume)
 
-    @blas_guarded
+    @in_task_threads
     def transform(self, X):
         """``W`` for the rows of ``X`` with ``H`` fixed to :attr:`components_`.
 

@@ -18,7 +18,7 @@ from dasknmf.errors import InvalidInputError, InvalidParameterError, warn_user
 from dasknmf.estimator.placement import components_like, components_on_host
 from dasknmf.estimator.preparation import as_tiled
 from dasknmf.recommend import top_items, top_items_by_row_block
-from dasknmf.resources import blas_guarded
+from dasknmf.resources import in_task_threads
 from dasknmf.solvers import Solver, masked
 
 __all__ = ["RatingsMixin", "warn_underdetermined"]
@@ -95,7 +95,7 @@ class RatingsMixin:
         return predictions if bounds is None else np.clip(predictions, *bounds)
 
     @available_if(lambda self: self._masked)
-    @blas_guarded
+    @in_task_threads
     def rmse(self, X) -> float:
         """Root-mean-square error of :meth:`predict` on the observed entries of ``X``
         (clipped predictions unless ``clip=False``).
@@ -224,7 +224,7 @@ class RatingsMixin:
         return items[0], scores[0]
 
     @available_if(lambda self: self._masked)
-    @blas_guarded
+    @in_task_threads
     def recommend_all(self, n: int = 10, *, exclude_seen: bool = True):
         """:meth:`recommend` for every user, one task per row block of the training
         matrix: each block's scores are formed a batch of rows at a time, so the

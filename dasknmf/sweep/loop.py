@@ -22,7 +22,7 @@ import numpy as np
 
 from dasknmf.devices import to_host
 from dasknmf.kernels.stack import Stack
-from dasknmf.resources import single_threaded_blas
+from dasknmf.resources import task_threads
 from dasknmf.solvers.base import Solver
 from dasknmf.steppers import stepper
 from dasknmf.stopping import ToleranceRule
@@ -191,7 +191,7 @@ def run_stacked(
     list of ReplicateResult
         One per replicate, in ``stack`` order.
     """
-    with single_threaded_blas():
+    with task_threads():
         W, H = dask.persist(W, H)
         errors = np.atleast_1d(np.asarray(dask.compute(build(stack).error(W, H))[0], float))
     at_init = tuple(float(e) for e in errors)
@@ -219,7 +219,7 @@ def resume_stacked(
         raise ValueError(
             f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
         )
-    with single_threaded_blas():
+    with task_threads():
         W, H = dask.persist(state.W, state.H)
     return _iterate(build, replace(state, W=W, H=H), max_iter, tol, check_every, progress)
 
@@ -247,7 +247,7 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
             time.perf_counter() - started, state.seed,
         )  # fmt: skip
 
-    with single_threaded_blas():
+    with task_threads():
         advance = stepper(build(stack), W, H) if active and iteration < max_iter else None
         while active and iteration < max_iter:
             iteration += 1
