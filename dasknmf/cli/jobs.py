@@ -180,7 +180,7 @@ def _add_tls_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from dasknmf.jobs.config import load_config
+    from dasknmf.jobs.loading import load_config
 
     config = load_config(args.config, args.overrides)
     print(f"OK: {args.config}")
@@ -191,7 +191,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     with _stop_on_signal() as stop:  # first: the imports below take seconds
         from dasknmf.jobs.checkpoints import JobStopped
-        from dasknmf.jobs.config import load_config
+        from dasknmf.jobs.loading import load_config
         from dasknmf.jobs.runner import run_job
 
         overrides = [*args.overrides, *(["output.overwrite=true"] if args.overwrite else [])]
@@ -328,7 +328,7 @@ def describe_job(config: JobConfig) -> str:
 
     Examples
     --------
-    >>> from dasknmf.jobs.config import parse_config
+    >>> from dasknmf.jobs.loading import parse_config
     >>> job = parse_config({"input": {"path": "example:term-document"},
     ...                     "model": {"n_components": 4}, "output": {"directory": "/tmp/o"}})
     >>> print(describe_job(job))  # doctest: +ELLIPSIS

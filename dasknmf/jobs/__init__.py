@@ -1,6 +1,7 @@
 """Batch jobs from YAML files: the library behind ``dasknmf run``, ``resume`` and ``validate``.
 
-- :mod:`~dasknmf.jobs.config`: the job schema (frozen dataclasses), ``load_config``;
+- :mod:`~dasknmf.jobs.config`: the job schema (frozen dataclasses);
+  :mod:`~dasknmf.jobs.loading`: ``load_config`` and ``parse_config``;
   :mod:`~dasknmf.jobs.rules` (each key's rule), :mod:`~dasknmf.jobs.sections` (the
   checks spanning several keys), :mod:`~dasknmf.jobs.paths` (what a path names),
   :mod:`~dasknmf.jobs.overrides` and :mod:`~dasknmf.jobs.validation` check it and

@@ -22,8 +22,9 @@ from typing import Any
 
 from dasknmf import RankSweep
 from dasknmf.errors import DaskNMFError, InvalidParameterError
-from dasknmf.jobs.config import JobConfig, parse_config
+from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import open_input
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.outputs import (
     H_STORE,
     SUMMARY,

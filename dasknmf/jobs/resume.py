@@ -24,11 +24,12 @@ from dasknmf.jobs.checkpoints import (
     NoCheckpointError,
     read_checkpoint,
 )
-from dasknmf.jobs.config import JobConfig, JobConfigError, parse_config
+from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.outputs import SUMMARY, OutputExistsError, check_output_target, is_job_output
 from dasknmf.jobs.rules import CLUSTER_KEYS
-from dasknmf.jobs.validation import Problem
+from dasknmf.jobs.validation import JobConfigError, Problem
 from dasknmf.jobs.workarea import WorkArea
 
 __all__ = [

@@ -49,24 +49,21 @@ from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol
+from typing import Any
 
-import numpy as np
 from distributed.scheduler import KilledWorker
 
 from dasknmf import NMF, RankSweep
-from dasknmf.callbacks import PhaseInfo, PhaseReporter, tell_norm
+from dasknmf.callbacks import PhaseReporter
 from dasknmf.errors import DaskNMFError
-from dasknmf.estimator.placement import PERSIST_FRACTION
-from dasknmf.fit import IterationInfo
-from dasknmf.inputs import auto_chunks, working_dtype
 from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter, JobStopped
-from dasknmf.jobs.cluster import SchedulerInfo, connect
+from dasknmf.jobs.cluster import connect
 from dasknmf.jobs.config import JobConfig
-from dasknmf.jobs.inputs import JobInput, open_input
+from dasknmf.jobs.inputs import open_input
 from dasknmf.jobs.outputs import (
     check_output_target,
 )
+from dasknmf.jobs.progress import Progress, ProgressCallback, log_iteration
 from dasknmf.jobs.record import (
     absolute_file,
     describe_input,
@@ -83,32 +80,14 @@ from dasknmf.jobs.resume import (
 )
 from dasknmf.jobs.single import fit_single
 from dasknmf.jobs.sweep import run_sweep
+from dasknmf.jobs.task_need import CHUNKS_KEY, job_task_need
 from dasknmf.jobs.workarea import FACTORS, WorkArea, work_area
-from dasknmf.jobs.worker_memory import TaskNeed, check_worker_memory, lost_workers, task_need
-from dasknmf.resources import active_client, available_memory
-from dasknmf.sweep.loop import SweepProgress
+from dasknmf.jobs.worker_memory import check_worker_memory, lost_workers
+from dasknmf.resources import active_client
 
-__all__ = ["JobResult", "Progress", "resume_job", "run_job"]
+__all__ = ["JobResult", "resume_job", "run_job"]
 
 logger = logging.getLogger(__name__)
-
-
-class Progress(Protocol):
-    """What :func:`run_job` reports to while it runs (the CLI prints it).
-
-    Optional methods are called where a progress has them: ``on_norm(norm)``, told
-    ``‖X‖_F`` before the first iteration of a fit, to show the relative error (see
-    :mod:`dasknmf.callbacks`); ``on_start(max_iter)`` before the fit; and
-    ``on_phase(info)`` (a :class:`dasknmf.callbacks.PhaseInfo`) during the phases
-    that are not iterations: reading or ingesting the input, the statistics pass and
-    the initialisation, checkpoints and writing the outputs.
-    """
-
-    def event(self, message: str) -> None:
-        """A step of the job: scheduler ready, input opened, outputs written."""
-
-    def iteration(self, info: IterationInfo) -> None:
-        """One iteration of the fit."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +131,7 @@ def run_job(
     Parameters
     ----------
     config : JobConfig
-        From :func:`dasknmf.jobs.config.load_config`.
+        From :func:`dasknmf.jobs.loading.load_config`.
     progress : Progress, optional
         Told of each step and each iteration.
     resume : bool, default False
@@ -188,7 +167,7 @@ def run_job(
     Examples
     --------
     >>> import tempfile, os
-    >>> from dasknmf.jobs.config import parse_config
+    >>> from dasknmf.jobs.loading import parse_config
     >>> job = parse_config({
     ...     "input": {"path": "example:term-document", "rows": 200, "cols": 50},
     ...     "model": {"n_components": 3, "max_iter": 5, "random_state": 0},
@@ -339,9 +318,9 @@ def _execute(
         timings["input"] = time.perf_counter() - t0
         say(describe_input(source.description))
         client = active_client() if scheduler.type != "threads" else None
-        need = _task_need(config, source, scheduler) if client is not None else None
+        need = job_task_need(config, source, scheduler) if client is not None else None
         if need is not None and check_memory:
-            check_worker_memory(client, need, chunks_key=_CHUNKS_KEY[config.input.kind])
+            check_worker_memory(client, need, chunks_key=CHUNKS_KEY[config.input.kind])
         elif need is not None:
             say(
                 "note: the workers' memory limits were not compared with what the fit's "
@@ -351,9 +330,9 @@ def _execute(
         # A callback is always attached, so that the error is computed after every
         # iteration and the curve in summary.json and the plot has every point,
         # whether progress is printed or not (it costs what printing progress costs).
-        callbacks: list[Callable[[Any], object]] = [_log_iteration]
+        callbacks: list[Callable[[Any], object]] = [log_iteration]
         if progress is not None:
-            callbacks.append(_ProgressCallback(progress))
+            callbacks.append(ProgressCallback(progress))
         writer = None
         if every or stop is not None:
             record = {
@@ -409,58 +388,3 @@ def _discard_unless_stopped(work: WorkArea, exc: BaseException | None) -> bool:
     if exc is not None and not isinstance(exc, JobStopped):
         work.remove()
     return False
-
-
-#: What sets the tiles of each kind of input (for the message of workers too small).
-_CHUNKS_KEY = {
-    "example": "input.chunks",
-    "file": "input.chunks, the tile shape of the ingested store",
-    "store": "a store keeps its tiles: ingest it again with smaller --chunks",
-}
-
-
-def _task_need(config: JobConfig, source: JobInput, scheduler: SchedulerInfo) -> TaskNeed:
-    """What one task of the fit needs, from the input's description: a store's tiles,
-    or the example's (``input.chunks``, else those :class:`dasknmf.NMF` chooses)."""
-    d = source.description
-    shape = (int(d["shape"][0]), int(d["shape"][1]))
-    sparse = d.get("format", "sparse") == "sparse"
-    nnz = int(d["nnz"]) if sparse else None
-    if "tile_shape" in d:
-        tiles = (int(d["tile_shape"][0]), int(d["tile_shape"][1]))
-    else:
-        itemsize = working_dtype(np.dtype(d["dtype"])).itemsize
-        nbytes = (nnz or 0) * (itemsize + 4) if sparse else shape[0] * shape[1] * itemsize
-        tiles = source.chunks or auto_chunks(shape, nbytes=nbytes, threads=scheduler.threads)
-    k, persist = config.stacked_components, config.model.persist
-    need = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k)
-    whole = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k, persisted=True)
-    # The estimator's own rule for persist='auto' (estimator.placement.keeps_in_memory).
-    kept = persist is True or (
-        persist == "auto" and whole.persisted < PERSIST_FRACTION * available_memory()
-    )
-    return whole if kept else need
-
-
-class _ProgressCallback:
-    """A :class:`Progress`'s ``iteration`` as a fit callback, which also passes on
-    ``‖X‖_F`` (the scale of the relative error) if the progress takes it."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
-
-    def __call__(self, info: IterationInfo | SweepProgress) -> None:
-        self.progress.iteration(info)
-
-    def on_norm(self, norm: float | None) -> None:
-        tell_norm([self.progress], norm)
-
-    def on_phase(self, info: PhaseInfo) -> None:
-        on_phase = getattr(self.progress, "on_phase", None)
-        if callable(on_phase):
-            on_phase(info)
-
-
-def _log_iteration(info: IterationInfo | SweepProgress) -> None:
-    error = getattr(info, "error", float("nan"))  # a sweep's progress has no one error
-    logger.debug("iteration %d: error %.6g (%.2f s)", info.iteration, error, info.elapsed)

@@ -302,7 +302,7 @@ def describe_stops(n_iter: Any, converged: Any, config: JobConfig) -> str:
 
     Examples
     --------
-    >>> from dasknmf.jobs.config import parse_config
+    >>> from dasknmf.jobs.loading import parse_config
     >>> job = parse_config({"input": {"path": "example:term-document"},
     ...                     "model": {"n_components": [2, 3], "max_iter": 30},
     ...                     "sweep": {"replicates": 2}, "output": {"directory": "/tmp/o"}})

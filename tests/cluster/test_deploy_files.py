@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from tests.cluster.conftest import REPO
 from tests.cluster.slurm_testing import environment, fake_command
 

@@ -13,15 +13,10 @@ import dasknmf
 from dasknmf.datasets import term_document
 from dasknmf.errors import InvalidParameterError
 from dasknmf.jobs import config as cfg
-from dasknmf.jobs.config import (
-    JobConfig,
-    JobConfigError,
-    JobConfigNotFoundError,
-    ModelConfig,
-    load_config,
-    parse_config,
-)
+from dasknmf.jobs.config import JobConfig, ModelConfig
+from dasknmf.jobs.loading import load_config, parse_config
 from dasknmf.jobs.rules import RULES
+from dasknmf.jobs.validation import JobConfigError, JobConfigNotFoundError
 from tests.jobs.jobs_testing import CONFIGS, base_job
 
 

@@ -10,7 +10,7 @@ import pytest
 
 import dasknmf
 from dasknmf.errors import DeviceUnavailableError
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.runner import run_job
 from tests.jobs.jobs_testing import base_job, dense, hidden
 

@@ -27,7 +27,7 @@ import dasknmf
 from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
 from dasknmf.jobs import checkpoints, runner
 from dasknmf.jobs.checkpoints import read_checkpoint
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.runner import run_job
 from dasknmf.jobs.workarea import WorkArea
 from tests.helpers import make_matrix

@@ -18,7 +18,7 @@ from distributed import LocalCluster
 
 from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
 from dasknmf.jobs.checkpoints import read_checkpoint
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.resume import changed_keys
 from dasknmf.jobs.runner import run_job
 from dasknmf.jobs.workarea import WorkArea

@@ -12,7 +12,7 @@ import pytest
 
 import dasknmf
 from dasknmf.jobs import outputs, report, runner
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.outputs import OutputExistsError, is_job_output
 from dasknmf.jobs.runner import run_job
 from tests.jobs.jobs_testing import TILES, base_job, dense, hidden, tree

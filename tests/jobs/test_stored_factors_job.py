@@ -10,7 +10,7 @@ import pytest
 
 import dasknmf
 from dasknmf.jobs.checkpoints import STATE, CorruptCheckpointError, read_checkpoint
-from dasknmf.jobs.config import parse_config
+from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.runner import resume_job, run_job
 from dasknmf.jobs.validation import JobConfigError
 from dasknmf.jobs.workarea import FACTORS, WorkArea

@@ -18,8 +18,9 @@ import dasknmf
 from dasknmf.cli import EXIT_OK, EXIT_USAGE, main
 from dasknmf.jobs import runner
 from dasknmf.jobs.checkpoints import read_checkpoint, write_checkpoint
-from dasknmf.jobs.config import SweepConfig, load_config, parse_config
+from dasknmf.jobs.config import SweepConfig
 from dasknmf.jobs.inputs import PLANTED_RANK
+from dasknmf.jobs.loading import load_config, parse_config
 from dasknmf.jobs.runner import run_job
 from dasknmf.jobs.sweep import sweep_params
 from dasknmf.jobs.validation import JobConfigError
