@@ -9,8 +9,9 @@ On the built-in term-document matrix (``--docs`` × ``--terms``), ranks ``--rank
   cNMF, NMFk or a loop over ``NMF`` do),
 
 each from the user's call to its return (statistics, initialisation, iterations and
-gathering the factors included), in memory (V a SciPy matrix) and out of core (V a
-store read on every pass, ``persist=False``), with the peak resident memory of the
+gathering the factors included), in memory (V a SciPy matrix), out of core (V a
+store read on every pass, ``persist=False``) and out of core with ``W`` in factor
+stores (``factors='store'``), with the peak resident memory of the
 process during each (sampled every 0.1 s). A second table gives the ratio against the
 number of replicates per rank; there the one-after-another time is the measured
 time of one replicate per rank times the number of replicates (the fits are
@@ -71,6 +72,10 @@ def timed(fn) -> tuple[float, float]:
     return seconds, memory.peak / 2**30
 
 
+#: The ways ``V`` and ``W`` are held, in the order of the table.
+CASES = ("in memory", "out of core", "out of core, W stored")
+
+
 def one_by_one(X, ranks, seeds, params) -> None:
     for k in ranks:
         for seed in seeds:
@@ -91,6 +96,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--solver", default="hals")
     parser.add_argument("--curve", type=int, nargs="*", default=[1, 2, 5, 10, 20])
+    parser.add_argument(
+        "--case",
+        action="append",
+        choices=CASES,
+        help="run only this case (repeatable): a fresh process per case gives each its "
+        "own peak memory, where a process's heap keeps what earlier cases freed",
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run (tests)")
     args = parser.parse_args(argv)
     if args.smoke:
@@ -109,7 +121,13 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = os.path.join(tmp, "V.zarr")
         dasknmf.write_matrix(X, store)
-        cases = {"in memory": (X, {}), "out of core": (store, {"persist": False})}
+        cases = {
+            "in memory": (X, {}),
+            "out of core": (store, {"persist": False}),
+            # W (the sweep's m × Σk stack, each fit's m × k) in factor stores.
+            "out of core, W stored": (store, {"persist": False, "factors": "store"}),
+        }
+        cases = {name: case for name, case in cases.items() if name in (args.case or CASES)}
         print()
         print("| V | one after another (s) | sweep (s) | ratio | peak RSS GiB (one / sweep) |")
         print("| --- | --- | --- | --- | --- |")

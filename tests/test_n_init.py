@@ -71,7 +71,6 @@ def test_more_starts_never_end_worse_and_none_is_the_default():
         ({"init": "custom"}, {"W": "W", "H": "H"}, "init='custom' starts every fit alike"),
         ({"init": "random"}, {"W": "W", "H": "H"}, "W, H and resume give one start"),
         ({"missing": "ignore", "validation": 0.1}, {}, "validation early stopping runs one fit"),
-        ({"factors": "store"}, {}, "the starts keep their factors in memory"),
         ({"callbacks": [print]}, {}, "callbacks see one fit's iterations"),
     ],
 )

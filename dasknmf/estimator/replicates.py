@@ -20,14 +20,32 @@ import numpy as np
 
 from dasknmf.errors import InvalidParameterError
 from dasknmf.estimator.parameters import resolve_n_components
-from dasknmf.estimator.placement import keeps_in_memory, runs_eagerly, zero_missing
-from dasknmf.estimator.preparation import as_tiled, build_solver, checked_stats, scale_mean
+from dasknmf.estimator.placement import (
+    factor_stores,
+    keeps_in_memory,
+    runs_eagerly,
+    zero_missing,
+)
+from dasknmf.estimator.preparation import (
+    as_tiled,
+    build_solver,
+    checked_stats,
+    scale_mean,
+    stores_for,
+)
 from dasknmf.fit import FitState
 from dasknmf.init import initialize
 from dasknmf.random import seed_from
 from dasknmf.sweep import Stack
 from dasknmf.sweep.composite import ReplicateSolvers
-from dasknmf.sweep.loop import ReplicateResult, SweepState, chunked, resume_stacked, run_stacked
+from dasknmf.sweep.loop import (
+    ReplicateResult,
+    Stores,
+    SweepState,
+    chunked,
+    resume_stacked,
+    run_stacked,
+)
 
 __all__ = ["BestStart", "best_start", "fit_replicates", "replicate_seeds"]
 
@@ -90,8 +108,12 @@ def fit_replicates(
     else:
         W0 = chunked(resume.W, (V.chunks[0], -1))
         H0 = chunked(resume.H, (-1, V.chunks[1]))
-    if runs_eagerly(V):
+    stores = _stores(template, V, stats, starts, persisted=persisted)
+    if resume is not None:
+        resume = _finished_kept(resume, stores)
+    if stores is None and runs_eagerly(V):
         V, W0, H0 = dask.compute(V, W0, H0)
+    options["stores"] = stores
     solver = build_solver(template, V, stats, in_memory=persisted)
 
     def build(st):
@@ -103,6 +125,40 @@ def fit_replicates(
     if resume is None:
         return run_stacked(build, W0, H0, stack, seed=base_seed, **options)
     return resume_stacked(build, replace(resume, W=W0, H=H0), **options)
+
+
+def _stores(template: Any, V, stats, starts, *, persisted: bool) -> Stores | None:
+    """Where the starts keep ``W`` (``None``: in memory), by the template's
+    ``factors`` and ``factor_store``, for the stacked ``W`` (``m × Σk``) as for one
+    fit's: in ``factor_store/W``, each finished start's in ``factor_store/W-<r>``
+    (temporary directories without a ``factor_store``)."""
+    m, total = V.shape[0], sum(k for k, _ in starts)
+    stacked = stores_for(template, V, stats, {"W": (m, total)}, persisted=persisted)["W"]
+    if stacked is None:
+        return None
+
+    def finished(r: int) -> Any:
+        name = f"W-{r}"
+        shape = (m, starts[r][0])
+        return factor_stores(
+            "store", template.factor_store, {name: shape}, dtype=V.dtype, v_bytes=0, device="cpu"
+        )[name]
+
+    return Stores(stacked, finished)
+
+
+def _finished_kept(state: SweepState, stores: Stores | None) -> SweepState:
+    """``state`` with its finished replicates' ``W`` where this fit keeps them: in
+    their factor stores, or in memory. A checkpoint's are read lazily from files that
+    its successor deletes."""
+
+    def kept(r: int, result: ReplicateResult | None) -> ReplicateResult | None:
+        if result is None or not isinstance(result.W, da.Array):
+            return result
+        W = stores.finished(r).put(result.W) if stores else np.asarray(result.W.compute())
+        return replace(result, W=W)
+
+    return replace(state, finished=tuple(kept(r, x) for r, x in enumerate(state.finished)))
 
 
 def _initial_factors(template: Any, V, stats, starts, init: str) -> tuple[Any, Any]:
@@ -171,8 +227,6 @@ def _check_starts(model: Any, W: Any, H: Any, resume: Any) -> None:
         why = "W, H and resume give one start; do not pass them with n_init > 1"
     elif model.validation is not None:
         why = "validation early stopping runs one fit; use n_init=1 with it"
-    elif model.factors == "store":
-        why = "the starts keep their factors in memory; use factors='memory' or 'auto'"
     elif model.device != "cpu":
         why = "the starts run on the CPU; use device='cpu'"
     elif model.callbacks:

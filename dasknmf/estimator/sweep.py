@@ -41,6 +41,8 @@ SHARED = (
     "missing",
     "chunks",
     "persist",
+    "factors",
+    "factor_store",
 )
 
 
@@ -123,6 +125,20 @@ class RankSweep(SweepResultsMixin, BaseEstimator):
         replicate's own step in the same graph, sharing every read of a tile.
     max_iter, tol, check_every, alpha_W, alpha_H, l1_ratio, chunks, persist, missing
         As for :class:`~dasknmf.NMF`, for every replicate.
+    factors : {'auto', 'memory', 'store'}, default='auto'
+        Where the replicates' ``W`` are kept: in memory, or in zarr stores
+        (``'store'``), as :class:`~dasknmf.NMF`'s ``factors`` says for one fit. The
+        stacked ``W`` (``m × Σk``) of the running replicates is one store, read,
+        updated and written back by each pass over ``X``; a replicate's ``W`` goes to
+        a store of its own when it stops. Memory then holds the stacked ``H``
+        (``Σk × n``), tiles and blocks in flight, whatever ``m``. ``'auto'`` stores
+        ``W`` when three arrays of ``m × Σk`` would not fit in three quarters of the
+        scheduler's memory.
+    factor_store : str or os.PathLike or None, default=None
+        Directory of the stored factors: ``factor_store/W`` for the stacked ``W``,
+        ``factor_store/W-<r>`` for replicate ``r`` (in the order of
+        :attr:`results_`), ``factor_store/consensus-<k>`` for :meth:`consensus`'s
+        model. ``None``: temporary directories, each deleted once nothing reads it.
     random_state : int, RandomState or None, default=None
         Seed of the replicates' seeds and of the held-out rows and columns.
     density_threshold : float, default=0.5
@@ -196,6 +212,8 @@ class RankSweep(SweepResultsMixin, BaseEstimator):
         missing=None,
         chunks=None,
         persist="auto",
+        factors="auto",
+        factor_store=None,
         density_threshold=0.5,
         local_neighborhood=0.3,
         callbacks=None,
@@ -217,6 +235,8 @@ class RankSweep(SweepResultsMixin, BaseEstimator):
         self.missing = missing
         self.chunks = chunks
         self.persist = persist
+        self.factors = factors
+        self.factor_store = factor_store
         self.density_threshold = density_threshold
         self.local_neighborhood = local_neighborhood
         self.callbacks = callbacks

@@ -4,6 +4,7 @@ consensus, and the k-selection figure."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import dask
@@ -39,13 +40,19 @@ class SweepResultsMixin:
             test_errors, H_full = cv.test_errors(V, *tested, stack)
         else:
             test_errors = np.full(len(results), np.nan)
-            H_full = np.concatenate(dask.compute(*[r.H for r in results]), axis=0)
+            H_full = None
         self.results_ = results_table(results, stack, self.seeds_, test_errors)
         self.components_, self._clusterings = {}, {}
         for k in self.ranks:
-            bounds = [b for b, rank in zip(stack.bounds, stack.ranks, strict=True) if rank == k]
-            parts = [H_full[s:e] for s, e in bounds]
+            # One copy of the replicates' H at a time: a sweep's Σk × n is large.
+            if H_full is None:
+                of_k = [r.H for r, rank in zip(results, stack.ranks, strict=True) if rank == k]
+                parts = [np.asarray(H) for H in dask.compute(*of_k)]
+            else:
+                pairs = zip(stack.bounds, stack.ranks, strict=True)
+                parts = [H_full[s:e] for (s, e), rank in pairs if rank == k]
             self.components_[k] = np.stack(parts)
+            del parts
             self._clusterings[k] = cluster_components(
                 self.components_[k].reshape(R * k, n), k, R, self.local_neighborhood
             )
@@ -114,10 +121,14 @@ class SweepResultsMixin:
         except ValueError as exc:
             raise InvalidParameterError(f"consensus(k={k}): {exc}.") from None
         H = H.astype(components.dtype)
-        fixed = self._nmf(k)
+        # Stored factors of a consensus go beside the sweep's, not over them.
+        apart = {}
+        if self.factor_store is not None:
+            apart["factor_store"] = os.path.join(self.factor_store, f"consensus-{k}")
+        fixed = self._nmf(k, **apart)
         fixed.components_, fixed.n_components_, fixed.n_features_in_ = H, k, H.shape[1]
         W = fixed.transform(X)
-        model = self._nmf(k, init="custom", max_iter=0)
+        model = self._nmf(k, init="custom", max_iter=0, **apart)
         model.fit(X, W=W, H=H)
         model.set_params(init=self.init, max_iter=self.max_iter)
         return model

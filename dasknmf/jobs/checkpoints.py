@@ -233,8 +233,12 @@ def read_checkpoint(directory: str | os.PathLike[str]) -> Checkpoint:
 
 
 def _open_factor(folder: Path, store: str) -> Any:
-    linked = folder / LINKED[store]
-    return open_generation(linked) if linked.exists() else open_matrix(folder / store)
+    """A checkpoint's factor ``store``, or the factor-store generation linked in its
+    place (a factor the fit kept in a store)."""
+    linked = folder / LINKED[store] if store in LINKED else None
+    if linked is not None and linked.exists():
+        return open_generation(linked)
+    return open_matrix(folder / store)
 
 
 def _read_sweep(record: dict[str, Any], path: Path) -> Checkpoint:
@@ -243,7 +247,7 @@ def _read_sweep(record: dict[str, Any], path: Path) -> Checkpoint:
 
     def open_store(name: str) -> Any:
         try:
-            return open_matrix(path.parent / folder / name)
+            return _open_factor(path.parent / folder, name)
         except DaskNMFError as exc:
             raise CorruptCheckpointError(
                 f"checkpoint {str(path)!r}: its factors cannot be read: {exc}"

@@ -359,8 +359,10 @@ def _execute(
             say(f"resuming from the checkpoint at iteration {state.iteration} ({resume.path})")
         # A stored W lives in the work area unless the job says where: beside the
         # output, so on the file system that the cluster's workers share with it.
-        single = partial(fit_single, factor_store=str(work.path / FACTORS))
-        fit = run_sweep if config.sweep is not None else single
+        fit = partial(
+            run_sweep if config.sweep is not None else fit_single,
+            factor_store=str(work.path / FACTORS),
+        )
         if callable(getattr(progress, "on_start", None)):
             progress.on_start(config.model.max_iter)
         try:

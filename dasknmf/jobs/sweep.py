@@ -92,6 +92,8 @@ def sweep_params(config: JobConfig) -> dict[str, Any]:
         l1_ratio=m.l1_ratio,
         missing=m.missing,
         persist=m.persist,
+        factors=m.factors,
+        factor_store=m.factor_store,
         density_threshold=s.density_threshold,
         local_neighborhood=s.local_neighborhood,
     )
@@ -138,12 +140,16 @@ def run_sweep(
     *,
     say: Callable[[str], object],
     timings: dict[str, float],
+    factor_store: str,
 ) -> FittedJob:
     """Fit the sweep of a job (from ``state`` when resuming), its consensus for the
-    chosen rank, and say how it went."""
+    chosen rank, and say how it went. Stored ``W`` go to ``factor_store`` unless
+    ``model.factor_store`` is set."""
     if state is not None and not isinstance(state, SweepState):
         raise InvalidParameterError("the checkpoint to resume is a single fit's, not a sweep's")
-    sweep = RankSweep(**sweep_params(config), chunks=source.chunks, callbacks=callbacks)
+    params = sweep_params(config)
+    params["factor_store"] = params["factor_store"] or factor_store
+    sweep = RankSweep(**params, chunks=source.chunks, callbacks=callbacks)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # Per replicate in replicates.csv and per k in the table (share converged).

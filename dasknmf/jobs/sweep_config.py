@@ -74,16 +74,12 @@ def check_sweep(
         "model.alpha_weighted": (model.get("alpha_weighted", 0) not in (0, 0.0, MISSING)),
         "model.validation": model.get("validation") not in (None, MISSING),
         "model.device": model.get("device", "cpu") not in ("cpu", MISSING),
-        "model.factors": model.get("factors", "auto") not in ("auto", "memory", MISSING),
-        "model.factor_store": model.get("factor_store") not in (None, MISSING),
         "input.holdout": inp.get("holdout", MISSING) is not MISSING,
     }
     why = {
         "model.alpha_weighted": "a sweep's replicates take alpha_W, alpha_H and l1_ratio",
         "model.validation": "a sweep holds out its own entries: sweep.holdout",
         "model.device": "a sweep runs on the CPU",
-        "model.factors": "a sweep keeps its replicates' factors in memory",
-        "model.factor_store": "a sweep keeps its replicates' factors in memory",
         "input.holdout": "a sweep holds out its own rows and columns (or entries, with "
         "missing: ignore): sweep.holdout",
     }

@@ -54,9 +54,17 @@ def sweep_arrays(state: SweepState, W_store: str, H_store: str) -> dict[str, Any
         arrays[W_store], arrays[H_store] = state.W, state.H
     done = _finished(state)
     if done:
-        arrays[FINISHED_W] = np.concatenate([np.asarray(state.finished[r].W) for r in done], 1)
-        arrays[FINISHED_H] = np.concatenate([np.asarray(state.finished[r].H) for r in done], 0)
+        arrays[FINISHED_W] = _side_by_side([state.finished[r].W for r in done], 1)
+        arrays[FINISHED_H] = _side_by_side([state.finished[r].H for r in done], 0)
     return arrays
+
+
+def _side_by_side(blocks: list[Any], axis: int) -> Any:
+    """NumPy factors joined; any dask one (a ``W`` kept in a factor store) makes the
+    join lazy, so that the checkpoint streams it from the stores to its file."""
+    if not any(isinstance(b, da.Array) for b in blocks):
+        return np.concatenate([np.asarray(b) for b in blocks], axis)
+    return da.concatenate([da.asarray(b) for b in blocks], axis)
 
 
 def sweep_numbers(state: SweepState) -> dict[str, Any]:
@@ -92,8 +100,8 @@ def sweep_numbers(state: SweepState) -> dict[str, Any]:
 def sweep_state(raw: Mapping[str, Any], open_store: Callable[[str], Any], W_store: str,
                 H_store: str) -> SweepState:  # fmt: skip
     """The :class:`SweepState` of a checkpoint's numbers ``raw``, its stores opened by
-    ``open_store(name)``: the running replicates' factors lazily, the finished ones'
-    in memory.
+    ``open_store(name)``: the factors lazily, but the finished replicates' ``H`` in
+    memory.
 
     Raises
     ------
@@ -119,9 +127,10 @@ def sweep_state(raw: Mapping[str, Any], open_store: Callable[[str], Any], W_stor
         raise ValueError(f"running factors of shapes {W.shape}, {H.shape}; expected {m} x {width}")
     finished: list[ReplicateResult | None] = [None] * len(ranks)
     if done:
-        # Read now: the next checkpoint deletes these stores, and a finished
-        # replicate's factors are read only when the sweep ends.
-        FW, FH = (np.asarray(open_store(n).compute()) for n in (FINISHED_W, FINISHED_H))
+        # H is read now. W stays lazy: the resumed sweep reads it into memory, or
+        # into the finished replicates' factor stores, before its first checkpoint
+        # deletes these stores (dasknmf.estimator.replicates).
+        FW, FH = open_store(FINISHED_W), np.asarray(open_store(FINISHED_H).compute())
         for r, (s, e) in zip(done, _columns(ranks, done), strict=True):
             record = records[r]
             finished[r] = ReplicateResult(

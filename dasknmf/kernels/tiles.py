@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from dasknmf.devices import array_module
+
 #: Replaces exact zeros in multiplicative-update denominators (scikit-learn's choice:
 #: a zero denominator means a zero numerator too, so the entry simply stays at zero).
 EPSILON = float(np.finfo(np.float32).eps)
@@ -27,6 +29,9 @@ def is_sparse(x: object) -> bool:
 #: run in :mod:`dasknmf.kernels.jit`'s compiled loops: same numbers, 1.3–1.5× faster
 #: at a few hundred columns, equal near 100 (docs/benchmarks.md).
 WIDE = 128
+
+#: Bytes of float64 products :func:`row_inner` forms at once.
+ROW_INNER_BYTES = 8 * 2**20
 
 
 def _compiled(tile: Tile, factor: Array, k: int) -> bool:
@@ -94,6 +99,16 @@ def inner(a: Array, b: Array) -> np.ndarray:
 
 
 def row_inner(a: Array, b: Array) -> np.ndarray:
-    """``Σ_j a_ij b_ij`` for each row ``i``, accumulated in float64 (on the host)."""
-    out = (a.astype(np.float64, copy=False) * b).sum(axis=1)
+    """``Σ_j a_ij b_ij`` for each row ``i``, accumulated in float64 (on the host).
+
+    Taken a slab of rows at a time: the float64 product of a rank sweep's stacked
+    ``H`` (``Σk × n``) whole would be twice the factor, twice over. Each row is summed
+    alone either way, so the slabs change no bit.
+    """
+    xp = array_module(a, b)
+    step = max(1, ROW_INNER_BYTES // max(8 * a.shape[1], 1))
+    out = xp.empty(a.shape[0], dtype=np.float64)
+    for start in range(0, a.shape[0], step):
+        rows = slice(start, start + step)
+        out[rows] = (a[rows].astype(np.float64, copy=False) * b[rows]).sum(axis=1)
     return np.asarray(out.get() if hasattr(out, "get") else out)

@@ -54,12 +54,11 @@ def local_density(distances: np.ndarray, neighbours: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Clustering:
-    """The k-means clustering of ``R`` replicates' unit-norm components.
+    """The k-means clustering of ``R`` replicates' unit-norm components (which are
+    not kept: ``R·k × n`` float64, twice the components themselves).
 
     Attributes
     ----------
-    unit : numpy.ndarray
-        ``R·k × n`` unit-norm components, replicate after replicate.
     labels : numpy.ndarray
         Cluster of each component.
     density : numpy.ndarray
@@ -69,7 +68,6 @@ class Clustering:
         the silhouette is defined for 2 to ``R·k − 1`` clusters).
     """
 
-    unit: np.ndarray
     labels: np.ndarray
     density: np.ndarray
     stability: float
@@ -89,7 +87,7 @@ def cluster_components(
     distances = distances_from_gram(gram)
     density = local_density(distances, neighbours) if has_density else np.zeros(len(unit))
     if k == 1:
-        return Clustering(unit, np.zeros(len(unit), dtype=int), density, float("nan"))
+        return Clustering(np.zeros(len(unit), dtype=int), density, float("nan"))
     # k-means in the span of the R·k components: the same clustering as in all n
     # dimensions (distances are kept), n / (R·k) times cheaper.
     points = span_coordinates(gram)
@@ -102,7 +100,7 @@ def cluster_components(
         if defined
         else float("nan")
     )
-    return Clustering(unit, labels, density, stability)
+    return Clustering(labels, density, stability)
 
 
 def consensus_components(
@@ -133,5 +131,6 @@ def consensus_components(
                 f"{np.round(clustering.density[clustering.labels == c], 3).tolist()}); "
                 "raise density_threshold"
             )
-        out[row] = np.median(clustering.unit[members], axis=0) * np.median(norms[members])
+        unit = unit_rows(np.asarray(components[members], dtype=np.float64))
+        out[row] = np.median(unit, axis=0) * np.median(norms[members])
     return np.maximum(out, 0.0)

@@ -24,7 +24,7 @@ from dasknmf.devices import to_host
 from dasknmf.kernels.stack import Stack
 from dasknmf.resources import task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import stepper
+from dasknmf.steppers import FactorKeeper, held, stepper
 from dasknmf.stopping import ToleranceRule
 
 
@@ -166,6 +166,7 @@ def run_stacked(
     check_every: int = 10,
     progress: Sequence[Callable[[SweepProgress], object]] = (),
     seed: int | None = None,
+    stores: Stores | None = None,
 ) -> list[ReplicateResult]:
     """Iterate stacked replicates from ``(W, H)`` until each one stops.
 
@@ -185,6 +186,10 @@ def run_stacked(
         Each called with a :class:`SweepProgress` after every iteration.
     seed : int, optional
         Recorded in every :class:`SweepState` (:attr:`SweepState.seed`).
+    stores : Stores, optional
+        Keep the stacked ``W`` in a factor store between iterations, and each
+        finished replicate's ``W`` in one of its own, instead of in memory: memory
+        then holds ``H``, tiles and blocks in flight, whatever ``m × Σk``.
 
     Returns
     -------
@@ -192,7 +197,7 @@ def run_stacked(
         One per replicate, in ``stack`` order.
     """
     with task_threads():
-        W, H = dask.persist(W, H)
+        W, H = _keep(W, H, stores)
         errors = np.atleast_1d(np.asarray(dask.compute(build(stack).error(W, H))[0], float))
     at_init = tuple(float(e) for e in errors)
     total = len(stack.ranks)
@@ -200,7 +205,7 @@ def run_stacked(
         0, stack.ranks, tuple(range(total)), W, H, at_init, at_init, at_init,
         ((),) * total, (None,) * total, seed=seed,
     )  # fmt: skip
-    return _iterate(build, state, max_iter, tol, check_every, progress)
+    return _iterate(build, state, max_iter, tol, check_every, progress, stores)
 
 
 def resume_stacked(
@@ -211,20 +216,45 @@ def resume_stacked(
     tol: float,
     check_every: int = 10,
     progress: Sequence[Callable[[SweepProgress], object]] = (),
+    stores: Stores | None = None,
 ) -> list[ReplicateResult]:
     """Continue :func:`run_stacked` from ``state``: the same results as the loop
     that never stopped, with the same ``build``, ``tol`` and ``check_every``
-    (``max_iter`` counts from the start)."""
+    (``max_iter`` counts from the start), keeping the factors as ``stores`` says."""
     if state.iteration > max_iter:
         raise ValueError(
             f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
         )
     with task_threads():
-        W, H = dask.persist(state.W, state.H)
-    return _iterate(build, replace(state, W=W, H=H), max_iter, tol, check_every, progress)
+        W, H = _keep(state.W, state.H, stores)
+    state = replace(state, W=W, H=H)
+    return _iterate(build, state, max_iter, tol, check_every, progress, stores)
 
 
-def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
+@dataclass(frozen=True)
+class Stores:
+    """Where a stacked fit keeps ``W`` out of memory: ``stacked`` holds the running
+    replicates' ``W`` (a new generation each iteration, written by the pass over
+    ``V`` that computes it), and ``finished(r)`` gives the store that keeps replicate
+    ``r``'s ``W`` once it stops. ``H`` (``Σk × n``) is held by this process."""
+
+    stacked: FactorKeeper
+    finished: Callable[[int], FactorKeeper]
+
+
+def _keep(W, H, stores: Stores | None):
+    """The starting factors where the loop keeps them: persisted, or ``W`` in its
+    store and ``H`` computed and held here."""
+    if stores is None:
+        return dask.persist(W, H)
+    return stores.stacked.put(W, _chunks(W)), held(dask.compute(H)[0], H.chunks)
+
+
+def _chunks(X) -> tuple:
+    return X.chunks if isinstance(X, da.Array) else tuple((size,) for size in X.shape)
+
+
+def _iterate(build, state: SweepState, max_iter, tol, check_every, progress, stores=None):
     started = time.perf_counter() - state.elapsed
     ranks, total = state.ranks, len(state.ranks)
     results = list(state.finished)
@@ -238,17 +268,31 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
     stack = Stack(tuple(ranks[r] for r in active)) if active else None
     W, H, iteration = state.W, state.H, state.iteration
 
+    # A stored W stays where it is: its state reads the store (a checkpoint links it).
+    host = to_host if stores is None else _as_is
+
     def snapshot() -> SweepState:
         return SweepState(
-            iteration, ranks, tuple(active), to_host(W), to_host(H), tuple(at_init),
+            iteration, ranks, tuple(active), host(W), to_host(H), tuple(at_init),
             tuple(rule.previous for rule in rules), tuple(last),
             tuple(tuple(curve) for curve in curves),
-            tuple(None if r is None else _on_host(r) for r in results),
+            tuple(None if r is None else _on_host(r, host) for r in results),
             time.perf_counter() - started, state.seed,
         )  # fmt: skip
 
+    keepers = (None, None) if stores is None else (stores.stacked, None)
+
+    def advancing(stack):
+        return stepper(build(stack), W, H, keepers)
+
+    def finish(replicate, position, value, converged):
+        results[replicate] = _result(
+            W, H, stack, position, iteration, value, at_init[replicate], curves[replicate],
+            converged, None if stores is None else stores.finished(replicate),
+        )  # fmt: skip
+
     with task_threads():
-        advance = stepper(build(stack), W, H) if active and iteration < max_iter else None
+        advance = advancing(stack) if active and iteration < max_iter else None
         while active and iteration < max_iter:
             iteration += 1
             check = tol > 0 and iteration % check_every == 0
@@ -264,18 +308,17 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
                     converged = check and rules[replicate].converged(value)
                     if converged or iteration == max_iter:
                         stopped.append(position)
-                        results[replicate] = _result(
-                            W, H, stack, position, iteration, value, at_init[replicate],
-                            curves[replicate], converged,
-                        )  # fmt: skip
+                        finish(replicate, position, value, converged)
             if stopped and len(stopped) < len(active):
                 keep = [p for p in range(len(active)) if p not in stopped]
-                W, H = dask.persist(
-                    _take_columns(W, stack.columns(keep)), _take_rows(H, stack.columns(keep))
+                W, H = _keep(
+                    _take_columns(W, stack.columns(keep)),
+                    _take_rows(H, stack.columns(keep)),
+                    stores,
                 )
                 stack = stack.subset(keep)
                 active = [active[p] for p in keep]
-                advance = stepper(build(stack), W, H)
+                advance = advancing(stack)
             elif stopped:
                 active = []
             info = SweepProgress(
@@ -284,20 +327,25 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress):
             for callback in progress:
                 callback(info)
         for position, replicate in enumerate(active):  # max_iter == 0
-            results[replicate] = _result(
-                W, H, stack, position, iteration, float(last[replicate]),
-                at_init[replicate], curves[replicate], False,
-            )  # fmt: skip
+            finish(replicate, position, float(last[replicate]), False)
     return results
 
 
-def _on_host(result: ReplicateResult) -> ReplicateResult:
-    return replace(result, W=to_host(result.W), H=to_host(result.H))
+def _as_is(X):
+    return X
 
 
-def _result(W, H, stack, position, n_iter, error, error_at_init, curve, converged):
+def _on_host(result: ReplicateResult, host=to_host) -> ReplicateResult:
+    return replace(result, W=host(result.W), H=to_host(result.H))
+
+
+def _result(W, H, stack, position, n_iter, error, error_at_init, curve, converged, store=None):
     columns = stack.columns([position])
-    W_r, H_r = dask.persist(_take_columns(W, columns), _take_rows(H, columns))
+    if store is None:
+        W_r, H_r = dask.persist(_take_columns(W, columns), _take_rows(H, columns))
+    else:
+        W_r = store.put(_take_columns(W, columns))
+        (H_r,) = dask.persist(_take_rows(H, columns))
     return ReplicateResult(
         W_r, H_r, n_iter, float(error), float(error_at_init), tuple(curve), bool(converged)
     )

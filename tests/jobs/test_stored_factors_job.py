@@ -4,6 +4,7 @@ crash and after a kill, and what a sweep refuses."""
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -12,7 +13,6 @@ import dasknmf
 from dasknmf.jobs.checkpoints import STATE, CorruptCheckpointError, read_checkpoint
 from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.runner import resume_job, run_job
-from dasknmf.jobs.validation import JobConfigError
 from dasknmf.jobs.workarea import FACTORS, WorkArea
 from tests.jobs.jobs_testing import StopAt, dense, run_killed_at_first_checkpoint
 from tests.jobs.test_resume import assert_same_outputs, checkpointed
@@ -101,13 +101,16 @@ def test_a_given_factor_store_is_used_and_kept(matrix_file, tmp_path):
     assert np.isfinite(W_out).all()
 
 
-@pytest.mark.parametrize(
-    ("model", "key"),
-    [({"factors": "store"}, "model.factors"), ({"factor_store": "f"}, "model.factor_store")],
-)
-def test_a_sweep_refuses_stored_factors(matrix_file, tmp_path, model, key):
+def test_a_sweep_job_keeps_w_in_the_named_store(matrix_file, tmp_path):
     job = checkpointed(matrix_file, tmp_path / "out")
-    job["model"].update(n_components=[2, 3], **model)
+    store = tmp_path / "factors"
+    job["model"].update(n_components=[2, 3], factors="store", factor_store=str(store))
     job["sweep"] = {"replicates": 2}
-    with pytest.raises(JobConfigError, match=rf"'{key}' does not apply to a rank sweep"):
-        parse_config(job)
+    job["report"] = {"plot": False}
+    run_job(parse_config(job))
+    # The stacked W, each of the 4 replicates' W once it stopped, and the consensus
+    # model's factors for the suggested k.
+    best = json.loads((tmp_path / "out" / "summary.json").read_text())["sweep"]["best_k"]
+    listed = sorted(os.listdir(store))
+    assert listed == sorted(["W", "W-0", "W-1", "W-2", "W-3", f"consensus-{best}"])
+    assert {"H", "W"} <= set(os.listdir(store / f"consensus-{best}"))

@@ -334,6 +334,29 @@ def test_a_stopped_sweep_job_resumes_to_the_uninterrupted_outputs(tmp_path, caps
     assert hidden(tmp_path) == []
 
 
+def test_a_stored_sweep_job_links_w_into_its_checkpoints_and_resumes(tmp_path, capsys):
+    job = sweep_job(tmp_path / "out")
+    job["model"]["factors"] = "store"
+    job["checkpoint"] = {"every": 4}
+    job["report"] = {"plot": False}
+    reference = {**job, "model": {**job["model"], "factors": "memory"}}
+    run_job(parse_config({**reference, "output": {"directory": str(tmp_path / "ref")}}))
+    with pytest.raises(RuntimeError, match="simulated crash at iteration 18"):
+        run_job(parse_config(job), progress=StopAt(18))
+    work = WorkArea(tmp_path / "out")
+    checkpoint = read_checkpoint(work.checkpoints)
+    state = checkpoint.state
+    assert state.iteration == 16 and state.active
+    assert any(f is not None for f in state.finished)
+    # The running replicates' W is the store's generation, linked, not copied.
+    (folder,) = [p for p in work.checkpoints.iterdir() if p.is_dir()]
+    assert (folder / "W.factor.zarr").is_dir() and not (folder / "W.zarr").exists()
+    assert main(["resume", str(tmp_path / "out")]) == EXIT_OK
+    assert "resuming from the checkpoint at iteration 16" in capsys.readouterr().out
+    assert_same_sweep(tmp_path / "out", tmp_path / "ref")
+    assert hidden(tmp_path) == []
+
+
 @pytest.mark.slow
 def test_run_resume_continues_a_sweep_of_the_same_job_only(tmp_path):
     job = sweep_job(tmp_path / "out")

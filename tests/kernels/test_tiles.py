@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from dasknmf.kernels import tiles
 from dasknmf.kernels.stack import Stack
 from dasknmf.kernels.tiles import gram_cols, gram_rows, inner, tile_times_ht, wt_times_tile
 from tests.helpers import make_matrix
@@ -58,3 +59,11 @@ def test_a_gram_matrix_has_the_same_bits_from_an_unaligned_block():
     stack = Stack((5, 7))
     np.testing.assert_array_equal(stack.gram_cols(unaligned(h)), stack.gram_cols(h))
     np.testing.assert_array_equal(stack.gram_rows(unaligned(w)), stack.gram_rows(w))
+
+
+def test_row_inner_in_slabs_changes_no_bit(monkeypatch):
+    rng = np.random.default_rng(8)
+    a, b = rng.random((37, 500), dtype=np.float32), rng.random((37, 500), dtype=np.float32)
+    whole = (a.astype(np.float64) * b).sum(axis=1)
+    monkeypatch.setattr(tiles, "ROW_INNER_BYTES", 5 * 500 * 8)  # slabs of 5 rows
+    np.testing.assert_array_equal(tiles.row_inner(a, b), whole)
