@@ -30,7 +30,12 @@ from benchmarks import (
         (bench_gpu, "| implementation | s / iteration | ratio to the floor |"),
         (bench_time_to_loss, "| method | iterations to target |"),
         (bench_time_to_answer, "| in memory | dasknmf wall s | scikit-learn wall s | wall ratio"),
-        (bench_fit, "| fit | library | input | statistics | initialisation |"),
+        # Six fits, each in a fresh process: 17 s.
+        pytest.param(
+            bench_fit,
+            "| fit | library | input | statistics | initialisation |",
+            marks=pytest.mark.slow,
+        ),
         (bench_masked, "| implementation | s / iteration | ratio to bare SciPy loop |"),
         (bench_tiles, "| tile shape | tiles | CSR MiB per tile | mode | s / iteration |"),
         # --smoke never starts Spark (pyspark is optional; the ratios are then n/a).
