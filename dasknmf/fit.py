@@ -27,7 +27,7 @@ from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, reusing_worker_heap, task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import Keepers, held, stepper
+from dasknmf.steppers import Keepers, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,7 @@ def run_handed(solver: Solver, handed: list, **options) -> FitResult:
 
     def start() -> FitState:
         with task_threads():
-            W_kept, H_kept = _hold(*_take(handed), options.get("keepers", (None, None)))
+            W_kept, H_kept = kept(*_take(handed), options.get("keepers", (None, None)))
             if iterates and getattr(solver, "scores_input", False):
                 # Out of core a pass over V costs a read of every tile: the first
                 # iteration's pass gives the initial error (see _one_iteration).
@@ -300,7 +300,7 @@ def resume_handed(solver: Solver, handed: list, **options) -> FitResult:
     def start() -> FitState:
         (resumed,) = _take(handed)
         with task_threads():
-            W, H = _hold(resumed.W, resumed.H, options.get("keepers", (None, None)))
+            W, H = kept(resumed.W, resumed.H, options.get("keepers", (None, None)))
         return replace(resumed, W=W, H=H)
 
     return _iterate(solver, start, started, **options)
@@ -311,21 +311,6 @@ def _take(holder: list) -> list:
     items = list(holder)
     holder.clear()
     return items
-
-
-def _hold(W, H, keepers: Keepers):
-    """The starting factors where the loop keeps them: persisted, or each in its
-    keeper (a factor without one computed and held here)."""
-    if all(keeper is None for keeper in keepers):
-        return dask.persist(W, H)
-    return tuple(
-        held(dask.compute(X)[0], _chunks(X)) if keeper is None else keeper.put(X, _chunks(X))
-        for X, keeper in zip((W, H), keepers, strict=True)
-    )
-
-
-def _chunks(X) -> tuple:
-    return X.chunks if isinstance(X, da.Array) else tuple((size,) for size in X.shape)
 
 
 def _iterate(

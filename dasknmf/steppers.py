@@ -29,7 +29,7 @@ from dask.core import flatten
 from dasknmf.resources import active_client
 from dasknmf.solvers.base import Solver
 
-__all__ = ["Advance", "FactorKeeper", "Keepers", "StoredStep", "held", "stepper"]
+__all__ = ["Advance", "FactorKeeper", "Keepers", "StoredStep", "held", "kept", "stepper"]
 
 
 class FactorKeeper(Protocol):
@@ -229,6 +229,21 @@ class StoredStep:
 
 #: Where each factor is kept: ``(W's keeper, H's keeper)``, ``None`` for memory.
 Keepers = tuple["FactorKeeper | None", "FactorKeeper | None"]
+
+
+def kept(W, H, keepers: Keepers) -> tuple[da.Array, da.Array]:
+    """Starting factors where a loop keeps them: persisted, or each in its keeper (a
+    factor without one computed and held here, :func:`held`)."""
+    if all(keeper is None for keeper in keepers):
+        return dask.persist(W, H)
+    return tuple(
+        held(dask.compute(X)[0], _chunks(X)) if keeper is None else keeper.put(X, _chunks(X))
+        for X, keeper in zip((W, H), keepers, strict=True)
+    )
+
+
+def _chunks(X) -> tuple:
+    return X.chunks if isinstance(X, da.Array) else tuple((size,) for size in X.shape)
 
 
 def held(X, chunks: tuple, label: object = 0) -> da.Array:

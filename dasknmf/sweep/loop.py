@@ -24,7 +24,7 @@ from dasknmf.devices import to_host
 from dasknmf.kernels.stack import Stack
 from dasknmf.resources import task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import FactorKeeper, held, stepper
+from dasknmf.steppers import FactorKeeper, Keepers, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 
@@ -197,7 +197,7 @@ def run_stacked(
         One per replicate, in ``stack`` order.
     """
     with task_threads():
-        W, H = _keep(W, H, stores)
+        W, H = kept(W, H, _keepers(stores))
         errors = np.atleast_1d(np.asarray(dask.compute(build(stack).error(W, H))[0], float))
     at_init = tuple(float(e) for e in errors)
     total = len(stack.ranks)
@@ -226,7 +226,7 @@ def resume_stacked(
             f"cannot resume at iteration {state.iteration} a loop of max_iter={max_iter}"
         )
     with task_threads():
-        W, H = _keep(state.W, state.H, stores)
+        W, H = kept(state.W, state.H, _keepers(stores))
     state = replace(state, W=W, H=H)
     return _iterate(build, state, max_iter, tol, check_every, progress, stores)
 
@@ -242,16 +242,10 @@ class Stores:
     finished: Callable[[int], FactorKeeper]
 
 
-def _keep(W, H, stores: Stores | None):
-    """The starting factors where the loop keeps them: persisted, or ``W`` in its
-    store and ``H`` computed and held here."""
-    if stores is None:
-        return dask.persist(W, H)
-    return stores.stacked.put(W, _chunks(W)), held(dask.compute(H)[0], H.chunks)
-
-
-def _chunks(X) -> tuple:
-    return X.chunks if isinstance(X, da.Array) else tuple((size,) for size in X.shape)
+def _keepers(stores: Stores | None) -> Keepers:
+    """The loop's keepers of ``(W, H)``: the stacked store for ``W``, if any; ``H``
+    in memory."""
+    return (None, None) if stores is None else (stores.stacked, None)
 
 
 def _iterate(build, state: SweepState, max_iter, tol, check_every, progress, stores=None):
@@ -280,7 +274,7 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress, sto
             time.perf_counter() - started, state.seed,
         )  # fmt: skip
 
-    keepers = (None, None) if stores is None else (stores.stacked, None)
+    keepers = _keepers(stores)
 
     def advancing(stack):
         return stepper(build(stack), W, H, keepers)
@@ -311,10 +305,10 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress, sto
                         finish(replicate, position, value, converged)
             if stopped and len(stopped) < len(active):
                 keep = [p for p in range(len(active)) if p not in stopped]
-                W, H = _keep(
+                W, H = kept(
                     _take_columns(W, stack.columns(keep)),
                     _take_rows(H, stack.columns(keep)),
-                    stores,
+                    keepers,
                 )
                 stack = stack.subset(keep)
                 active = [active[p] for p in keep]
