@@ -51,12 +51,14 @@ MEMORY_FRACTION_KEYS = ("distributed.worker.memory.pause", "distributed.worker.m
 
 
 #: A task's peak memory in tiles: reading a tile (its compressed chunks, the decoded
-#: arrays, the working-dtype copy) and the statistics and products over it hold
-#: several copies at once, more for dense tiles (element-wise temporaries in float64)
-#: than for sparse ones. ``tests/jobs/test_worker_memory.py`` measures the peak of
-#: the statistics pass and of an iteration on one tile of each kind and checks that
-#: these bound it.
-TILE_COPIES = {"dense": 10.0, "sparse": 3.5}
+#: arrays, the working-dtype copy) and the products over it hold several copies at
+#: once. (The statistics read a tile in place since they stopped forming row and
+#: column indices for every value, which had set dense tiles' peak at ≈ 10 copies.)
+#: ``tests/jobs/test_worker_memory.py`` measures the peak of the statistics pass and
+#: of an iteration on one tile of each kind (2.9 dense tiles, 2.2–2.7 sparse ones)
+#: and checks that these bound it (with room for what varies between processes)
+#: without exceeding it by more than 60 %.
+TILE_COPIES = {"dense": 4.0, "sparse": 3.0}
 
 
 @dataclass(frozen=True)
@@ -134,7 +136,7 @@ def task_need(
     >>> need = task_need((400_000, 30_000), (100_000, 30_000), nnz=14_500_000,
     ...                  dtype="float32", n_components=20)
     >>> need.tile_nnz, format_bytes(need.task)
-    (3625000, '119.30 MiB')
+    (3625000, '105.09 MiB')
     """
     m, n = shape
     r, c = min(tile_shape[0], m), min(tile_shape[1], n)

@@ -130,7 +130,7 @@ def test_workers_too_small_are_refused_before_the_fit(dense_store, tmp_path, cap
     assert "(80%, distributed.worker.memory.pause)" in err
     need = task_need((3000, 3000), (3000, 3000), nnz=None, dtype="float32", n_components=4)
     assert f"would run 2 task(s) at once of about {format_bytes(need.task)} each" in err
-    assert "a tile of 3,000 x 3,000: 34.33 MiB decoded, held up to 10 times over" in err
+    assert "a tile of 3,000 x 3,000: 34.33 MiB decoded, held up to 4 times over" in err
     for change in ("cluster.memory_limit", "fewer threads per worker", "ingest it again"):
         assert change in err
     assert "Traceback" not in err and "fit:" not in captured.out
@@ -203,7 +203,7 @@ def skewed_store(tmp_path_factory) -> Path:
 def test_a_worker_lost_to_memory_during_the_fit_is_one_message(skewed_store, tmp_path, capsys):
     path = job_file(tmp_path, skewed_store, persist=False)
     config = {"distributed.scheduler.allowed-failures": 1}
-    with workers("520MiB", n=1, threads=1, **config) as scheduler_file:
+    with workers("400MiB", n=1, threads=1, **config) as scheduler_file:
         code = main(["submit", str(path), "--scheduler-file", str(scheduler_file)])
     captured = capsys.readouterr()
     assert code == EXIT_USAGE, captured.out + captured.err
@@ -213,7 +213,7 @@ def test_a_worker_lost_to_memory_during_the_fit_is_one_message(skewed_store, tmp
     # then its key; the kind without dask's token.
     kind = re.search(r"running a '([\w-]+)' task \(\('\1-[0-9a-f]{32}'", err)
     assert kind is not None, err
-    assert f"with a memory limit of {dasknmf_limit('520MiB')}" in err
+    assert f"with a memory limit of {dasknmf_limit('400MiB')}" in err
     assert "one task of this fit was estimated at" in err
     assert "give each worker more memory" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
