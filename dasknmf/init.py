@@ -9,13 +9,15 @@ Random draws come from :mod:`dasknmf.random`, so an initialisation depends on
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 
 from dasknmf.errors import InvalidParameterError
-from dasknmf.linalg import FirstPass, PassObserver, first_pass, randomized_svd
+from dasknmf.linalg import FirstPass, PassObserver, SketchStore, first_pass, randomized_svd
 from dasknmf.random import (
     STREAM_FILL_H,
     STREAM_FILL_W,
@@ -36,6 +38,16 @@ NNDSVD_EPS = 1e-6
 #: does, and more of them barely change the factors a fit starts from
 #: (docs/benchmarks.md, "Time to the answer"). In memory, scikit-learn's choice.
 OUT_OF_CORE_POWER_ITERATIONS = 1
+
+
+@dataclass(frozen=True)
+class InitStores:
+    """Factor stores (:class:`~dasknmf.storage.FactorStore`) an NNDSVD initialisation
+    writes to instead of memory: ``W``, the fit's store of ``W``, and ``sketch``, one
+    for the randomized SVD's sketch (:class:`~dasknmf.linalg.SketchStore`)."""
+
+    W: Any
+    sketch: SketchStore
 
 
 def _factor_chunks(V: da.Array, k: int):
@@ -113,16 +125,20 @@ def nndsvd_init(
     power_iterations: int | None = None,
     on_pass: PassObserver | None = None,
     first: FirstPass | None = None,
+    stores: InitStores | None = None,
 ) -> tuple[da.Array, da.Array]:
     """NNDSVD from a randomized SVD of ``V``; ``variant`` is ``nndsvd``, ``nndsvda`` or
     ``nndsvdar`` (zeros kept, filled with ``mean(V)``, or with small random values).
 
     ``power_iterations`` (default scikit-learn's), ``on_pass`` and ``first`` go to
-    :func:`dasknmf.linalg.randomized_svd`.
+    :func:`dasknmf.linalg.randomized_svd`. With ``stores``, the SVD's sketch is kept
+    in ``stores.sketch`` and ``W`` is written to ``stores.W`` block by block, so that
+    neither is ever whole in memory.
     """
     U, s, Vt = randomized_svd(
-        V, k, seed=seed, n_power_iter=power_iterations, on_pass=on_pass, first=first
-    )
+        V, k, seed=seed, n_power_iter=power_iterations, on_pass=on_pass, first=first,
+        store=None if stores is None else stores.sketch,
+    )  # fmt: skip
     xp, xn = _part_norms(U, axis=0)
     yp, yn = _part_norms(Vt, axis=1)
 
@@ -157,7 +173,10 @@ def nndsvd_init(
         # Computed here, so that the factors no longer hold the SVD's m × (k + 10)
         # sketch, which their graph reads: whoever keeps them during the fit (the
         # loop's first state) would keep it too (docs/benchmarks.md, peak memory).
-        W, H = dask.persist(W, H)
+        if stores is None:
+            W, H = dask.persist(W, H)
+        else:
+            W, (H,) = stores.W.put(W), dask.persist(H)
     return W, H
 
 
@@ -221,13 +240,15 @@ def initialize(
     in_memory: bool = True,
     on_pass: PassObserver | None = None,
     first: FirstPass | None = None,
+    stores: InitStores | None = None,
 ) -> tuple[da.Array, da.Array]:
     """Dispatch to the initialisation named by ``method`` (one of :data:`INIT_METHODS`).
 
     ``in_memory=False`` says ``V`` is read from its store on every pass: ``nndsvd*``
     then makes :data:`OUT_OF_CORE_POWER_ITERATIONS` power iterations instead of
     scikit-learn's. ``on_pass(done, total)`` hears of each of its reads of ``V``;
-    ``first`` is its first read made already (:func:`first_read`).
+    ``first`` is its first read made already (:func:`first_read`); ``stores`` is
+    where ``nndsvd*`` keeps its sketch and writes ``W`` (:func:`nndsvd_init`).
     """
     if method == "random":
         return random_init(V, k, mean=mean, seed=seed, dtype=dtype)
@@ -243,6 +264,7 @@ def initialize(
             power_iterations=power,
             on_pass=on_pass,
             first=first,
+            stores=stores,
         )
     if method == "custom":
         return custom_init(V, k, W, H, dtype=dtype)

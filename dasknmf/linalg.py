@@ -15,9 +15,11 @@ LAPACK, never as a tall dask QR.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any, Protocol
 
 import dask
 import dask.array as da
@@ -31,6 +33,16 @@ from dasknmf.resources import active_client
 
 #: Told ``(passes done, passes in all)`` after each read of ``V``.
 PassObserver = Callable[[int, int], None]
+
+
+class SketchStore(Protocol):
+    """Where the SVD keeps its ``m × l`` sketch ``Y = V Z`` instead of memory (a
+    :class:`~dasknmf.storage.FactorStore`): ``write`` returns a pending write whose
+    ``task`` writes each row block as it is computed, ``commit`` a dask array over it."""
+
+    def write(self, X: da.Array) -> Any: ...
+
+    def commit(self, pending: Any, *, compute: bool = False) -> da.Array: ...
 
 
 def default_power_iterations(rank: int, shape: tuple[int, int]) -> int:
@@ -91,8 +103,17 @@ def _sketch(n: int, col_chunks: tuple[int, ...], width: int, seed: int, dtype) -
 def _row_pass_graph(V: da.Array, Zt: da.Array, *, last: bool):
     """Lazy ``(Y, Zᵀ_new, G)`` of a pass as one task per row block."""
     width = Zt.shape[0]
-    # Declared dtype of the float64 Gram partials is V's: only the values matter.
-    dummy = da.zeros((V.shape[0], width), chunks=(V.chunks[0], (width,)), dtype=V.dtype)
+    # The pass takes no W (_range_pass ignores it): its blocks are placeholders in the
+    # graph, not tasks, which dask would order after the other consumers of V's tiles
+    # when this pass shares them (first_pass). Declared dtype of the float64 Gram
+    # partials is V's: only the values matter.
+    name = f"no-w-{uuid.uuid4().hex}"
+    dummy = da.Array(
+        {(name, i, 0): None for i in range(V.numblocks[0])},
+        name,
+        chunks=(V.chunks[0], (width,)),
+        meta=np.empty((0, 0), dtype=V.dtype),
+    )
     Y, partials, grams = products.row_block_pass(
         partial(_range_pass, last=last),
         V,
@@ -129,13 +150,21 @@ def first_pass(V: da.Array, rank: int, *, seed: int, n_oversamples: int = 10) ->
         return None
     m, n = V.shape
     width = min(rank + n_oversamples, m, n)
-    sketch = _sketch(n, V.chunks[1], width, seed, V.dtype)
+    # Drawn now (width × n, a few MB): as a graph, dask ordered its draw after the
+    # other pass's tasks on every tile, so that pass read all of V, holding each tile
+    # until the row pass could run on it (docs/benchmarks.md, peak memory).
+    sketch = da.from_array(
+        _sketch(n, V.chunks[1], width, seed, V.dtype).compute(),
+        chunks=(_padded(width), V.chunks[1]),
+        name=False,
+    )
     _, Zt, _ = _row_pass_graph(V, sketch, last=False)
     return FirstPass(Zt, (m, n), width, seed)
 
 
-def _one_pass(V, Zt, *, last: bool):
-    """``(Y, Zᵀ_new, G)``: ``Y = V Z`` (kept only on the last pass, persisted),
+def _one_pass(V, Zt, *, last: bool, store: SketchStore | None = None):
+    """``(Y, Zᵀ_new, G)``: ``Y = V Z`` (kept only on the last pass: persisted, or
+    written to ``store`` row block by row block and read from there),
     ``Zᵀ_new = (Vᵀ Y)ᵀ`` and ``G = YᵀY`` (last pass) as NumPy arrays."""
     width = Zt.shape[0]
     if not products.is_lazy(V):
@@ -147,12 +176,17 @@ def _one_pass(V, Zt, *, last: bool):
         Y, Zt_new, G = _row_pass_graph(V, Zt, last=last)
         if not last:
             return None, np.asarray(Zt_new.compute()), None
+        if store is not None:
+            pending = store.write(Y)
+            Zt_new, G, _ = dask.compute(Zt_new, G, pending.task)
+            return store.commit(pending), np.asarray(Zt_new), np.asarray(G)
         Y, Zt_new, G = dask.persist(Y, Zt_new, G)
         Zt_new, G = dask.compute(Zt_new, G)
         return Y, np.asarray(Zt_new), np.asarray(G)
     # A row of tiles too wide for one task: two graphs, one read of V each (a graph
     # that read V twice would hold every tile from its first read to its second).
-    (Y,) = dask.persist(products.v_times_ht(V, Zt))
+    Y = products.v_times_ht(V, Zt)
+    Y = dask.persist(Y)[0] if store is None else store.commit(store.write(Y), compute=True)
     Zt_new, G = dask.compute(products.wt_times_v(Y, V), _gram64_lazy(Y) if last else None)
     return (Y if last else None), np.asarray(Zt_new), (np.asarray(G) if last else None)
 
@@ -191,6 +225,7 @@ def randomized_svd(
     n_power_iter: int | None = None,
     on_pass: PassObserver | None = None,
     first: FirstPass | None = None,
+    store: SketchStore | None = None,
 ) -> tuple[da.Array, np.ndarray, da.Array]:
     """Approximate leading singular triplets of ``V``.
 
@@ -213,6 +248,10 @@ def randomized_svd(
     first : FirstPass, optional
         The first pass, computed already (:func:`first_pass`): ``V`` is read once
         less. Ignored when it was made for other parameters or never computed.
+    store : SketchStore, optional
+        Keep the sketch ``Y = V Z`` (``m × (rank + n_oversamples)``, the largest array
+        of the SVD) there instead of in memory; ``U`` then reads it. Needs ``V``'s row
+        blocks regular, as a factor store's are. Unused for a one-tile ``V``.
 
     Returns
     -------
@@ -254,7 +293,7 @@ def randomized_svd(
             on_pass(start, total)
     for done in range(start + 1, total + 1):
         last = done == total
-        Y, Zt, G = _one_pass(V, Zt, last=last)
+        Y, Zt, G = _one_pass(V, Zt, last=last, store=store)
         if on_pass is not None:
             on_pass(done, total)
         if not last:

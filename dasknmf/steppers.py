@@ -61,6 +61,10 @@ class FactorKeeper(Protocol):
         """The pending factor :meth:`hold` wrote for ``X``, or ``None``."""
         ...
 
+    def is_current(self, X: Any) -> bool:
+        """Whether ``X`` reads the kept factor itself (nothing to write again)."""
+        ...
+
 
 #: ``advance(W, H, want_error, score_input=False) -> (W, H, error, input_error)``.
 Advance = Callable[..., tuple[da.Array, da.Array, np.ndarray | None, np.ndarray | None]]
@@ -233,11 +237,16 @@ Keepers = tuple["FactorKeeper | None", "FactorKeeper | None"]
 
 def kept(W, H, keepers: Keepers) -> tuple[da.Array, da.Array]:
     """Starting factors where a loop keeps them: persisted, or each in its keeper (a
-    factor without one computed and held here, :func:`held`)."""
+    factor without one computed and held here, :func:`held`; one its keeper holds
+    already, as an NNDSVD initialisation writes ``W``, as it is)."""
     if all(keeper is None for keeper in keepers):
         return dask.persist(W, H)
     return tuple(
-        held(dask.compute(X)[0], _chunks(X)) if keeper is None else keeper.put(X, _chunks(X))
+        held(dask.compute(X)[0], _chunks(X))
+        if keeper is None
+        else X
+        if keeper.is_current(X)
+        else keeper.put(X, _chunks(X))
         for X, keeper in zip((W, H), keepers, strict=True)
     )
 

@@ -240,3 +240,64 @@ def test_the_ratings_methods_read_a_stored_h():
     np.testing.assert_allclose(
         np.asarray(stored.transform(X)), memory.transform(X), rtol=1e-9, atol=1e-12
     )
+
+
+@pytest.mark.parametrize("persist", [True, False], ids=["in-memory-V", "out-of-core"])
+@pytest.mark.parametrize("cols", [N, N // (products.SPLIT_EVERY + 2)], ids=["1", "many"])
+@pytest.mark.parametrize("init", ["nndsvd", "nndsvda", "nndsvdar"])
+@pytest.mark.filterwarnings("ignore")  # nndsvd's zeros with MU; max_iter=0
+def test_an_nndsvd_start_written_to_the_store_is_the_one_in_memory(X, init, cols, persist):
+    """With W stored, the SVD's sketch goes to a scratch store inside W's and W₀ is
+    written block by block: the same start, and the scratch is gone afterwards."""
+    memory, stored = fit_pair(X, cols=cols, persist=persist, init=init, max_iter=0)
+    assert_same(memory, stored, 1e-9)
+
+
+def test_the_sketch_is_kept_in_a_scratch_store_and_never_in_memory(tmp_path, monkeypatch):
+    """A tall, narrow V whose sketch (m × 16) is 4 W's: with W stored, the fit's
+    traced peak stays below one sketch; with W in memory it holds the sketch."""
+    import tracemalloc
+
+    from dasknmf.storage import FactorStore
+
+    X = make_matrix(80_000, 40, density=0.1, seed=1)
+    scratches = []
+    scratch = FactorStore.scratch
+    monkeypatch.setattr(
+        FactorStore,
+        "scratch",
+        lambda self, name: scratches.append(scratch(self, name)) or scratches[-1],
+    )
+    sketch_bytes = X.shape[0] * 16 * 8
+    peaks = {}
+    for factors in ("memory", "store"):
+        model = dasknmf.NMF(
+            K, init="nndsvda", max_iter=0, chunks=(5_000, 40), persist=False, factors=factors,
+            factor_store=tmp_path / factors if factors == "store" else None,
+        )  # fmt: skip
+        model.fit(X)  # imports (zarr's codecs) and caches outside the trace
+        tracemalloc.start()
+        try:
+            model.fit(X)
+            peaks[factors] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+    assert peaks["memory"] > sketch_bytes > peaks["store"]
+    used = scratches[-1]
+    assert used.path.parent == tmp_path / "store" / "W" and not used.path.exists()
+
+
+def test_a_scratch_left_by_a_crash_is_removed_when_the_store_is_next_opened(tmp_path):
+    from dasknmf.storage import FactorStore
+
+    store = FactorStore(tmp_path / "W")
+    store.put(np.ones((4, 2)), chunks=(2, 2))
+    left = store.scratch("nndsvd-sketch")
+    left.put(np.ones((4, 3)), chunks=(2, 3))
+    left._closer.detach()  # as if the process had died before closing it
+    path = left.path
+    del store, left
+    gc.collect()
+    assert path.exists()
+    FactorStore(tmp_path / "W")
+    assert not path.exists() and (tmp_path / "W" / "current.json").exists()

@@ -33,6 +33,7 @@ from dasknmf.estimator.parameters import (
 from dasknmf.estimator.placement import (
     as_result,
     components_like,
+    init_stores,
     is_lazy,
     keeps_in_memory,
     on_device,
@@ -132,7 +133,8 @@ def _start(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None)
         (V,) = dask.persist(V)
 
     method = "custom" if resume is not None else resolve_init(model, W, H)
-    with progress.phase(f"initialization ({method})"):
+    stores = stores_for(model, V, stats, {"W": (m, k), "H": (k, n)}, persisted=model.persisted_)
+    with progress.phase(f"initialization ({method})"), init_stores(stores["W"], method) as at:
         W0, H0 = initialize(
             zero_missing(V) if model._masked else V,
             k,
@@ -145,9 +147,8 @@ def _start(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None)
             in_memory=model.persisted_,
             on_pass=progress.passes,
             first=first,
+            stores=at,
         )
-        shapes = {"W": (m, k), "H": (k, n)}
-        stores = stores_for(model, V, stats, shapes, persisted=model.persisted_)
         if runs_eagerly(V) and (stores["W"], stores["H"]) == (None, None):
             V, W0, H0, V_valid = dask.compute(V, W0, H0, V_valid)
     V, W0, H0 = on_device(V, W0, H0, device=model.device, persist=model.persisted_)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dask
@@ -13,6 +15,7 @@ import numpy as np
 
 from dasknmf import devices, inputs
 from dasknmf.errors import InvalidParameterError
+from dasknmf.init import NNDSVD_METHODS, InitStores
 from dasknmf.resources import active_client, available_memory
 from dasknmf.storage import FactorStore, factor_bytes
 
@@ -196,3 +199,19 @@ def components_on_host(H: Any, columns: Any = None) -> np.ndarray:
         return np.asarray((H if columns is None else H[:, columns]).compute())
     H = devices.block_to_host(H)
     return H if columns is None else H[:, columns]
+
+
+@contextmanager
+def init_stores(w_store: FactorStore | None, method: str) -> Iterator[InitStores | None]:
+    """Where an initialisation by ``method`` writes, when the fit keeps ``W`` in
+    ``w_store``: ``W`` itself, and the NNDSVD sketch (``m × (k + 10)``, larger than
+    ``W``) in a scratch store inside it, removed on exit. ``None`` otherwise (all in
+    memory)."""
+    if w_store is None or method not in NNDSVD_METHODS:
+        yield None
+        return
+    sketch = w_store.scratch("nndsvd-sketch")
+    try:
+        yield InitStores(w_store, sketch)
+    finally:
+        sketch.close()

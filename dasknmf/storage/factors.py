@@ -19,6 +19,7 @@ Layout of a store directory::
     current.json        {"dasknmf_factor": 1, "generation": 7, ...} (the pointer)
     g00000007.zarr/     the committed generation
     g00000008.zarr/     the one being written (if any)
+    scratch-*/          a fit's temporary arrays (the NNDSVD sketch), each a store
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import os
 import shutil
 import tempfile
 import threading
+import uuid
 import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +57,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 POINTER = "current.json"
+#: Prefix of the directories :meth:`FactorStore.scratch` makes inside a store.
+SCRATCH = "scratch-"
 _OPEN: weakref.WeakValueDictionary[str, FactorStore] = weakref.WeakValueDictionary()
 _OPEN_LOCK = threading.Lock()
 FORMAT_KEY = "dasknmf_factor"
@@ -145,6 +149,14 @@ class FactorStore:
             self._closer.detach()
         self._closer = weakref.finalize(self, shutil.rmtree, root, True)
         return self
+
+    def scratch(self, name: str) -> FactorStore:
+        """A store for a fit's temporary arrays in a new directory inside this one
+        (``scratch-<name>-<random>``: visible to every worker that sees this store),
+        deleted when closed or garbage-collected, or else when this store is next
+        opened (after a crash)."""
+        path = self.path / f"{SCRATCH}{name}-{uuid.uuid4().hex[:12]}"
+        return FactorStore(path, remove_on_close=True)
 
     def close(self) -> None:
         """Delete the directory now if this store owns it (a no-op otherwise)."""
@@ -239,6 +251,10 @@ class FactorStore:
         generations."""
         return isinstance(X, da.Array) and X.name.startswith(self._name_prefix)
 
+    def is_current(self, X: Any) -> bool:
+        """Whether ``X`` is read straight from the committed generation."""
+        return self.holds(X) and self.source(X) == self._generation_path(self.generation)
+
     def source(self, X: Any) -> Path | None:
         """The generation directory ``X`` is read straight from, or ``None``."""
         if not self.holds(X):
@@ -283,6 +299,8 @@ class FactorStore:
         for entry in self.path.glob("g*.zarr"):
             if entry.name != self._generation_path(self.generation).name:
                 shutil.rmtree(entry, ignore_errors=True)
+        for entry in self.path.glob(f"{SCRATCH}*"):
+            shutil.rmtree(entry, ignore_errors=True)
 
     # -- the pointer ---------------------------------------------------------------
 
