@@ -27,7 +27,7 @@ from dasknmf.devices import to_host
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, reusing_worker_heap, task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import Keepers, kept, stepper
+from dasknmf.steppers import Keepers, handed, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
@@ -359,11 +359,14 @@ def _iterate(
         advance = stepper(solver, W, H, keepers)
         while n_iter < max_iter:
             n_iter += 1
+            # Handed over, not passed: no frame here keeps the current factors while
+            # the step replaces them (steppers.handed).
+            current = [W, H]
+            del W, H
             try:
                 W, H, error, converged = _one_iteration(
                     advance,
-                    W,
-                    H,
+                    current,
                     n_iter,
                     max_iter,
                     stopping,
@@ -401,8 +404,7 @@ def _iterate(
 
 def _one_iteration(
     advance,
-    W,
-    H,
+    current: list,
     n_iter: int,
     max_iter: int,
     stopping: ToleranceRule,
@@ -412,14 +414,15 @@ def _one_iteration(
     callbacks: Sequence[Callback],
     on_host: bool = False,
 ):
-    """Iteration ``n_iter``: the new factors, the error (unchanged when not computed),
-    and whether the ``tol`` rule stops the loop here; callbacks are called. While
-    ``stopping`` has no initial error yet (NaN), the iteration's pass scores its
-    input factors and the rule starts from that."""
+    """Iteration ``n_iter`` from the factors in ``current`` (``[W, H]``, emptied):
+    the new factors, the error (unchanged when not computed), and whether the ``tol``
+    rule stops the loop here; callbacks are called. While ``stopping`` has no initial
+    error yet (NaN), the iteration's pass scores its input factors and the rule
+    starts from that."""
     check = stopping.is_check(n_iter)
     want_error = bool(callbacks) or check or n_iter == max_iter
     score_input = math.isnan(stopping.error_at_init)
-    W, H, err, start = advance(W, H, want_error, score_input)
+    W, H, err, start = handed(advance, current, want_error, score_input)
     if score_input:
         stopping.error_at_init = stopping.previous = float(start)
     if not want_error:

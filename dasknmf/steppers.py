@@ -150,11 +150,28 @@ class _CompiledStep:
         self._count = 0
 
     def __call__(self, W: da.Array, H: da.Array, want_error: bool, score_input: bool = False):
+        return self.take([W, H], want_error, score_input)
+
+    def take(self, current: list, want_error: bool, score_input: bool = False):
+        """The step from the factors in ``current`` (``[W, H]``), which it empties.
+
+        The input blocks enter the graph through tasks that hand each one over once
+        (:class:`_Box`), so that the scheduler lets a block of the current ``W`` go as
+        soon as the tasks reading it have run: the new ``W`` replaces the current one
+        row block by row block instead of the two being whole at once.
+        """
+        W, H = current
+        current.clear()
+        layouts = _Layout.of(W), _Layout.of(H)
+        box = _Box(_blocks(W) + _blocks(H))
+        del W, H
         if score_input:
             # Once per fit (the first iteration): not worth a graph of its own.
+            n_w = len(layouts[0].indices)
+            W, H = layouts[0].taken(box, 0, "W"), layouts[1].taken(box, n_w, "H")
             return _persist_step(self._solver, W, H, want_error, score_input)
         graph = dict(self._graphs[want_error])
-        graph.update(zip(self._inputs, _blocks(W) + _blocks(H), strict=True))
+        graph.update({key: (box.take, i) for i, key in enumerate(self._inputs)})
         outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
         results = self._get(graph, outputs)
         self._count += 1
@@ -162,6 +179,31 @@ class _CompiledStep:
         H_new = self._layouts[1].array(results[1], f"fit-H-{self._count}")
         error = np.asarray(results[2], dtype=np.float64) if want_error else None
         return W_new, H_new, error, None
+
+
+class _Box:
+    """Blocks handed to a graph: :meth:`take` gives block ``i`` and forgets it, so
+    that the scheduler's reference is the last one."""
+
+    def __init__(self, blocks: list) -> None:
+        self._blocks = blocks
+
+    def take(self, i: int):
+        block, self._blocks[i] = self._blocks[i], None
+        return block
+
+
+def handed(advance: Advance, current: list, want_error: bool, score_input: bool = False):
+    """``advance`` on the factors in ``current`` (``[W, H]``), which it empties: a
+    step that can (:meth:`_CompiledStep.take`) frees each block of the current
+    factors once it is used, which only works if the caller keeps no other
+    reference to them."""
+    take = getattr(advance, "take", None)
+    if take is not None:
+        return take(current, want_error, score_input)
+    W, H = current
+    current.clear()
+    return advance(W, H, want_error, score_input)
 
 
 def _keys(X: da.Array) -> list:
@@ -185,6 +227,13 @@ class _Layout:
     @classmethod
     def of(cls, X: da.Array) -> _Layout:
         return cls(X.name, X.chunks, [key[1:] for key in _keys(X)], X._meta)
+
+    def taken(self, box: _Box, first: int, label: str) -> da.Array:
+        """A dask array of this layout whose blocks are taken from ``box``, from its
+        block ``first`` on."""
+        name = f"taken-{label}-{id(box):x}"
+        graph = {(name, *index): (box.take, first + i) for i, index in enumerate(self.indices)}
+        return da.Array(graph, name, chunks=self.chunks, meta=self.meta)
 
     def array(self, blocks: list, label: str) -> da.Array:
         """An in-memory dask array of this layout holding ``blocks``."""

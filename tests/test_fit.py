@@ -195,3 +195,38 @@ def test_resume_refuses_a_state_past_max_iter():
     fit.run(solver, W, H, max_iter=5, tol=0, callbacks=[seen.append])
     with pytest.raises(ValueError, match="iteration 5 a loop of max_iter=3"):
         fit.resume(solver, seen[-1].state(), max_iter=3, tol=0)
+
+
+@pytest.mark.parametrize("persist", [True, False], ids=["in-memory-V", "out-of-core"])
+def test_an_iteration_replaces_w_block_by_block(persist):
+    """The current W's blocks are handed to the step's graph, which lets each go once
+    its row block is updated: past the first iteration, a fit holds one W and a few
+    blocks, not the current W beside the whole new one (two W's were the peak of every
+    fit with W in memory)."""
+    import tracemalloc
+
+    import dasknmf
+
+    X = make_matrix(40_000, 30, density=0.1, seed=2)
+    k, w_bytes = 16, 40_000 * 16 * 8
+    peaks = []
+
+    def measure(info):
+        if tracemalloc.is_tracing():
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.reset_peak()
+
+    model = dasknmf.NMF(
+        k, init="random", max_iter=5, tol=0, chunks=(2_000, 30), persist=persist,
+        factors="memory", callbacks=[measure], random_state=0,
+    )  # fmt: skip
+    model.fit(X)  # imports and caches outside the trace
+    tracemalloc.start()
+    try:
+        model.fit(X)
+    finally:
+        tracemalloc.stop()
+    # From the second iteration on (the first also scores its input factors).
+    # 2.5-2.6 W's before (the current and the new W whole, the tiles, a block of
+    # each), 1.7 now.
+    assert max(peaks[1:]) < 2 * w_bytes
