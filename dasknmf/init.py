@@ -43,8 +43,9 @@ OUT_OF_CORE_POWER_ITERATIONS = 1
 @dataclass(frozen=True)
 class InitStores:
     """Factor stores (:class:`~dasknmf.storage.FactorStore`) an NNDSVD initialisation
-    writes to instead of memory: ``W``, the fit's store of ``W``, and ``sketch``, one
-    for the randomized SVD's sketch (:class:`~dasknmf.linalg.SketchStore`)."""
+    writes to instead of memory: ``W``, the fit's store of ``W`` (``None``: ``W₀`` is
+    made in memory), and ``sketch``, one for the randomized SVD's sketch
+    (:class:`~dasknmf.linalg.SketchStore`)."""
 
     W: Any
     sketch: SketchStore
@@ -173,7 +174,7 @@ def nndsvd_init(
         # Computed here, so that the factors no longer hold the SVD's m × (k + 10)
         # sketch, which their graph reads: whoever keeps them during the fit (the
         # loop's first state) would keep it too (docs/benchmarks.md, peak memory).
-        if stores is None:
+        if stores is None or stores.W is None:
             W, H = dask.persist(W, H)
         else:
             W, (H,) = stores.W.put(W), dask.persist(H)

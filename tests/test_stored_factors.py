@@ -254,37 +254,46 @@ def test_an_nndsvd_start_written_to_the_store_is_the_one_in_memory(X, init, cols
 
 
 def test_the_sketch_is_kept_in_a_scratch_store_and_never_in_memory(tmp_path, monkeypatch):
-    """A tall, narrow V whose sketch (m × 16) is 4 W's: with W stored, the fit's
-    traced peak stays below one sketch; with W in memory it holds the sketch."""
+    """A tall, narrow V whose sketch (m × 16) is 4 W's. Out of core, the sketch goes to
+    a scratch store (inside W's when W is stored, else a temporary one) and the
+    fit's traced peak stays below one sketch; with V in memory it is held there."""
     import tracemalloc
 
     from dasknmf.storage import FactorStore
 
     X = make_matrix(80_000, 40, density=0.1, seed=1)
-    scratches = []
-    scratch = FactorStore.scratch
+    made = []
+    scratch, temporary = FactorStore.scratch, FactorStore.temporary.__func__
+    monkeypatch.setattr(
+        FactorStore, "scratch", lambda self, name: made.append(scratch(self, name)) or made[-1]
+    )
     monkeypatch.setattr(
         FactorStore,
-        "scratch",
-        lambda self, name: scratches.append(scratch(self, name)) or scratches[-1],
+        "temporary",
+        classmethod(lambda cls, name: made.append(temporary(cls, name)) or made[-1]),
     )
     sketch_bytes = X.shape[0] * 16 * 8
-    peaks = {}
-    for factors in ("memory", "store"):
+    peaks, used = {}, {}
+    for factors, persist in (("store", False), ("memory", False), ("memory", True)):
         model = dasknmf.NMF(
-            K, init="nndsvda", max_iter=0, chunks=(5_000, 40), persist=False, factors=factors,
-            factor_store=tmp_path / factors if factors == "store" else None,
+            K, init="nndsvda", max_iter=0, chunks=(5_000, 40), persist=persist,
+            factors=factors, factor_store=tmp_path / factors if factors == "store" else None,
         )  # fmt: skip
         model.fit(X)  # imports (zarr's codecs) and caches outside the trace
+        made.clear()
         tracemalloc.start()
         try:
             model.fit(X)
-            peaks[factors] = tracemalloc.get_traced_memory()[1]
+            peaks[factors, persist] = tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()
-    assert peaks["memory"] > sketch_bytes > peaks["store"]
-    used = scratches[-1]
-    assert used.path.parent == tmp_path / "store" / "W" and not used.path.exists()
+        used[factors, persist] = list(made)
+    assert peaks["store", False] < sketch_bytes and peaks["memory", False] < sketch_bytes
+    assert peaks["memory", True] > sketch_bytes and used["memory", True] == []
+    (inside,) = used["store", False]
+    assert inside.path.parent == tmp_path / "store" / "W" and not inside.path.exists()
+    (temporary_store,) = used["memory", False]
+    assert not temporary_store.path.exists()
 
 
 def test_a_scratch_left_by_a_crash_is_removed_when_the_store_is_next_opened(tmp_path):

@@ -134,7 +134,10 @@ def _start(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None)
 
     method = "custom" if resume is not None else resolve_init(model, W, H)
     stores = stores_for(model, V, stats, {"W": (m, k), "H": (k, n)}, persisted=model.persisted_)
-    with progress.phase(f"initialization ({method})"), init_stores(stores["W"], method) as at:
+    with (
+        progress.phase(f"initialization ({method})"),
+        init_stores(stores["W"], method, persisted=model.persisted_) as at,
+    ):
         W0, H0 = initialize(
             zero_missing(V) if model._masked else V,
             k,

@@ -202,15 +202,28 @@ def components_on_host(H: Any, columns: Any = None) -> np.ndarray:
 
 
 @contextmanager
-def init_stores(w_store: FactorStore | None, method: str) -> Iterator[InitStores | None]:
-    """Where an initialisation by ``method`` writes, when the fit keeps ``W`` in
-    ``w_store``: ``W`` itself, and the NNDSVD sketch (``m × (k + 10)``, larger than
-    ``W``) in a scratch store inside it, removed on exit. ``None`` otherwise (all in
-    memory)."""
-    if w_store is None or method not in NNDSVD_METHODS:
+def init_stores(
+    w_store: FactorStore | None, method: str, *, persisted: bool
+) -> Iterator[InitStores | None]:
+    """Where an NNDSVD initialisation (``method``) writes instead of memory: its
+    sketch (``m × (k + 10)``, larger than ``W``), removed on exit, and ``W`` itself
+    when the fit keeps it in ``w_store``.
+
+    The sketch goes to a scratch store inside ``w_store``, or, out of core
+    (``persisted`` false) under dask's local schedulers, to a temporary store (any
+    directory this machine's threads see). ``None`` otherwise: all in memory (a
+    cluster's workers may share no directory but ``w_store``'s).
+    """
+    if method not in NNDSVD_METHODS:
         yield None
         return
-    sketch = w_store.scratch("nndsvd-sketch")
+    if w_store is not None:
+        sketch = w_store.scratch("nndsvd-sketch")
+    elif not persisted and active_client() is None:
+        sketch = FactorStore.temporary("nndsvd-sketch")
+    else:
+        yield None
+        return
     try:
         yield InitStores(w_store, sketch)
     finally:
