@@ -1,4 +1,4 @@
-"""Ready-made observers of a fit: its iterations (:class:`dasknmf.fit.IterationInfo`)
+"""Ready-made observers of a fit: its iterations (:class:`dasknmf.fit_state.IterationInfo`)
 and the phases before them (:class:`PhaseInfo`: the statistics pass, the
 initialisation), so that no phase runs in silence.
 
@@ -23,7 +23,7 @@ from typing import Any, TextIO
 
 from dask.callbacks import Callback
 
-from dasknmf.fit import IterationInfo
+from dasknmf.fit_state import IterationInfo
 from dasknmf.stopping import StopReason
 from dasknmf.validation import PATIENCE
 
@@ -282,7 +282,7 @@ def iteration_line(info: IterationInfo, norm: float | None, per_iteration: float
 
     Examples
     --------
-    >>> from dasknmf.fit import IterationInfo
+    >>> from dasknmf.fit_state import IterationInfo
     >>> info = IterationInfo(10, 5.0, 8.0, 2.5, None, None)
     >>> iteration_line(info, 10.0, 0.25)
     'iter    10  error 5.000000e+00  relative 0.5000  2.5 s  0.250 s/iter'

@@ -23,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from dasknmf import devices, products
-from dasknmf.fit import IterationInfo
+from dasknmf.fit_state import IterationInfo
 from dasknmf.kernels.tiles import is_sparse
 from dasknmf.random import STREAM_VALIDATION, uniform_at
 from dasknmf.solvers.masked import clipped_sums, observed_sums

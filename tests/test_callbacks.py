@@ -13,7 +13,7 @@ import scipy.sparse as sp
 
 from dasknmf import NMF, callbacks
 from dasknmf.callbacks import PhaseInfo, PrintProgress, StopRecorder
-from dasknmf.fit import IterationInfo
+from dasknmf.fit_state import IterationInfo
 from dasknmf.stopping import ToleranceRule, describe_rule
 from tests.helpers import make_factors, make_matrix
 

@@ -62,7 +62,7 @@ class ProgressPrinter:
     Examples
     --------
     >>> import io
-    >>> from dasknmf.fit import IterationInfo
+    >>> from dasknmf.fit_state import IterationInfo
     >>> p = ProgressPrinter(io.StringIO(), live=False)
     >>> p.on_norm(20.0)
     >>> p.iteration(IterationInfo(2, 5.0, 10.0, 0.5, None, None))

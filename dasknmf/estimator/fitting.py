@@ -52,6 +52,7 @@ from dasknmf.estimator.preparation import (
 )
 from dasknmf.estimator.ratings import warn_underdetermined
 from dasknmf.estimator.replicates import best_start
+from dasknmf.fit_state import FitResult, FitState
 from dasknmf.init import initialize
 from dasknmf.random import seed_from
 from dasknmf.solvers import beta_of
@@ -76,7 +77,7 @@ class Start:
     W0: Any
     H0: Any
     stores: dict[str, FactorStore | None]
-    resume: fit_loop.FitState | None
+    resume: FitState | None
 
     def take_factors(self) -> tuple[Any, Any]:
         """``(W0, H0)``, no longer held by this start."""
@@ -85,7 +86,7 @@ class Start:
         return factors
 
 
-def fit_transform(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None) -> Any:
+def fit_transform(model: Any, X: Any, W: Any, H: Any, resume: FitState | None) -> Any:
     """Fit ``model`` to ``X`` (see ``NMF.fit_transform`` for the arguments): set its
     fitted attributes and return ``W`` (also ``model.W_``)."""
     check_parameters(model.get_params())
@@ -101,7 +102,7 @@ def fit_transform(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState 
     return model.W_
 
 
-def _start(model: Any, X: Any, W: Any, H: Any, resume: fit_loop.FitState | None) -> Start:
+def _start(model: Any, X: Any, W: Any, H: Any, resume: FitState | None) -> Start:
     """Tile ``X``, read its statistics, place it and initialise the factors; sets
     ``init_errors_``/``init_seeds_`` (``n_init > 1``), ``persisted_`` and
     ``_ratings``."""
@@ -177,7 +178,7 @@ def _observers(model: Any, start: Start) -> tuple[list, validation.EarlyStopping
 
 def _loop(
     model: Any, start: Start, callbacks: list, stopper: validation.EarlyStopping | None
-) -> fit_loop.FitResult:
+) -> FitResult:
     """Run (or resume) the fit loop; the best validation iteration's factors with
     ``stopper``. Warns when ``max_iter`` stopped it."""
     options = dict(
@@ -218,7 +219,7 @@ def _loop(
 def _set_fitted(
     model: Any,
     start: Start,
-    result: fit_loop.FitResult,
+    result: FitResult,
     stopper: validation.EarlyStopping | None,
 ) -> None:
     """Set ``model``'s fitted attributes (all but ``W_``) from the loop's result."""

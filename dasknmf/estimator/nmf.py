@@ -142,7 +142,7 @@ class NMF(
         file system every worker sees). ``None``: temporary directories (under dask's
         ``temporary-directory``), each deleted once nothing reads the factor in it.
     callbacks : list of callables or None, default=None
-        Each called with a :class:`dasknmf.fit.IterationInfo` after every iteration;
+        Each called with a :class:`dasknmf.fit_state.IterationInfo` after every iteration;
         ``info.state()`` is where the fit stands, to continue it later with
         ``fit(X, resume=state)``.
     verbose : int, default=0

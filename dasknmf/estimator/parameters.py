@@ -17,7 +17,7 @@ from typing import Any
 
 from dasknmf.devices import DEVICES, OUTPUTS
 from dasknmf.errors import InvalidParameterError
-from dasknmf.fit import FitState
+from dasknmf.fit_state import FitState
 from dasknmf.init import INIT_METHODS
 from dasknmf.params import check_chunks, check_int, check_option, check_random_state, check_real
 from dasknmf.solvers import Solver, beta_of, get_solver, solver_names
@@ -184,7 +184,7 @@ def resolve_n_components(
 def check_resume(
     state: Any, W: Any, H: Any, m: int, n: int, *, max_iter: int, n_components: Any
 ) -> tuple[Any, Any]:
-    """The factors of a :class:`~dasknmf.fit.FitState` to resume from, checked
+    """The factors of a :class:`~dasknmf.fit_state.FitState` to resume from, checked
     against the parameters (the arrays themselves are checked as custom ones)."""
     if not isinstance(state, FitState):
         raise InvalidParameterError(

@@ -33,7 +33,7 @@ from dasknmf.estimator.preparation import (
     scale_mean,
     stores_for,
 )
-from dasknmf.fit import FitState
+from dasknmf.fit_state import FitState
 from dasknmf.init import initialize
 from dasknmf.random import seed_from
 from dasknmf.sweep import Stack

@@ -8,9 +8,9 @@ import math
 
 import dask.array as da
 
-from dasknmf import fit as fit_loop
 from dasknmf import validation
 from dasknmf.errors import InvalidInputError
+from dasknmf.fit_state import FitResult
 
 __all__ = ["ValidationMixin"]
 
@@ -38,9 +38,7 @@ class ValidationMixin:
             )
         return validation.EarlyStopping(V_valid, count, self.tol, bounds=self._clip_bounds())
 
-    def _keep_best(
-        self, stopper: validation.EarlyStopping, result: fit_loop.FitResult | None
-    ) -> fit_loop.FitResult:
+    def _keep_best(self, stopper: validation.EarlyStopping, result: FitResult | None) -> FitResult:
         """The fit's outcome with the factors of the best validation RMSE; sets the
         validation attributes."""
         self.n_validation_ = stopper.count
@@ -53,7 +51,7 @@ class ValidationMixin:
             return result
         self.validation_rmse_ = stopper.best_rmse
         self.best_iteration_ = best.iteration
-        return fit_loop.FitResult(
+        return FitResult(
             best.W,
             best.H,
             last.iteration,

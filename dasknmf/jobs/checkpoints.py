@@ -1,4 +1,4 @@
-"""Checkpoints of a job: the fit's :class:`~dasknmf.fit.FitState` on disk, written
+"""Checkpoints of a job: the fit's :class:`~dasknmf.fit_state.FitState` on disk, written
 atomically every few iterations and read back by ``dasknmf resume``.
 
 The state itself (what the fit loop needs to continue exactly) belongs to
@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from dasknmf.errors import DaskNMFError
-from dasknmf.fit import FitState, IterationInfo
+from dasknmf.fit_state import FitState, IterationInfo
 from dasknmf.jobs.sweep_state import SWEEP_KIND, sweep_arrays, sweep_numbers, sweep_state
 from dasknmf.storage import open_matrix, write_matrix
 from dasknmf.storage.factors import link_generation, open_generation, stored_source
@@ -135,7 +135,7 @@ def write_checkpoint(
     Examples
     --------
     >>> import tempfile, numpy as np
-    >>> from dasknmf.fit import FitState
+    >>> from dasknmf.fit_state import FitState
     >>> d = tempfile.mkdtemp()
     >>> s = FitState(2, np.ones((4, 2)), np.ones((2, 3)), 1.0, 3.0, 3.0, ((1, 2.0), (2, 1.0)))
     >>> _ = write_checkpoint(d, s, {"note": "example"})

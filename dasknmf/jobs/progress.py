@@ -10,7 +10,7 @@ import logging
 from typing import Protocol
 
 from dasknmf.callbacks import PhaseInfo, tell_norm
-from dasknmf.fit import IterationInfo
+from dasknmf.fit_state import IterationInfo
 from dasknmf.sweep.loop import SweepProgress
 
 __all__ = ["Progress", "ProgressCallback", "log_iteration"]

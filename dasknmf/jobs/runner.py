@@ -30,7 +30,7 @@ Order of a run, each step failing before the next costs anything:
 
 :func:`resume_job` continues such a job from the directory alone: the latest
 checkpoint holds the resolved job configuration, the input's fingerprint and the
-fit's :class:`~dasknmf.fit.FitState`; the job then runs steps 2 to 6 as above, with
+fit's :class:`~dasknmf.fit_state.FitState`; the job then runs steps 2 to 6 as above, with
 the input reopened (not ingested again) and the fit continued from the state, and
 ends with the outputs an uninterrupted run would have written; its ``cluster``,
 ``checkpoint`` and ``report`` sections may be changed (a new allocation's scheduler).

@@ -16,7 +16,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from dasknmf import NMF
 from dasknmf.callbacks import StopRecorder
-from dasknmf.fit import FitState
+from dasknmf.fit_state import FitState
 from dasknmf.jobs import report
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import JobInput

@@ -14,7 +14,7 @@ from dasknmf.callbacks import PhaseInfo
 from dasknmf.cli import EXIT_OK, main
 from dasknmf.cli import progress as progress_module
 from dasknmf.cli.progress import ProgressPrinter
-from dasknmf.fit import IterationInfo
+from dasknmf.fit_state import IterationInfo
 
 STAMP = r"  \[\d\d:\d\d:\d\d\]$"
 
