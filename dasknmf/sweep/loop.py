@@ -24,7 +24,7 @@ from dasknmf.devices import to_host
 from dasknmf.kernels.stack import Stack
 from dasknmf.resources import task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import FactorKeeper, Keepers, kept, stepper
+from dasknmf.steppers import FactorKeeper, Keepers, handed, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 
@@ -291,7 +291,10 @@ def _iterate(build, state: SweepState, max_iter, tol, check_every, progress, sto
             iteration += 1
             check = tol > 0 and iteration % check_every == 0
             want = check or iteration == max_iter
-            W, H, err, _ = advance(W, H, want)
+            # Handed over: the step frees the current stack's blocks as it goes.
+            current = [W, H]
+            del W, H
+            W, H, err, _ = handed(advance, current, want)
             stopped: list[int] = []  # positions in the current stack
             if want:
                 err = np.atleast_1d(err)
