@@ -100,8 +100,8 @@ def tiles_of(X: np.ndarray | sp.csr_matrix, chunks: tuple[int, int]) -> da.Array
     ``dask.array.from_array`` copies its input whole, slices the tiles from that copy
     (a SciPy slice copies again) and hashes it for a name: three times ``V``'s bytes
     at once, and ≈ 60 ms of hashing for a 7M-non-zero matrix. Here a dense block is a
-    view where it is C-contiguous, a single-tile input is the input itself, and the
-    name is random. The tiles of a sparse input with several tiles are copies: SciPy
+    view where it is C-contiguous, a single-tile sparse input is the input itself, and
+    the name is random. The tiles of a sparse input with several tiles are copies: SciPy
     copies the arrays of any matrix built on a view of less than half of another
     (its ``prune``), so views would be copied again by every transpose in the
     products.
@@ -109,7 +109,9 @@ def tiles_of(X: np.ndarray | sp.csr_matrix, chunks: tuple[int, int]) -> da.Array
     row_chunks, col_chunks = da.core.normalize_chunks(chunks, X.shape, dtype=X.dtype)
     name = f"input-{uuid.uuid4().hex}"
     row_starts, col_starts = np.cumsum((0, *row_chunks)), np.cumsum((0, *col_chunks))
-    one_tile = len(row_chunks) == len(col_chunks) == 1
+    # A sparse input of one tile is the tile; a dense one is too when C-contiguous
+    # (_tile copies it otherwise, as the kernels want rows contiguous).
+    one_tile = len(row_chunks) == len(col_chunks) == 1 and sp.issparse(X)
     graph = {
         (name, i, j): X
         if one_tile

@@ -86,3 +86,11 @@ def test_the_observed_range_skips_what_is_not_finite(kind):
     X = sp.csr_matrix(X) if kind == "sparse" else X
     stats = inputs.compute_stats(inputs.tiles_of(X, (16, 20)), nan_is_missing=True)
     assert (stats.observed_min, stats.observed_max) == pytest.approx(expected)
+
+
+def test_a_fortran_ordered_dense_input_gets_c_ordered_tiles():
+    X = np.asfortranarray(make_matrix(60, 45, density=0.3, kind="dense"))
+    for chunks in [(16, 45), X.shape]:
+        tiles = dict(inputs.tiles_of(X, chunks).__dask_graph__()).values()
+        assert all(tile.flags.c_contiguous for tile in tiles)
+        assert not any(np.shares_memory(tile, X) for tile in tiles)
