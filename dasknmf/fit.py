@@ -26,7 +26,7 @@ from dasknmf.fit_state import Callback, FitResult, FitState, IterationInfo
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, reusing_worker_heap, task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import Keepers, handed, kept, stepper
+from dasknmf.steppers import Keepers, handed, handed_over, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def run_handed(solver: Solver, handed: list, **options) -> FitResult:
 
     def start() -> FitState:
         with task_threads():
-            W_kept, H_kept = kept(*_take(handed), options.get("keepers", (None, None)))
+            W_kept, H_kept = kept(*handed_over(handed), options.get("keepers", (None, None)))
             if iterates and getattr(solver, "scores_input", False):
                 # Out of core a pass over V costs a read of every tile: the first
                 # iteration's pass gives the initial error (see _one_iteration).
@@ -157,19 +157,12 @@ def resume_handed(solver: Solver, handed: list, **options) -> FitResult:
     started = time.perf_counter()
 
     def start() -> FitState:
-        (resumed,) = _take(handed)
+        (resumed,) = handed_over(handed)
         with task_threads():
             W, H = kept(resumed.W, resumed.H, options.get("keepers", (None, None)))
         return replace(resumed, W=W, H=H)
 
     return _iterate(solver, start, started, **options)
-
-
-def _take(holder: list) -> list:
-    """The items of ``holder``, which is left empty (ownership passes to the caller)."""
-    items = list(holder)
-    holder.clear()
-    return items
 
 
 def _iterate(

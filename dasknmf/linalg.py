@@ -38,11 +38,14 @@ PassObserver = Callable[[int, int], None]
 class SketchStore(Protocol):
     """Where the SVD keeps its ``m × l`` sketch ``Y = V Z`` instead of memory (a
     :class:`~dasknmf.storage.FactorStore`): ``write`` returns a pending write whose
-    ``task`` writes each row block as it is computed, ``commit`` a dask array over it."""
+    ``task`` writes each row block as it is computed, ``commit`` a dask array over it;
+    ``put`` writes and commits at once."""
 
     def write(self, X: da.Array) -> Any: ...
 
     def commit(self, pending: Any, *, compute: bool = False) -> da.Array: ...
+
+    def put(self, X: Any, chunks: Any = None) -> da.Array: ...
 
 
 def default_power_iterations(rank: int, shape: tuple[int, int]) -> int:
@@ -186,7 +189,7 @@ def _one_pass(V, Zt, *, last: bool, store: SketchStore | None = None):
     # A row of tiles too wide for one task: two graphs, one read of V each (a graph
     # that read V twice would hold every tile from its first read to its second).
     Y = products.v_times_ht(V, Zt)
-    Y = dask.persist(Y)[0] if store is None else store.commit(store.write(Y), compute=True)
+    Y = dask.persist(Y)[0] if store is None else store.put(Y)
     Zt_new, G = dask.compute(products.wt_times_v(Y, V), _gram64_lazy(Y) if last else None)
     return (Y if last else None), np.asarray(Zt_new), (np.asarray(G) if last else None)
 

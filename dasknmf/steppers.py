@@ -29,7 +29,17 @@ from dask.core import flatten
 from dasknmf.resources import active_client
 from dasknmf.solvers.base import Solver
 
-__all__ = ["Advance", "FactorKeeper", "Keepers", "StoredStep", "held", "kept", "stepper"]
+__all__ = [
+    "Advance",
+    "FactorKeeper",
+    "Keepers",
+    "StoredStep",
+    "handed",
+    "handed_over",
+    "held",
+    "kept",
+    "stepper",
+]
 
 
 class FactorKeeper(Protocol):
@@ -160,12 +170,11 @@ class _CompiledStep:
         soon as the tasks reading it have run: the new ``W`` replaces the current one
         row block by row block instead of the two being whole at once.
         """
-        W, H = current
-        current.clear()
-        layouts = _Layout.of(W), _Layout.of(H)
+        W, H = handed_over(current)
+        layouts = (_Layout.of(W), _Layout.of(H)) if score_input else None
         box = _Box(_blocks(W) + _blocks(H))
         del W, H
-        if score_input:
+        if layouts is not None:
             # Once per fit (the first iteration): not worth a graph of its own.
             n_w = len(layouts[0].indices)
             W, H = layouts[0].taken(box, 0, "W"), layouts[1].taken(box, n_w, "H")
@@ -201,9 +210,15 @@ def handed(advance: Advance, current: list, want_error: bool, score_input: bool 
     take = getattr(advance, "take", None)
     if take is not None:
         return take(current, want_error, score_input)
-    W, H = current
-    current.clear()
+    W, H = handed_over(current)
     return advance(W, H, want_error, score_input)
+
+
+def handed_over(holder: list) -> list:
+    """The items of ``holder``, which is left empty (ownership passes to the caller)."""
+    items = list(holder)
+    holder.clear()
+    return items
 
 
 def _keys(X: da.Array) -> list:
@@ -290,14 +305,13 @@ def kept(W, H, keepers: Keepers) -> tuple[da.Array, da.Array]:
     already, as an NNDSVD initialisation writes ``W``, as it is)."""
     if all(keeper is None for keeper in keepers):
         return dask.persist(W, H)
-    return tuple(
-        held(dask.compute(X)[0], _chunks(X))
-        if keeper is None
-        else X
-        if keeper.is_current(X)
-        else keeper.put(X, _chunks(X))
-        for X, keeper in zip((W, H), keepers, strict=True)
-    )
+    return tuple(_kept(X, keeper) for X, keeper in zip((W, H), keepers, strict=True))
+
+
+def _kept(X, keeper: FactorKeeper | None) -> da.Array:
+    if keeper is None:
+        return held(dask.compute(X)[0], _chunks(X))
+    return X if keeper.is_current(X) else keeper.put(X, _chunks(X))
 
 
 def _chunks(X) -> tuple:
