@@ -23,6 +23,7 @@ import scipy.sparse as sp
 
 from dasknmf import devices, products
 from dasknmf.errors import InvalidInputError
+from dasknmf.kernels.tiles import WIDE
 
 #: Bytes of V per tile aimed at when dasknmf chooses the tiling of an in-memory input.
 TILE_BYTES = 64 * 2**20
@@ -31,6 +32,11 @@ MAX_TILE_COLS = 131_072
 #: In-memory inputs smaller than this are one tile: below it, the scheduler's
 #: per-iteration overhead (milliseconds) outweighs what two threads save.
 SINGLE_TILE_BYTES = 8 * 2**20
+#: Bytes of a factor's column block that a sparse tile's products gather from: a
+#: product gathers one ``k``-vector of ``H`` per non-zero, and with ``H`` cut to
+#: about a core's cache those gathers hit it (docs/benchmarks.md, "Cutting the
+#: columns of an in-memory sparse input").
+GATHER_BYTES = 2 * 2**20
 
 
 def working_dtype(dtype: np.dtype) -> np.dtype:
@@ -43,18 +49,37 @@ def auto_chunks(
     *,
     nbytes: int,
     threads: int,
-    single_tile_bytes: int = SINGLE_TILE_BYTES,
+    single_tile_bytes: int | None = None,
+    gather: tuple[int, int] | None = None,
 ) -> tuple[int, int]:
-    """Tile shape for an in-memory input: one tile below ``single_tile_bytes``,
+    """Tile shape for an in-memory input: one tile below ``single_tile_bytes``
+    (default :data:`SINGLE_TILE_BYTES`),
     else at least one row block per thread (row-block products run in parallel),
-    about :data:`TILE_BYTES` per tile, and full width up to :data:`MAX_TILE_COLS`."""
+    about :data:`TILE_BYTES` per tile, and full width up to :data:`MAX_TILE_COLS`.
+
+    ``gather``, for a sparse input, is the factor width ``k`` and the itemsize of its
+    products: the columns are then cut so that a tile's block of ``H`` is about
+    :data:`GATHER_BYTES` (:func:`gather_col_blocks`).
+    """
     m, n = shape
+    single_tile_bytes = SINGLE_TILE_BYTES if single_tile_bytes is None else single_tile_bytes
     if nbytes < single_tile_bytes and n <= MAX_TILE_COLS:
         return max(m, 1), max(n, 1)
-    col_blocks = max(1, math.ceil(n / MAX_TILE_COLS))
+    col_blocks = max(math.ceil(n / MAX_TILE_COLS), gather_col_blocks(n, gather))
     row_blocks = max(threads, math.ceil(nbytes / col_blocks / TILE_BYTES))
     row_blocks = min(m, threads * math.ceil(row_blocks / threads))
     return max(1, math.ceil(m / row_blocks)), max(1, math.ceil(n / col_blocks))
+
+
+def gather_col_blocks(n: int, gather: tuple[int, int] | None) -> int:
+    """Column blocks that bring a sparse tile's block of a ``k``-column factor to
+    about :data:`GATHER_BYTES`, at most as many as one task takes
+    (:data:`dasknmf.products.SPLIT_EVERY`); one from :data:`WIDE` columns on, where the
+    compiled products run (their cut was not measured to pay), or without ``gather``."""
+    if gather is None or gather[0] >= WIDE:
+        return 1
+    k, itemsize = gather
+    return max(1, min(products.SPLIT_EVERY, round(n * k * itemsize / GATHER_BYTES)))
 
 
 def _nbytes(X) -> int:
@@ -64,14 +89,20 @@ def _nbytes(X) -> int:
 
 
 def as_tiled(
-    X, *, chunks: tuple[int, int] | None, threads: int, single_tile_bytes: int = SINGLE_TILE_BYTES
+    X,
+    *,
+    chunks: tuple[int, int] | None,
+    threads: int,
+    single_tile_bytes: int | None = None,
+    k: int | None = None,
 ) -> da.Array:
     """A 2-D dask array of tiles for ``X`` in its working dtype (float32 or float64).
 
     ``X`` may be a path (opened with :func:`dasknmf.open_matrix`, nothing read), a
     dask array (rechunked only if ``chunks`` is given), or an in-memory NumPy array or
     SciPy sparse matrix (tiled with ``chunks`` or :func:`auto_chunks`, given
-    ``threads`` and ``single_tile_bytes``; sparse tiles are CSR).
+    ``threads``, ``single_tile_bytes`` and, for a sparse matrix, the factors' width
+    ``k`` where known; sparse tiles are CSR).
     """
     if isinstance(X, (str, os.PathLike)):
         from dasknmf.storage import open_matrix
@@ -86,8 +117,15 @@ def as_tiled(
         if X.ndim != 2:
             raise InvalidInputError(f"Expected a 2-D matrix, got an array of shape {X.shape}.")
         if chunks is None:
+            gather = None
+            if sp.issparse(X) and k is not None:
+                gather = (k, working_dtype(X.dtype).itemsize)
             chunks = auto_chunks(
-                X.shape, nbytes=_nbytes(X), threads=threads, single_tile_bytes=single_tile_bytes
+                X.shape,
+                nbytes=_nbytes(X),
+                threads=threads,
+                single_tile_bytes=single_tile_bytes,
+                gather=gather,
             )
         V = tiles_of(X, chunks)
     dtype = working_dtype(V.dtype)

@@ -80,6 +80,7 @@ def test_out_of_core_on_cluster_with_memory_below_v(case, client):
     np.testing.assert_allclose(model.reconstruction_err_, reference.reconstruction_err_, rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_cluster_result_does_not_depend_on_workers(case, client):
     *_, (local, W_local) = case
     model, W = fit(case[1], persist=True)

@@ -12,6 +12,7 @@ import scipy.sparse as sp
 
 import dasknmf
 from dasknmf import inputs
+from dasknmf.estimator.preparation import as_tiled as model_tiles
 from tests.helpers import make_matrix
 
 
@@ -94,3 +95,45 @@ def test_a_fortran_ordered_dense_input_gets_c_ordered_tiles():
         tiles = dict(inputs.tiles_of(X, chunks).__dask_graph__()).values()
         assert all(tile.flags.c_contiguous for tile in tiles)
         assert not any(np.shares_memory(tile, X) for tile in tiles)
+
+
+# The generator's 200,000 × 50,000 matrix (7.35M non-zeros, float32 CSR: 56 MiB).
+GENERATOR = dict(shape=(200_000, 50_000), nbytes=7_347_262 * 8, threads=2)
+
+
+@pytest.mark.parametrize(
+    ("gather", "expected"),
+    [
+        (None, (100_000, 50_000)),  # dense, or k unknown: full width
+        ((20, 4), (100_000, 25_000)),  # H block 50,000 × 20 × 4 B = 3.8 MiB → 2
+        ((50, 4), (100_000, 10_000)),  # 9.5 MiB → 5 blocks
+        ((20, 8), (100_000, 12_500)),  # float64: 7.6 MiB → 4
+        ((10, 4), (100_000, 50_000)),  # 1.9 MiB: already about the budget
+        ((1_000, 4), (100_000, 50_000)),  # compiled wide products: not cut
+        ((100, 4), (100_000, 6_250)),  # 19 MiB → at most SPLIT_EVERY (8) blocks
+    ],
+)
+def test_an_in_memory_sparse_inputs_columns_are_cut_to_the_gathered_block(gather, expected):
+    assert inputs.auto_chunks(**GENERATOR, gather=gather) == expected
+
+
+def test_a_small_input_stays_one_tile_whatever_k():
+    assert inputs.auto_chunks((1_000, 50_000), nbytes=10**6, threads=2, gather=(20, 4)) == (
+        1_000,
+        50_000,
+    )
+
+
+def test_the_estimator_tiles_by_its_k_and_the_fit_is_the_full_width_fit(monkeypatch):
+    # Shrink the budgets so that a small matrix gets the generator's tiling.
+    monkeypatch.setattr(inputs, "SINGLE_TILE_BYTES", 0)
+    monkeypatch.setattr(inputs, "GATHER_BYTES", 40 * 8 * 30)  # 30 float64 columns of k = 40
+    X = make_matrix(300, 120, density=0.2, seed=4)
+    params = dict(init="random", max_iter=15, tol=0, random_state=0)
+    assert model_tiles(dasknmf.NMF(40, **params), X, reset=True).chunks[1] == (30,) * 4
+    assert model_tiles(dasknmf.NMF(None), X, reset=True).chunks[1] == (120,)
+    assert model_tiles(dasknmf.NMF(40), X.toarray(), reset=True).chunks[1] == (120,)
+    cut = dasknmf.NMF(40, **params).fit(X)
+    whole = dasknmf.NMF(40, chunks=(150, 120), **params).fit(X)
+    np.testing.assert_allclose(cut.components_, whole.components_, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(cut.reconstruction_err_, whole.reconstruction_err_, rtol=1e-5)

@@ -62,8 +62,17 @@ def assert_same(a, b, rtol):
         np.testing.assert_allclose(y, x, rtol=rtol, atol=rtol * np.abs(x).max())
 
 
-@pytest.mark.parametrize("persist", [True, False], ids=["in-memory-V", "out-of-core"])
-@pytest.mark.parametrize("cols", list(COLUMNS.values()), ids=list(COLUMNS))
+# Slow: V in memory and three column tiles (out of core, one and many stay).
+@pytest.mark.parametrize(
+    "persist",
+    [pytest.param(True, marks=pytest.mark.slow), False],
+    ids=["in-memory-V", "out-of-core"],
+)
+@pytest.mark.parametrize(
+    "cols",
+    [pytest.param(c, marks=pytest.mark.slow) if key == "3" else c for key, c in COLUMNS.items()],
+    ids=list(COLUMNS),
+)
 @pytest.mark.parametrize("name", list(SOLVERS))
 def test_every_solver_fits_the_same_with_w_stored(X, name, cols, persist):
     memory, stored = fit_pair(X, cols=cols, persist=persist, **SOLVERS[name])
@@ -184,6 +193,7 @@ def test_bad_factor_parameters_are_named(X, params, message):
         dasknmf.NMF(K, **params).fit(X)
 
 
+@pytest.mark.slow
 def test_w_stored_on_a_local_cluster_fits_the_same(X, tmp_path):
     Xd = da.from_array(X, chunks=(ROWS, N))
     params = dict(n_components=K, init="random", random_state=0, max_iter=6, tol=0)

@@ -121,7 +121,8 @@ class NMF(
         values (:attr:`rating_range_`, e.g. 1–5 stars). ``False``: ``W H`` as it is.
     chunks : (int, int) or None, default=None
         Tile shape. ``None``: a dask input or store keeps its tiles, an in-memory
-        input is tiled automatically (one row block per thread at least).
+        input is tiled automatically (one row block per thread at least; a sparse
+        one's columns cut so that a tile's block of ``H`` is about 2 MiB).
     persist : 'auto', True or False, default='auto'
         Keep ``X`` in the workers' memory across iterations (``True``) or re-read its
         tiles on every pass (``False``, out of core). ``'auto'`` persists when ``X``

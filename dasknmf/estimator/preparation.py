@@ -9,6 +9,7 @@ multi-start fit and :class:`~dasknmf.RankSweep`.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Any
 
 import dask.array as da
@@ -55,10 +56,16 @@ def check_device(model: Any) -> None:
         devices.require_gpu(None)  # the results are moved to this process's GPU
 
 
-def as_tiled(model: Any, X: Any, *, reset: bool) -> da.Array:
+def as_tiled(model: Any, X: Any, *, reset: bool, k: int | None = None) -> da.Array:
     """``X`` as a tiled dask array, checked as scikit-learn checks inputs; with
     ``reset``, ``model``'s ``n_features_in_`` (and feature names) are set from it, else
-    ``X`` must have as many features as ``model`` was fitted on."""
+    ``X`` must have as many features as ``model`` was fitted on.
+
+    ``k``, the factors' width (default: ``model.n_components`` where it is an int),
+    lets an in-memory sparse input's tiles be cut to it (:func:`inputs.auto_chunks`).
+    """
+    if k is None and isinstance(model.n_components, Integral):
+        k = int(model.n_components)
     if is_lazy(X):
         V = inputs.as_tiled(X, chunks=model.chunks, threads=total_threads())
         inputs.check_shape(V.shape)
@@ -86,7 +93,7 @@ def as_tiled(model: Any, X: Any, *, reset: bool) -> da.Array:
         reset=reset,
     )
     if model.device == "cpu":
-        return inputs.as_tiled(X, chunks=model.chunks, threads=total_threads())
+        return inputs.as_tiled(X, chunks=model.chunks, threads=total_threads(), k=k)
     # A GPU gains nothing from splitting a tile among threads; one tile per worker
     # (per GPU) up to GPU_SINGLE_TILE_BYTES runs the fewest, largest kernels.
     client = active_client()

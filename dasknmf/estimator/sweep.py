@@ -291,7 +291,7 @@ class RankSweep(SweepResultsMixin, BaseEstimator):
         """
         self._check_parameters()
         template = self._nmf()
-        V = as_tiled(template, X, reset=True)
+        V = as_tiled(template, X, reset=True, k=sum(self.ranks) * self.n_replicates)
         m, n = V.shape
         self.n_features_in_ = n
         stats = checked_stats(template, V)

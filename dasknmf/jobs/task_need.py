@@ -31,13 +31,16 @@ def job_task_need(config: JobConfig, source: JobInput, scheduler: SchedulerInfo)
     shape = (int(d["shape"][0]), int(d["shape"][1]))
     sparse = d.get("format", "sparse") == "sparse"
     nnz = int(d["nnz"]) if sparse else None
+    k, persist = config.stacked_components, config.model.persist
     if "tile_shape" in d:
         tiles = (int(d["tile_shape"][0]), int(d["tile_shape"][1]))
     else:
         itemsize = working_dtype(np.dtype(d["dtype"])).itemsize
         nbytes = (nnz or 0) * (itemsize + 4) if sparse else shape[0] * shape[1] * itemsize
-        tiles = source.chunks or auto_chunks(shape, nbytes=nbytes, threads=scheduler.threads)
-    k, persist = config.stacked_components, config.model.persist
+        gather = (k, itemsize) if sparse else None
+        tiles = source.chunks or auto_chunks(
+            shape, nbytes=nbytes, threads=scheduler.threads, gather=gather
+        )
     need = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k)
     whole = task_need(shape, tiles, nnz=nnz, dtype=d["dtype"], n_components=k, persisted=True)
     # The estimator's own rule for persist='auto' (estimator.placement.keeps_in_memory).

@@ -251,7 +251,10 @@ def test_a_crash_while_writing_a_checkpoint_leaves_the_previous_one(
     "cluster",
     [
         {"type": "threads", "threads": 2},
-        {"type": "local", "n_workers": 2, "threads_per_worker": 1, "processes": False},
+        pytest.param(
+            {"type": "local", "n_workers": 2, "threads_per_worker": 1, "processes": False},
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["threads", "local-cluster"],
 )

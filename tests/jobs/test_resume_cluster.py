@@ -103,6 +103,7 @@ def test_a_submitted_job_resumes_on_a_new_scheduler(matrix_file, tmp_path, capsy
     assert hidden(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_resume_by_address_tls_options_and_set(matrix_file, tmp_path, capsys):
     with scheduler(tmp_path / "first") as (_, first):
         job = submitted_job(matrix_file, tmp_path, first)
@@ -124,6 +125,7 @@ def test_resume_by_address_tls_options_and_set(matrix_file, tmp_path, capsys):
     assert_same_outputs(tmp_path / "out", reference(job, tmp_path))
 
 
+@pytest.mark.slow
 def test_resume_on_another_kind_of_cluster_replaces_the_section(matrix_file, tmp_path, capsys):
     with scheduler(tmp_path / "first") as (_, first):
         job = submitted_job(matrix_file, tmp_path, first)
@@ -153,6 +155,7 @@ def test_resume_refuses_to_change_what_was_fitted(item, matrix_file, tmp_path, c
     assert tree(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_a_checkpoint_recording_address_null_resumes(matrix_file, tmp_path):
     """Checkpoints written before the record left unset keys out hold
     ``address: null`` beside ``scheduler_file``; they resume all the same."""
@@ -172,6 +175,7 @@ def test_a_checkpoint_recording_address_null_resumes(matrix_file, tmp_path):
 # -- the same job file again, with --resume ---------------------------------------------
 
 
+@pytest.mark.slow
 def test_run_resume_continues_the_same_job_on_its_new_cluster(
     write_job, matrix_file, tmp_path, capsys
 ):

@@ -60,7 +60,10 @@ class Recorder:
     "cluster",
     [
         {"type": "threads", "threads": 2},
-        {"type": "local", "n_workers": 2, "threads_per_worker": 1, "processes": False},
+        pytest.param(
+            {"type": "local", "n_workers": 2, "threads_per_worker": 1, "processes": False},
+            marks=pytest.mark.slow,
+        ),
     ],
     ids=["threads", "local-cluster"],
 )

@@ -78,6 +78,7 @@ class StopRequestAt:
             self.stop.set()
 
 
+@pytest.mark.slow
 def test_sigusr1_stops_dasknmf_run_after_a_checkpoint_and_resume_ends_as_uninterrupted(
     store, tmp_path
 ):

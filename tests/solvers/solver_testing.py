@@ -158,7 +158,10 @@ class SolverTests:
         assert self.error(X, mask, one, H0) < self.error(X, mask, W0, H0)
 
     @pytest.mark.parametrize("in_memory", [True, False], ids=["in-memory", "out-of-core"])
-    @pytest.mark.parametrize("chunks", [None, (10, 7), (37, 2)], ids=str)
+    # Slow: many column tiles ((10, 7) has several of each).
+    @pytest.mark.parametrize(
+        "chunks", [None, (10, 7), pytest.param((37, 2), marks=pytest.mark.slow)], ids=str
+    )
     def test_stacked_replicates_are_the_single_fits(self, data, chunks, in_memory):
         """Replicates stacked side by side (a rank sweep) reach each single fit's
         factors, error and iteration count, also when they stop at different

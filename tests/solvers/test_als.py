@@ -127,6 +127,7 @@ def test_alpha_weighted_is_a_ridge_when_nothing_is_missing():
     np.testing.assert_allclose(a.components_, b.components_, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_store_and_cluster_give_the_in_memory_factors(tmp_path):
     from distributed import Client, LocalCluster
 

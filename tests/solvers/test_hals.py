@@ -32,7 +32,10 @@ def test_matches_the_literal_coordinate_descent(kind, chunks, persist):
 
 @pytest.mark.parametrize("persist", [True, False], ids=["in-memory", "out-of-core"])
 @pytest.mark.parametrize("chunks", [(32, 30), (32, 8)], ids=["few-column-tiles", "wide"])
-@pytest.mark.parametrize("alpha_W, l1_ratio", [(0.0, 0.0), (0.01, 0.0), (0.01, 0.7)])
+@pytest.mark.parametrize(
+    "alpha_W, l1_ratio",
+    [(0.0, 0.0), pytest.param(0.01, 0.0, marks=pytest.mark.slow), (0.01, 0.7)],
+)
 def test_same_as_sklearn_cd_without_shuffle(persist, chunks, alpha_W, l1_ratio):
     X = make_matrix(120, 80, density=0.15)
     W0, H0 = make_factors(120, 80, 6, seed=7)

@@ -32,8 +32,8 @@ def _inputs(tmp_path, kind):
     return X.astype(np.float32), dict(chunks=(16, 20)), 1e-4
 
 
-# Slow: HALS out of core (the out-of-core traversal is MU's, the HALS rule is in the
-# other cases).
+# Slow: out of core (the default suite checks sweeps out of core with W stored,
+# tests/sweep/test_stored_sweep.py).
 @pytest.mark.parametrize(
     ("kind", "solver"),
     [
@@ -41,7 +41,7 @@ def _inputs(tmp_path, kind):
             kind,
             solver,
             id=f"{kind}-{solver}",
-            marks=[pytest.mark.slow] if (kind, solver) == ("store, out of core", "hals") else [],
+            marks=[pytest.mark.slow] if kind == "store, out of core" else [],
         )
         for solver in ("mu", "hals")
         for kind in ("one tile", "tiles in memory", "store, out of core", "float32")

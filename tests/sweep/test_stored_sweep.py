@@ -61,14 +61,16 @@ def assert_same_sweep(a: RankSweep, b: RankSweep, rtol: float = 1e-9) -> None:
 
 
 #: Both ways of holding V for the stacked kernels; the side-by-side solvers (slower
-#: here) out of core only, where the stored W matters.
+#: here) out of core only, where the stored W matters. Slow: all but HALS out of core
+#: and the in-memory cases.
 CASES = [("hals", True), ("hals", False), ("mu", True), ("mu", False), ("kl", False),
          ("als-masked", False)]  # fmt: skip
+SLOW = {("mu", False), ("kl", False), ("als-masked", False)}
 
 
 @pytest.mark.parametrize(
     ("name", "persist"),
-    CASES,
+    [pytest.param(n, p, marks=[pytest.mark.slow] if (n, p) in SLOW else []) for n, p in CASES],
     ids=[f"{n}-{'in-memory-V' if p else 'out-of-core'}" for n, p in CASES],
 )
 def test_a_sweep_with_w_stored_is_the_sweep_in_memory(X, name, persist, tmp_path):
