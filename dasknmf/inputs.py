@@ -75,7 +75,8 @@ def gather_col_blocks(n: int, gather: tuple[int, int] | None) -> int:
     """Column blocks that bring a sparse tile's block of a ``k``-column factor to
     about :data:`GATHER_BYTES`, at most as many as one task takes
     (:data:`dasknmf.products.SPLIT_EVERY`); one from :data:`WIDE` columns on, where the
-    compiled products run (their cut was not measured to pay), or without ``gather``."""
+    compiled products run (there the cut sped one product and slowed the other), or
+    without ``gather``."""
     if gather is None or gather[0] >= WIDE:
         return 1
     k, itemsize = gather

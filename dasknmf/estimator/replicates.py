@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import partial
+from numbers import Integral
 from typing import Any
 
 import dask
@@ -201,7 +202,9 @@ def best_start(model: Any, X: Any, W: Any, H: Any, resume: Any) -> BestStart:
         A parameter that a multi-start fit cannot honour (named with the reason).
     """
     _check_starts(model, W, H, resume)
-    V = as_tiled(model, X, reset=True)
+    rank = model.n_components
+    stacked = int(rank) * model.n_init if isinstance(rank, Integral) else None  # tiles' width
+    V = as_tiled(model, X, reset=True, k=stacked)
     m, n = V.shape
     k = resolve_n_components(model.n_components, m, n, None, None, custom=False)
     stats = checked_stats(model, V)
