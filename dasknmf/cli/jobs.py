@@ -37,7 +37,7 @@ from dasknmf.cli.exit_codes import EXIT_OK, EXIT_STOPPED
 
 if TYPE_CHECKING:
     from dasknmf.cli.progress import ProgressPrinter
-    from dasknmf.jobs.checkpoints import JobStopped
+    from dasknmf.jobs.checkpoint_writer import JobStopped
     from dasknmf.jobs.config import JobConfig
 
 # The job library is imported by the commands that use it, not at the top: `dasknmf
@@ -190,7 +190,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     with _stop_on_signal() as stop:  # first: the imports below take seconds
-        from dasknmf.jobs.checkpoints import JobStopped
+        from dasknmf.jobs.checkpoint_writer import JobStopped
         from dasknmf.jobs.loading import load_config
         from dasknmf.jobs.runner import run_job
 
@@ -214,7 +214,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     with _stop_on_signal() as stop:
-        from dasknmf.jobs.checkpoints import JobStopped
+        from dasknmf.jobs.checkpoint_writer import JobStopped
         from dasknmf.jobs.runner import resume_job
 
         overrides = [*args.overrides, *submit_overrides(args)]

@@ -27,10 +27,8 @@ entry of ``checkpoints/`` (the previous factors, leftovers of an interrupted wri
 removed. A crash at any moment leaves ``state.json`` naming complete factors: the
 previous checkpoint's until the commit, the new one's after it.
 
-A job asked to stop (``dasknmf run``/``submit`` on SIGUSR1, e.g. ``sbatch
---signal=B:USR1@120`` before a time limit) writes a checkpoint of the iteration under
-way at its end and stops with :class:`JobStopped`: at most one iteration is lost,
-however far the last periodic checkpoint is.
+When to write one (every few iterations, and on a stop request) is
+:mod:`dasknmf.jobs.checkpoint_writer`'s.
 """
 
 from __future__ import annotations
@@ -39,28 +37,24 @@ import json
 import logging
 import os
 import shutil
-import threading
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from dasknmf.errors import DaskNMFError
-from dasknmf.fit_state import FitState, IterationInfo
+from dasknmf.fit_state import FitState
 from dasknmf.jobs.sweep_state import SWEEP_KIND, sweep_arrays, sweep_numbers, sweep_state
 from dasknmf.storage import open_matrix, write_matrix
 from dasknmf.storage.factors import link_generation, open_generation, stored_source
-from dasknmf.sweep.loop import SweepProgress, SweepState
+from dasknmf.sweep.loop import SweepState
 
 __all__ = [
     "CHECKPOINTS",
     "Checkpoint",
-    "CheckpointWriter",
     "CorruptCheckpointError",
-    "JobStopped",
     "NoCheckpointError",
     "read_checkpoint",
     "write_checkpoint",
@@ -317,87 +311,6 @@ def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError(f"expected true or false, got {value!r}")
     return value
-
-
-class JobStopped(DaskNMFError, InterruptedError):
-    """A job stopped on request (``dasknmf run`` or ``submit`` sent SIGUSR1) after
-    writing a checkpoint at the iteration it had reached, so as to be resumed.
-
-    Attributes
-    ----------
-    iteration : int
-        The iteration of that checkpoint.
-    path : Path
-        Its ``state.json``.
-    """
-
-    def __init__(self, iteration: int, path: Path) -> None:
-        super().__init__(
-            f"stopped on request after iteration {iteration}, with a checkpoint of that "
-            f"iteration ({str(path)!r})"
-        )
-        self.iteration = iteration
-        self.path = path
-
-
-class CheckpointWriter:
-    """Fit callback writing a checkpoint every ``every`` iterations, and a last one
-    when the job is asked to stop.
-
-    Parameters
-    ----------
-    directory : str or os.PathLike
-        The checkpoints folder.
-    every : int
-        Iterations between two checkpoints (0: only the one of a ``stop``).
-    job : callable
-        Returns the ``job`` record to store, given the number of checkpoints written
-        so far including this one.
-    written : int
-        Checkpoints already written (by the run that a resumed job continues).
-    say : callable, optional
-        Told of each checkpoint written.
-    stop : threading.Event, optional
-        Set (by a signal handler) to stop the fit: at the end of the iteration under
-        way the writer writes a checkpoint of it and raises :class:`JobStopped`. A
-        flag read between iterations, because a signal handler cannot write one
-        itself: the factors are on the workers, in the middle of an iteration.
-    phase : callable, optional
-        ``phase(name)`` returns a context manager around each write (a
-        :meth:`dasknmf.callbacks.PhaseReporter.phase`, so that a long write is shown).
-    """
-
-    def __init__(
-        self,
-        directory: str | os.PathLike[str],
-        every: int,
-        job: Callable[[int], Mapping],
-        *,
-        written: int = 0,
-        say: Callable[[str], object] | None = None,
-        stop: threading.Event | None = None,
-        phase: Callable[[str], AbstractContextManager[object]] | None = None,
-    ) -> None:
-        self.directory = Path(directory)
-        self.phase = phase or (lambda name: nullcontext())
-        self.every = every
-        self.job = job
-        self.written = written
-        self.say = say
-        self.stop = stop
-
-    def __call__(self, info: IterationInfo | SweepProgress) -> None:
-        stopping = self.stop is not None and self.stop.is_set()
-        if not stopping and (not self.every or info.iteration % self.every):
-            return
-        with self.phase("checkpoint"):
-            path = write_checkpoint(self.directory, info.state(), self.job(self.written + 1))
-        self.written += 1
-        if self.say is not None:
-            why = " (stop requested)" if stopping else ""
-            self.say(f"checkpoint: iteration {info.iteration}{why}")
-        if stopping:
-            raise JobStopped(info.iteration, path)
 
 
 # -- files -----------------------------------------------------------------------------

@@ -21,7 +21,7 @@ Order of a run, each step failing before the next costs anything:
 4. :class:`dasknmf.NMF` is fitted, reporting each iteration to ``progress`` and
    writing a checkpoint to the work area every ``checkpoint.every`` iterations (and
    one at the iteration under way when ``stop`` is set: the job then ends with
-   :class:`~dasknmf.jobs.checkpoints.JobStopped`, to be resumed); a
+   :class:`~dasknmf.jobs.checkpoint_writer.JobStopped`, to be resumed); a
    missing-entry model is then scored (RMSE on its training entries and on the
    held-out ones, ``input.holdout``);
 5. the outputs are written atomically while the scheduler still holds ``W``;
@@ -56,7 +56,8 @@ from distributed.scheduler import KilledWorker
 from dasknmf import NMF, RankSweep
 from dasknmf.callbacks import PhaseReporter
 from dasknmf.errors import DaskNMFError
-from dasknmf.jobs.checkpoints import STATE, Checkpoint, CheckpointWriter, JobStopped
+from dasknmf.jobs.checkpoint_writer import CheckpointWriter, JobStopped
+from dasknmf.jobs.checkpoints import STATE, Checkpoint
 from dasknmf.jobs.cluster import connect
 from dasknmf.jobs.config import JobConfig
 from dasknmf.jobs.inputs import open_input
@@ -143,7 +144,7 @@ def run_job(
     stop : threading.Event, optional
         Once set (``dasknmf run`` sets it on SIGUSR1), the fit writes a checkpoint at
         the end of the iteration under way and the job stops with
-        :class:`~dasknmf.jobs.checkpoints.JobStopped`, to be resumed; the work area is
+        :class:`~dasknmf.jobs.checkpoint_writer.JobStopped`, to be resumed; the work area is
         kept, whatever ``checkpoint.every``.
     check_memory : bool, default True
         Whether the workers' memory limits are compared with what one task of the fit

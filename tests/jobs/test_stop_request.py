@@ -25,7 +25,8 @@ import dasknmf
 from dasknmf.cli import EXIT_OK, main
 from dasknmf.cli.exit_codes import EXIT_STOPPED
 from dasknmf.jobs import checkpoints, runner
-from dasknmf.jobs.checkpoints import JobStopped, read_checkpoint
+from dasknmf.jobs.checkpoint_writer import JobStopped
+from dasknmf.jobs.checkpoints import read_checkpoint
 from dasknmf.jobs.loading import parse_config
 from dasknmf.jobs.runner import resume_job, run_job
 from dasknmf.jobs.workarea import WorkArea
