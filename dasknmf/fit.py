@@ -26,7 +26,7 @@ from dasknmf.fit_state import Callback, FitResult, FitState, IterationInfo
 from dasknmf.lineage import MAX_REPLAYS, REROOT_EVERY, is_lost_data, planted, take_anchor
 from dasknmf.resources import active_client, reusing_worker_heap, task_threads
 from dasknmf.solvers.base import Solver
-from dasknmf.steppers import Keepers, handed, handed_over, kept, stepper
+from dasknmf.steppers import ErrorWanted, Keepers, handed, handed_over, kept, stepper
 from dasknmf.stopping import ToleranceRule
 
 logger = logging.getLogger(__name__)
@@ -272,7 +272,8 @@ def _one_iteration(
     error yet (NaN), the iteration's pass scores its input factors and the rule
     starts from that."""
     check = stopping.is_check(n_iter)
-    want_error = bool(callbacks) or check or n_iter == max_iter
+    # Where the rule reads the error (and the last, the model's), to float64 accuracy.
+    want_error = ErrorWanted.EXACT if check or n_iter == max_iter else ErrorWanted(bool(callbacks))
     score_input = math.isnan(stopping.error_at_init)
     W, H, err, start = handed(advance, current, want_error, score_input)
     if score_input:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import IntEnum
 from functools import partial
 from typing import Any, Protocol
 
@@ -31,6 +32,7 @@ from dasknmf.solvers.base import Solver
 
 __all__ = [
     "Advance",
+    "ErrorWanted",
     "FactorKeeper",
     "Keepers",
     "StoredStep",
@@ -76,7 +78,19 @@ class FactorKeeper(Protocol):
         ...
 
 
-#: ``advance(W, H, want_error, score_input=False) -> (W, H, error, input_error)``.
+class ErrorWanted(IntEnum):
+    """What a step is asked for besides the factors: no error, the error as the step
+    makes it (``True`` is this), or the error to float64 accuracy
+    (:attr:`~dasknmf.solvers.base.Step.exact_error`, where the step has one), which
+    the loop asks where the stopping rule reads it."""
+
+    NONE = 0
+    REPORT = 1
+    EXACT = 2
+
+
+#: ``advance(W, H, want_error, score_input=False) -> (W, H, error, input_error)``;
+#: ``want_error`` a bool or an :class:`ErrorWanted`.
 Advance = Callable[..., tuple[da.Array, da.Array, np.ndarray | None, np.ndarray | None]]
 
 
@@ -109,7 +123,15 @@ def _step(solver: Solver, W, H, score_input: bool):
 
 def _errors(step, want_error: bool, score_input: bool) -> list:
     """The error graphs asked for: the new factors' error, then the input's."""
-    return ([step.error()] if want_error else []) + ([step.input_error()] if score_input else [])
+    return ([_error(step, want_error)] if want_error else []) + (
+        [step.input_error()] if score_input else []
+    )
+
+
+def _error(step, want_error: bool) -> Any:
+    """The graph of the new factors' error, exact where asked and the step can."""
+    exact = want_error == ErrorWanted.EXACT and step.exact_error is not None
+    return step.exact_error() if exact else step.error()
 
 
 def _split_errors(values, want_error: bool, score_input: bool):
@@ -143,12 +165,14 @@ class _CompiledStep:
     def __init__(self, solver: Solver, W: da.Array, H: da.Array) -> None:
         self._solver = solver
         step = solver.step(W, H)
-        error = step.error()
+        errors = {wanted: _error(step, wanted) for wanted in ErrorWanted if wanted}
         self._inputs = _keys(W) + _keys(H)
         self._w_out, self._h_out = _keys(step.W), _keys(step.H)
-        (self._error_key,) = _keys(error)
+        self._error_keys = {wanted: _keys(error)[0] for wanted, error in errors.items()}
         plain = {**step.W.__dask_graph__(), **step.H.__dask_graph__()}
-        self._graphs = {False: plain, True: {**plain, **error.__dask_graph__()}}
+        self._graphs = {ErrorWanted.NONE: plain}
+        for wanted, error in errors.items():
+            self._graphs[wanted] = {**plain, **error.__dask_graph__()}
         # The inputs' blocks are put in at each call: the graphs must not keep the
         # initial factors' blocks alive (a whole W) for the fit's lifetime.
         for graph in self._graphs.values():
@@ -179,9 +203,10 @@ class _CompiledStep:
             n_w = len(layouts[0].indices)
             W, H = layouts[0].taken(box, 0, "W"), layouts[1].taken(box, n_w, "H")
             return _persist_step(self._solver, W, H, want_error, score_input)
-        graph = dict(self._graphs[want_error])
+        wanted = ErrorWanted(want_error)
+        graph = dict(self._graphs[wanted])
         graph.update({key: (box.take, i) for i, key in enumerate(self._inputs)})
-        outputs = [self._w_out, self._h_out] + ([self._error_key] if want_error else [])
+        outputs = [self._w_out, self._h_out] + ([self._error_keys[wanted]] if want_error else [])
         results = self._get(graph, outputs)
         self._count += 1
         W_new = self._layouts[0].array(results[0], f"fit-W-{self._count}")

@@ -6,7 +6,7 @@ import gc
 import itertools
 import threading
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import dask.array as da
 import numpy as np
@@ -135,6 +135,36 @@ def test_callbacks_see_every_iteration_and_the_factors():
     np.testing.assert_array_equal(seen[-1].H.compute(), result.H.compute())
     curve = [seen[0].error_at_init] + [info.error for info in seen]
     assert all(b <= a for a, b in itertools.pairwise(curve))
+
+
+@dataclass(frozen=True)
+class Halved:
+    """The same solver, whose exact error (``Step.exact_error``) is half its error:
+    which one the loop asked for shows in the errors it reports."""
+
+    inner: FrobeniusMU
+    reusable: bool = True
+
+    def step(self, W, H):
+        step = self.inner.step(W, H)
+        return replace(step, exact_error=lambda: step.error() * 0.5)
+
+    def error(self, W, H):
+        return self.inner.error(W, H)
+
+
+@pytest.mark.parametrize("reusable", [True, False], ids=["compiled", "rebuilt"])
+def test_the_exact_error_is_asked_where_the_rule_reads_it_and_at_the_end(reusable):
+    _, _W0, _H0, solver, W, H = setup()
+    options = dict(max_iter=7, tol=1e-12, check_every=3)
+    plain = fit.run(solver, W, H, callbacks=[lambda info: None], **options)
+    seen = []
+    halved = fit.run(Halved(solver, reusable), W, H, callbacks=[seen.append], **options)
+    exact = {3, 6, 7}  # the checks and the last iteration
+    expected = [e * 0.5 if i in exact else e for i, e in plain.errors]
+    np.testing.assert_allclose([e for _, e in halved.errors], expected, rtol=1e-12)
+    assert [info.error for info in seen] == [e for _, e in halved.errors]
+    np.testing.assert_allclose(halved.error, plain.error * 0.5, rtol=1e-12)
 
 
 def test_zero_iterations_return_the_initial_factors():

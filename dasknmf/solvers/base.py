@@ -68,12 +68,17 @@ class Step:
         Builds the 0-d graph of the error at the factors this step started from, out
         of the step's own pass over ``V`` (a solver's ``scored_step``); ``None``
         where the step does not make it.
+    exact_error : callable, optional
+        Builds the graph of the same error to float64 accuracy where :attr:`error`
+        carries float32 rounding and a costlier graph removes it (asked for where the
+        stopping rule reads the error); ``None``: :attr:`error` is the one.
     """
 
     W: da.Array
     H: da.Array
     error: Callable[[], da.Array]
     input_error: Callable[[], da.Array] | None = None
+    exact_error: Callable[[], da.Array] | None = None
 
 
 class Solver(Protocol):
