@@ -128,7 +128,7 @@ def _errors(step, want_error: bool, score_input: bool) -> list:
     )
 
 
-def _error(step, want_error: bool) -> Any:
+def _error(step, want_error: bool | ErrorWanted) -> Any:
     """The graph of the new factors' error, exact where asked and the step can."""
     exact = want_error == ErrorWanted.EXACT and step.exact_error is not None
     return step.exact_error() if exact else step.error()
@@ -165,7 +165,10 @@ class _CompiledStep:
     def __init__(self, solver: Solver, W: da.Array, H: da.Array) -> None:
         self._solver = solver
         step = solver.step(W, H)
-        errors = {wanted: _error(step, wanted) for wanted in ErrorWanted if wanted}
+        report = step.error()
+        # A step without an exact error serves EXACT with the same graph.
+        exact = report if step.exact_error is None else step.exact_error()
+        errors = {ErrorWanted.REPORT: report, ErrorWanted.EXACT: exact}
         self._inputs = _keys(W) + _keys(H)
         self._w_out, self._h_out = _keys(step.W), _keys(step.H)
         self._error_keys = {wanted: _keys(error)[0] for wanted, error in errors.items()}

@@ -128,7 +128,13 @@ def one_pass(
 
 def squared_error(norm_v2: float, H: da.Array, wtv: da.Array, wtw: da.Array) -> da.Array:
     """``‖V − WH‖²`` from ``‖V‖²``, ``WᵀV`` and ``WᵀW`` (0-d float64, clipped at 0)."""
-    sq = norm_v2 - 2.0 * products.inner(H, wtv) + products.inner(wtw, products.gram_cols(H))
+    return squared_from_cross(norm_v2, products.inner(H, wtv), H, wtw)
+
+
+def squared_from_cross(norm_v2: float, cross: da.Array, H: da.Array, wtw: da.Array) -> da.Array:
+    """``‖V − WH‖² = ‖V‖² − 2 Σ (WH)∘V + Σ (WᵀW)∘(HHᵀ)`` from the cross term ``cross``
+    (0-d float64, clipped at 0)."""
+    sq = norm_v2 - 2.0 * cross + products.inner(wtw, products.gram_cols(H))
     return da.maximum(sq, 0.0)
 
 
@@ -248,8 +254,7 @@ class AlternatingFrobenius:
 
         def exact() -> da.Array:
             cross = products.inner(W, products.v_times_ht(self.V, H))
-            sq = self.norm_v2 - 2.0 * cross + products.inner(wtw, products.gram_cols(H))
-            return da.sqrt(da.maximum(sq, 0.0))
+            return da.sqrt(squared_from_cross(self.norm_v2, cross, H, wtw))
 
         return exact
 
